@@ -1,0 +1,300 @@
+"""The one configuration object: every knob the benchmark reports vary lives here.
+
+A :class:`TrainConfig` is frozen and validated when it is built, so an invalid value or
+combination never reaches the trainer. Each field carries its unit and a help line in its
+metadata; the CLI turns the fields into ``--kebab-case`` options, so the two cannot drift.
+
+Defaults are the myrtle.ai ResNet-9 DAWNBench recipe (24 epochs, batch 512, peak LR 0.4 at
+epoch 5, SGD + Nesterov, weight decay 5e-4, crop + flip + 8x8 cutout) in fp32 with no
+hardware-specific option switched on; benchmark cases change what they measure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from speedtrain.errors import ConfigError
+
+DATASETS = ("cifar10", "fashion-mnist")
+MODELS = ("resnet9", "resnet18")
+STEMS = ("cifar", "imagenet")
+DOWNSAMPLES = ("maxpool", "strided", "strided1x1")
+ACTIVATIONS = ("relu", "celu", "gelu")
+GLOBAL_POOLS = ("max", "avg")
+SCHEDULES = ("piecewise", "onecycle", "constant")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "half")
+LOADERS = ("gpu", "torch")
+DEVICES = ("auto", "cpu", "cuda")
+
+# (channels, height, width, train images, test images, classes) of each dataset.
+DATASET_SHAPES: dict[str, tuple[int, int, int, int, int, int]] = {
+    "cifar10": (3, 32, 32, 50_000, 10_000, 10),
+    "fashion-mnist": (1, 28, 28, 60_000, 10_000, 10),
+}
+# Time-to-accuracy targets: 94% is DAWNBench's CIFAR-10 target; 93% for Fashion-MNIST is what
+# a ResNet reaches in a few epochs in the student reports (state of the art is about 96%).
+DEFAULT_TARGETS = {"cifar10": 0.94, "fashion-mnist": 0.93}
+
+# Fields that only the ResNet-9 builder reads: refused with resnet18 unless left at default.
+RESNET9_ONLY = ("residual", "layer_convs", "pool_before_bn")
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field whose help line (with its unit) feeds the CLI and the docs."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- data -------------------------------------------------------------------------
+    dataset: str = _f("cifar10", "dataset: cifar10 or fashion-mnist")
+    data_dir: str = _f("data", "folder (or .tar/.tar.xz archive) holding the dataset")
+    download: bool = _f(False, "let torchvision download the dataset into data-dir if missing")
+    synthetic: bool = _f(False, "random data of the dataset's shape (throughput only: accuracy is meaningless)")
+    train_subset: Optional[int] = _f(None, "use only the first N training images (images; none = all)")
+    test_subset: Optional[int] = _f(None, "use only the first N test images (images; none = all)")
+    # --- model ------------------------------------------------------------------------
+    model: str = _f("resnet9", "resnet9 (myrtle.ai DAWNBench) or resnet18 (student reports)")
+    width: float = _f(1.0, "channel width multiplier (0.5 = 'channel halving')")
+    stem: str = _f("cifar", "resnet18 stem: cifar (3x3 conv) or imagenet (7x7 stride-2 conv + max-pool)")
+    downsample: str = _f("maxpool", "downsampling: maxpool (conv then 2x2 max-pool), strided (3x3 stride-2 conv), strided1x1 (1x1 stride-2 conv)")
+    activation: str = _f("relu", "activation: relu, celu or gelu")
+    celu_alpha: float = _f(0.075, "CELU alpha (myrtle.ai bag of tricks value)")
+    residual: tuple[int, ...] = _f((1, 3), "resnet9: layers (1-3) followed by a residual branch, comma-separated; empty = none")
+    layer_convs: int = _f(1, "resnet9: conv-BN-activation groups per layer (2 = the backbone's repeated BN-ReLU)")
+    pool_before_bn: bool = _f(False, "resnet9: max-pool before batch norm and activation (bag of tricks)")
+    global_pool: Optional[str] = _f(None, "global pooling before the classifier: max or avg (none = max for resnet9, avg for resnet18)")
+    output_scale: Optional[float] = _f(None, "multiplier on the logits (none = 0.125 for resnet9 as myrtle.ai, 1 for resnet18)")
+    bn_scale_init: Optional[float] = _f(1.0, "initial batch-norm scale; none = uniform in [0, 1), old PyTorch's default")
+    freeze_bn_scale: bool = _f(False, "keep batch-norm scales fixed at their initial value")
+    ghost_bn_splits: int = _f(1, "ghost batch norm: statistics over batch-size/splits images (1 = plain BN)")
+    # --- input ------------------------------------------------------------------------
+    image_size: Optional[int] = _f(None, "resize images once to this side (pixels; none = native 32 or 28)")
+    # --- optimisation -----------------------------------------------------------------
+    batch_size: int = _f(512, "training batch size (images)")
+    epochs: int = _f(24, "training epochs")
+    lr: float = _f(0.4, "peak learning rate (per mean-loss gradient)")
+    schedule: str = _f("piecewise", "LR schedule: piecewise (linear up, linear down to 0), onecycle (linear up, cosine down), constant (linear up, then flat)")
+    warmup_frac: float = _f(5 / 24, "fraction of training at which the LR peaks")
+    momentum: float = _f(0.9, "SGD momentum")
+    nesterov: bool = _f(True, "Nesterov momentum")
+    weight_decay: float = _f(5e-4, "L2 weight decay")
+    label_smoothing: float = _f(0.0, "label smoothing (0 = off; myrtle.ai uses 0.2)")
+    # --- augmentation -----------------------------------------------------------------
+    crop_padding: int = _f(4, "random crop after reflect-padding by this many pixels (0 = no crop)")
+    flip: bool = _f(True, "random horizontal flip")
+    cutout: int = _f(8, "cutout square side (pixels; 0 = off)")
+    tta_flip: bool = _f(False, "test-time augmentation: average the logits of the image and its mirror")
+    # --- precision and memory ---------------------------------------------------------
+    precision: str = _f("fp32", "fp32, tf32, fp16 (autocast + grad scaling), bf16 (autocast), half (fp16 weights, fp32 batch norm)")
+    channels_last: bool = _f(False, "NHWC memory format for inputs and weights")
+    compile: bool = _f(False, "torch.compile the model (compilation is excluded from the timer)")
+    # --- data loader ------------------------------------------------------------------
+    loader: str = _f("gpu", "gpu: dataset resident on the device, augmented in bulk there; torch: DataLoader augmenting on the CPU")
+    workers: int = _f(0, "DataLoader worker processes (torch loader only)")
+    # --- run --------------------------------------------------------------------------
+    target_acc: Optional[float] = _f(None, "test accuracy that counts as reached (fraction; none = 0.94 CIFAR-10, 0.93 Fashion-MNIST)")
+    seed: int = _f(0, "random seed (model init, shuffling, augmentation)")
+    device: str = _f("auto", "auto (cuda if available), cpu or cuda")
+    warmup_steps: int = _f(3, "untimed training steps run first for cuDNN autotuning and compilation, then undone")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.residual, list):  # accept lists from JSON
+            object.__setattr__(self, "residual", tuple(self.residual))
+        _validate(self)
+
+    # --- derived values ---------------------------------------------------------------
+    @property
+    def target(self) -> float:
+        """The target test accuracy (fraction), the dataset's default when not set."""
+        return self.target_acc if self.target_acc is not None else DEFAULT_TARGETS[self.dataset]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of a model input after the one-time resize."""
+        c, h, w = DATASET_SHAPES[self.dataset][:3]
+        if self.image_size is not None:
+            h = w = self.image_size
+        return c, h, w
+
+    @property
+    def pool(self) -> str:
+        """The global pooling in effect: the field, or the model's own default."""
+        return self.global_pool or ("max" if self.model == "resnet9" else "avg")
+
+    @property
+    def logit_scale(self) -> float:
+        """The logit multiplier in effect: the field, or the model's own default."""
+        if self.output_scale is not None:
+            return float(self.output_scale)
+        return 0.125 if self.model == "resnet9" else 1.0
+
+    @property
+    def num_classes(self) -> int:
+        return DATASET_SHAPES[self.dataset][5]
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with some fields changed, validated again."""
+        unknown = sorted(set(changes) - set(field_names()))
+        if unknown:
+            raise ConfigError(f"unknown config field {unknown[0]!r}; allowed: {', '.join(field_names())}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["residual"] = list(self.residual)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        unknown = sorted(set(data) - set(field_names()))
+        if unknown:
+            raise ConfigError(f"unknown config field {unknown[0]!r}; allowed: {', '.join(field_names())}")
+        return cls(**data)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{name} must be {allowed}; got {value!r}")
+
+
+_TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
+
+
+def _check_type(cfg: TrainConfig) -> None:
+    """Check each value against its annotation (``int``, ``Optional[float]``...)."""
+    for f in dataclasses.fields(cfg):
+        value, kind = getattr(cfg, f.name), str(f.type)
+        optional = kind.startswith("Optional[")
+        kind = kind.removeprefix("Optional[").removesuffix("]")
+        if value is None:
+            if not optional:
+                _fail(f.name, value, _TYPE_WORDS.get(kind, kind) + ", not none")
+            continue
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind == "float":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif kind == "str":
+            ok = isinstance(value, str)
+        else:  # tuple[int, ...]: checked with its range below
+            ok = isinstance(value, tuple)
+        if not ok:
+            _fail(f.name, value, _TYPE_WORDS.get(kind, "a list of whole numbers"))
+
+
+def _one_of(cfg: TrainConfig, name: str, allowed: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in allowed:
+        _fail(name, value, "one of " + ", ".join(allowed))
+
+
+def _validate(cfg: TrainConfig) -> None:
+    _check_type(cfg)
+    for name, allowed in (
+        ("dataset", DATASETS), ("model", MODELS), ("stem", STEMS), ("downsample", DOWNSAMPLES),
+        ("activation", ACTIVATIONS), ("schedule", SCHEDULES),
+        ("precision", PRECISIONS), ("loader", LOADERS), ("device", DEVICES),
+    ):
+        _one_of(cfg, name, allowed)
+
+    if not 0 < cfg.width <= 4:
+        _fail("width", cfg.width, "a number in (0, 4]")
+    if cfg.celu_alpha <= 0:
+        _fail("celu_alpha", cfg.celu_alpha, "a number above 0")
+    if any(not isinstance(r, int) or isinstance(r, bool) or r not in (1, 2, 3) for r in cfg.residual) or len(set(cfg.residual)) != len(cfg.residual):
+        _fail("residual", cfg.residual, "distinct layer numbers from 1, 2, 3 (or empty)")
+    if cfg.layer_convs not in (1, 2):
+        _fail("layer_convs", cfg.layer_convs, "1 or 2")
+    if cfg.global_pool is not None and cfg.global_pool not in GLOBAL_POOLS:
+        _fail("global_pool", cfg.global_pool, "one of " + ", ".join(GLOBAL_POOLS) + ", or none for the model's default")
+    if cfg.output_scale is not None and cfg.output_scale <= 0:
+        _fail("output_scale", cfg.output_scale, "a number above 0, or none for the model's default")
+    if cfg.bn_scale_init is not None and cfg.bn_scale_init <= 0:
+        _fail("bn_scale_init", cfg.bn_scale_init, "a number above 0, or none for uniform random")
+    if cfg.ghost_bn_splits < 1:
+        _fail("ghost_bn_splits", cfg.ghost_bn_splits, "a whole number of at least 1")
+    if cfg.image_size is not None and not 8 <= cfg.image_size <= 512:
+        _fail("image_size", cfg.image_size, "a side in pixels from 8 to 512, or none for the native size")
+    if cfg.batch_size < 1:
+        _fail("batch_size", cfg.batch_size, "a whole number of at least 1")
+    if cfg.epochs < 1:
+        _fail("epochs", cfg.epochs, "a whole number of at least 1")
+    if cfg.lr <= 0:
+        _fail("lr", cfg.lr, "a number above 0")
+    if not 0 <= cfg.warmup_frac < 1:
+        _fail("warmup_frac", cfg.warmup_frac, "a fraction in [0, 1)")
+    if not 0 <= cfg.momentum < 1:
+        _fail("momentum", cfg.momentum, "a number in [0, 1)")
+    if cfg.nesterov and cfg.momentum == 0:
+        raise ConfigError("nesterov needs momentum above 0; got momentum 0 (set --no-nesterov or a momentum)")
+    if cfg.weight_decay < 0:
+        _fail("weight_decay", cfg.weight_decay, "a number of at least 0")
+    if not 0 <= cfg.label_smoothing < 1:
+        _fail("label_smoothing", cfg.label_smoothing, "a fraction in [0, 1)")
+    if cfg.crop_padding < 0:
+        _fail("crop_padding", cfg.crop_padding, "a whole number of pixels of at least 0")
+    if cfg.cutout < 0:
+        _fail("cutout", cfg.cutout, "a whole number of pixels of at least 0")
+    if cfg.workers < 0:
+        _fail("workers", cfg.workers, "a whole number of at least 0")
+    if cfg.target_acc is not None and not 0 < cfg.target_acc <= 1:
+        _fail("target_acc", cfg.target_acc, "a fraction in (0, 1]")
+    if cfg.warmup_steps < 0:
+        _fail("warmup_steps", cfg.warmup_steps, "a whole number of at least 0")
+    for name in ("train_subset", "test_subset"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            _fail(name, value, "a whole number of images of at least 1, or none for all")
+
+    # --- combinations -----------------------------------------------------------------
+    _, side, _ = cfg.input_shape
+    if cfg.crop_padding >= side:
+        raise ConfigError(f"crop_padding {cfg.crop_padding} must be smaller than the image side {side}")
+    if cfg.cutout > side:
+        raise ConfigError(f"cutout {cfg.cutout} must be at most the image side {side}")
+    if cfg.stem == "imagenet" and cfg.model != "resnet18":
+        raise ConfigError(f"stem 'imagenet' is for resnet18 only; model {cfg.model!r} takes stem 'cifar'")
+    if cfg.model != "resnet9":
+        defaults = TrainConfig.__dataclass_fields__
+        for name in RESNET9_ONLY:
+            if getattr(cfg, name) != defaults[name].default:
+                raise ConfigError(f"{name} applies to resnet9 only; got {name}={getattr(cfg, name)!r} with model {cfg.model!r}")
+    if cfg.pool_before_bn and cfg.downsample != "maxpool":
+        raise ConfigError(f"pool_before_bn needs downsample 'maxpool'; got downsample {cfg.downsample!r}")
+    if cfg.batch_size % cfg.ghost_bn_splits:
+        raise ConfigError(f"ghost_bn_splits {cfg.ghost_bn_splits} must divide batch_size {cfg.batch_size}")
+    if cfg.workers and cfg.loader != "torch":
+        raise ConfigError(f"workers applies to loader 'torch' only; got workers={cfg.workers} with loader {cfg.loader!r}")
+    n_train = DATASET_SHAPES[cfg.dataset][3] if cfg.train_subset is None else cfg.train_subset
+    if n_train < cfg.batch_size:
+        raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {n_train} training images (train_subset); every step uses a full batch")
+
+
+def check_device(cfg: TrainConfig, device_type: str) -> None:
+    """Refuse the options that the resolved device cannot run."""
+    if device_type != "cuda" and cfg.precision == "tf32":
+        raise ConfigError(
+            f"precision 'tf32' needs a CUDA GPU (it is a tensor-core mode); on {device_type} use fp32, fp16, bf16 or half"
+        )
+
+
+def resolve_device(cfg: TrainConfig) -> "torch.device":  # noqa: F821 - torch imported lazily
+    """The torch device the config asks for; a clear error if CUDA is asked for but absent."""
+    import torch
+
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    elif cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU; use device cpu or auto")
+    else:
+        device = torch.device(cfg.device)
+    check_device(cfg, device.type)
+    return device
