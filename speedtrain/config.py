@@ -267,6 +267,10 @@ def _validate(cfg: TrainConfig) -> None:
         for name in RESNET9_ONLY:
             if getattr(cfg, name) != defaults[name].default:
                 raise ConfigError(f"{name} applies to resnet9 only; got {name}={getattr(cfg, name)!r} with model {cfg.model!r}")
+    if cfg.model == "resnet18" and cfg.downsample == "strided1x1":
+        # ResNet-18's strided shortcut is already a 1x1 stride-2 conv; a 1x1 main path too is
+        # a network neither the reports nor the myrtle.ai series used.
+        raise ConfigError("downsample 'strided1x1' is for resnet9 only; resnet18 takes maxpool or strided")
     if cfg.pool_before_bn and cfg.downsample != "maxpool":
         raise ConfigError(f"pool_before_bn needs downsample 'maxpool'; got downsample {cfg.downsample!r}")
     if cfg.batch_size % cfg.ghost_bn_splits:

@@ -1,0 +1,98 @@
+import pytest
+
+from speedtrain.config import DEFAULT_TARGETS, TrainConfig, check_device, field_names, resolve_device
+from speedtrain.errors import ConfigError
+
+
+def test_defaults_are_the_myrtle_recipe():
+    cfg = TrainConfig()
+    assert (cfg.model, cfg.batch_size, cfg.epochs, cfg.lr, cfg.cutout) == ("resnet9", 512, 24, 0.4, 8)
+    assert cfg.target == 0.94 and cfg.input_shape == (3, 32, 32)
+    assert cfg.pool == "max" and cfg.logit_scale == 0.125
+
+
+def test_model_dependent_defaults():
+    cfg = TrainConfig(model="resnet18")
+    assert cfg.pool == "avg" and cfg.logit_scale == 1.0
+    assert TrainConfig(model="resnet18", global_pool="max", output_scale=0.5).pool == "max"
+
+
+def test_dataset_shapes_and_targets():
+    cfg = TrainConfig(dataset="fashion-mnist", image_size=96)
+    assert cfg.input_shape == (1, 96, 96)
+    assert cfg.target == DEFAULT_TARGETS["fashion-mnist"]
+    assert TrainConfig(target_acc=0.5).target == 0.5
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(dataset="mnist"), ["dataset", "cifar10, fashion-mnist", "'mnist'"]),
+    (dict(precision="fp8"), ["precision", "fp32, tf32, fp16, bf16, half"]),
+    (dict(width=0), ["width", "(0, 4]"]),
+    (dict(width=5.0), ["width"]),
+    (dict(batch_size=0), ["batch_size"]),
+    (dict(batch_size=True), ["batch_size", "whole number"]),
+    (dict(epochs=2.5), ["epochs", "whole number"]),
+    (dict(lr="fast"), ["lr", "a number"]),
+    (dict(epochs=None), ["epochs", "not none"]),
+    (dict(channels_last="yes"), ["channels_last", "true or false"]),
+    (dict(image_size=4), ["image_size", "8 to 512"]),
+    (dict(label_smoothing=1.0), ["label_smoothing"]),
+    (dict(residual=(1, 4)), ["residual"]),
+    (dict(residual=(2, 2)), ["residual"]),
+    (dict(layer_convs=3), ["layer_convs", "1 or 2"]),
+    (dict(global_pool="min"), ["global_pool", "max, avg"]),
+    (dict(target_acc=1.5), ["target_acc"]),
+    (dict(stem="imagenet"), ["stem", "resnet18"]),
+    (dict(workers=4), ["workers", "loader 'torch'"]),
+    (dict(ghost_bn_splits=3), ["ghost_bn_splits", "divide", "512"]),
+    (dict(model="resnet18", residual=()), ["residual", "resnet9 only"]),
+    (dict(pool_before_bn=True, downsample="strided"), ["pool_before_bn", "maxpool"]),
+    (dict(model="resnet18", downsample="strided1x1"), ["strided1x1", "resnet9 only"]),
+    (dict(cutout=40), ["cutout", "32"]),
+    (dict(crop_padding=32), ["crop_padding", "32"]),
+    (dict(train_subset=100), ["batch_size 512", "100 training images"]),
+    (dict(momentum=0.0), ["nesterov", "momentum"]),
+    (dict(device="tpu"), ["device", "auto, cpu, cuda"]),
+])
+def test_invalid_values_are_refused_in_one_clear_line(changes, words):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**changes)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_replace_validates_and_rejects_unknown_fields():
+    cfg = TrainConfig().replace(batch_size=256)
+    assert cfg.batch_size == 256
+    with pytest.raises(ConfigError, match="unknown config field 'batchsize'"):
+        TrainConfig().replace(batchsize=1)
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig().replace(batch_size=-1)
+
+
+def test_dict_round_trip():
+    cfg = TrainConfig(residual=(1,), precision="bf16", image_size=48, dataset="fashion-mnist")
+    data = cfg.to_dict()
+    assert data["residual"] == [1]
+    assert TrainConfig.from_dict(data) == cfg
+    with pytest.raises(ConfigError, match="unknown config field"):
+        TrainConfig.from_dict({**data, "nonsense": 1})
+    assert set(data) == set(field_names())
+
+
+def test_tf32_needs_cuda():
+    check_device(TrainConfig(precision="tf32"), "cuda")
+    with pytest.raises(ConfigError, match="tf32.*CUDA"):
+        check_device(TrainConfig(precision="tf32"), "cpu")
+
+
+def test_resolve_device_on_a_machine_without_cuda():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU; the test checks the refusal without one")
+    assert resolve_device(TrainConfig(device="auto")).type == "cpu"
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        resolve_device(TrainConfig(device="cuda"))
