@@ -51,7 +51,7 @@ class TrainConfig:
     # --- data -------------------------------------------------------------------------
     dataset: str = _f("cifar10", "dataset: cifar10 or fashion-mnist")
     data_dir: str = _f("data", "folder (or .tar/.tar.xz archive) holding the dataset")
-    download: bool = _f(False, "let torchvision download the dataset into data-dir if missing")
+    download: bool = _f(False, "let torchvision download the dataset into data-dir if missing (ignored with synthetic)")
     synthetic: bool = _f(False, "random data of the dataset's shape (throughput only: accuracy is meaningless)")
     train_subset: Optional[int] = _f(None, "use only the first N training images (images; none = all)")
     test_subset: Optional[int] = _f(None, "use only the first N test images (images; none = all)")
@@ -249,10 +249,15 @@ def _validate(cfg: TrainConfig) -> None:
         _fail("target_acc", cfg.target_acc, "a fraction in (0, 1]")
     if cfg.warmup_steps < 0:
         _fail("warmup_steps", cfg.warmup_steps, "a whole number of at least 0")
-    for name in ("train_subset", "test_subset"):
+    if not 0 <= cfg.seed < 2**63:
+        _fail("seed", cfg.seed, "a whole number from 0 to 2**63-1")
+    if not cfg.data_dir.strip():
+        _fail("data_dir", cfg.data_dir, "a folder or archive path")
+    _, _, _, n_train_all, n_test_all, _ = DATASET_SHAPES[cfg.dataset]
+    for name, n_all in (("train_subset", n_train_all), ("test_subset", n_test_all)):
         value = getattr(cfg, name)
-        if value is not None and value < 1:
-            _fail(name, value, "a whole number of images of at least 1, or none for all")
+        if value is not None and not 1 <= value <= n_all:
+            _fail(name, value, f"a whole number of images from 1 to {n_all} ({cfg.dataset}), or none for all")
 
     # --- combinations -----------------------------------------------------------------
     _, side, _ = cfg.input_shape

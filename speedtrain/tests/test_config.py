@@ -53,6 +53,10 @@ def test_dataset_shapes_and_targets():
     (dict(train_subset=100), ["batch_size 512", "100 training images"]),
     (dict(momentum=0.0), ["nesterov", "momentum"]),
     (dict(device="tpu"), ["device", "auto, cpu, cuda"]),
+    (dict(seed=-1), ["seed", "2**63-1"]),
+    (dict(data_dir=""), ["data_dir"]),
+    (dict(train_subset=60_000), ["train_subset", "1 to 50000", "cifar10"]),
+    (dict(dataset="fashion-mnist", test_subset=0), ["test_subset", "1 to 10000"]),
 ])
 def test_invalid_values_are_refused_in_one_clear_line(changes, words):
     with pytest.raises(ConfigError) as info:

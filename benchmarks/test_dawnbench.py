@@ -1,0 +1,20 @@
+"""End-to-end recipes timed to their target accuracy, DAWNBench style (run with --st-profile
+full for time to target over several seeds; the report gives the fraction of seeds that
+reached it). The 24-epoch ResNet-9 is myrtle.ai's; the bag-of-tricks epoch count is our
+first guess, to be calibrated on a GPU."""
+
+import pytest
+
+RECIPE = dict(model="resnet9", batch_size=512, epochs=24, lr=0.4, crop_padding=4, flip=True,
+              cutout=8, channels_last=True, loader="gpu")
+TRICKS = dict(pool_before_bn=True, label_smoothing=0.2, activation="celu", ghost_bn_splits=16,
+              freeze_bn_scale=True, tta_flip=True)
+
+
+@pytest.mark.parametrize("recipe", [
+    pytest.param(dict(RECIPE, precision="half"), id="resnet9-24ep-half"),
+    pytest.param(dict(RECIPE, precision="bf16"), id="resnet9-24ep-bf16"),
+    pytest.param(dict(RECIPE, precision="half", **TRICKS, epochs=18), id="resnet9-tricks-18ep-half"),
+])
+def test_dawnbench(run_case, recipe):
+    run_case(**recipe)

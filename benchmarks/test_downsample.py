@@ -1,0 +1,10 @@
+"""Downsampling: conv + 2x2 max-pool against a 3x3 stride-2 convolution, in both models.
+Measured: epoch time, throughput, accuracy."""
+
+import pytest
+
+
+@pytest.mark.parametrize("downsample", ["maxpool", "strided"])
+@pytest.mark.parametrize("model", ["resnet9", "resnet18"])
+def test_downsample(run_case, model, downsample):
+    run_case(model=model, downsample=downsample)

@@ -1,0 +1,10 @@
+"""Image size: Fashion-MNIST resized once to 24, 48, 72 and 96 px, ResNet-18 with the ImageNet
+stem (the student reports). Measured: epoch time, throughput, accuracy."""
+
+import pytest
+
+
+@pytest.mark.parametrize("image_size", [24, 48, 72, 96])
+def test_image_size(run_case, image_size):
+    run_case(dataset="fashion-mnist", model="resnet18", stem="imagenet", image_size=image_size,
+             crop_padding=image_size // 8, cutout=0)

@@ -1,0 +1,10 @@
+"""Memory format: NCHW against NHWC (channels_last) for each reduced precision, where tensor
+cores want NHWC. Measured: epoch time and throughput."""
+
+import pytest
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "half"])
+def test_memory_format(run_case, precision, channels_last):
+    run_case(precision=precision, channels_last=channels_last)

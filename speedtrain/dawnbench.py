@@ -1,0 +1,161 @@
+"""Export a time-to-target case as a DAWNBench CIFAR-10 training entry.
+
+DAWNBench (github.com/stanford-futuredata/dawn-bench-entries) takes two files per entry,
+named ``[author]_[model]_[hardware tag]_[framework]``:
+
+* ``.json``: version ("v1.0"), author, authorEmail, framework, codeURL, model, hardware,
+  costPerHour (optional, USD), timestamp (``yyyy-mm-dd``), misc (free-form object);
+* ``.tsv``: ``epoch<TAB>hours<TAB>top1Accuracy``, one line per epoch, hours cumulative and
+  accuracy in percent; the leaderboard time is the first line at or above 94%.
+
+The TSV follows one seed: the median seed by time to target (seeds that missed the target
+rank last), so the entry is a run that happened, not an average of several.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from speedtrain.atomic import write_text_atomic
+from speedtrain.errors import ReportError
+from speedtrain.report import Case, as_float, load_run, run_cases, run_date
+
+DAWNBENCH_VERSION = "v1.0"
+
+
+def export_dawnbench(run_path: str, out_dir: str, case: Optional[str] = None,
+                     author: str = "speedtrain") -> list[str]:
+    """Write ``<name>.json`` and ``<name>.tsv`` for one case of a saved run; returns the paths."""
+    run = load_run(run_path)
+    chosen = _choose_case(run_cases(run, Path(run_path).stem, run_path), case, run_path)
+    seed = _median_seed(chosen)
+    curve = chosen.curves[seed]
+
+    entry = _entry(run, chosen, seed, author)
+    name = "_".join(_slug(part) for part in (author, entry["model"], _hardware_tag(chosen.meta), "pytorch"))
+    json_path, tsv_path = Path(out_dir) / f"{name}.json", Path(out_dir) / f"{name}.tsv"
+    for target in (json_path, tsv_path):
+        if target.resolve() == Path(run_path).resolve():
+            raise ReportError(f"{target}: the export would overwrite its input run; choose another folder")
+
+    lines = ["epoch\thours\ttop1Accuracy"]
+    lines += [
+        f"{_epoch(p, i)}\t{float(p['train_s']) / 3600:.10f}\t{100 * float(p['test_acc']):.2f}"
+        for i, p in enumerate(curve)
+    ]
+    write_text_atomic(json_path, json.dumps(entry, indent=4) + "\n")
+    write_text_atomic(tsv_path, "\n".join(lines) + "\n")
+    return [str(json_path), str(tsv_path)]
+
+
+def _epoch(point: dict, index: int) -> int:
+    epoch = point.get("epoch")
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else index + 1
+
+
+def _choose_case(cases: list[Case], wanted: Optional[str], run_path: str) -> Case:
+    """The named case (benchmark name or case id), else the first dawnbench case with curves,
+    else the first case with curves."""
+    with_curves = [c for c in cases if c.curves]
+    if wanted is not None:
+        matches = [c for c in cases if c.name == wanted] or [c for c in cases if c.case == wanted]
+        if not matches:
+            raise ReportError(f"{run_path}: no case {wanted!r}; cases: {', '.join(c.name for c in cases)}")
+        if len(matches) > 1:
+            raise ReportError(f"{run_path}: case {wanted!r} is ambiguous; use one of "
+                              f"{', '.join(c.name for c in matches)}")
+        if not matches[0].curves:
+            raise ReportError(f"{run_path}: case {matches[0].name} has no accuracy curves to export")
+        return matches[0]
+    if not with_curves:
+        raise ReportError(f"{run_path}: no case has accuracy curves (extra_info.curves) to export")
+    return next((c for c in with_curves if c.section == "dawnbench"), with_curves[0])
+
+
+def _median_seed(case: Case) -> int:
+    """Index (into case.curves) of the median seed by time to target; ties go to train time."""
+    def per_seed(field: str, i: int) -> float:
+        values = case.info.get(field)
+        value = as_float(values[i]) if isinstance(values, list) and i < len(values) else None
+        return math.inf if value is None else value
+
+    order = sorted(range(len(case.curves)),
+                   key=lambda i: (per_seed("time_to_target_s", i), per_seed("train_time_s", i)))
+    return order[(len(order) - 1) // 2]  # the lower middle: an actual seed, not an average
+
+
+def _entry(run: dict, case: Case, seed: int, author: str) -> dict[str, Any]:
+    meta, info = case.meta, case.info
+    config = info.get("config") if isinstance(info.get("config"), dict) else {}
+    commit = run.get("commit_info") if isinstance(run.get("commit_info"), dict) else {}
+    seeds = info.get("seeds") if isinstance(info.get("seeds"), list) else meta.get("seeds") or []
+    torch_version = meta.get("torch")
+    misc_note = {}
+    if case.profile == "smoke" or info.get("synthetic") is True or meta.get("synthetic") is True:
+        misc_note = {"warning": "smoke profile / synthetic data: not a valid DAWNBench entry"}
+    return {
+        "version": DAWNBENCH_VERSION,
+        "author": author,
+        "authorEmail": "",
+        "framework": f"PyTorch {torch_version}" if torch_version else "PyTorch",
+        # pytest-benchmark's commit info has no remote URL; the commit id is in misc.
+        "codeURL": str(commit["url"]) if commit.get("url") else "",
+        "model": str(config.get("model") or "resnet"),
+        "hardware": _hardware(meta),
+        "costPerHour": None,
+        # DAWNBench's timestamp is the entry's date: the run's, else today's.
+        "timestamp": run_date(run) or datetime.date.today().isoformat(),
+        "misc": {
+            **misc_note,
+            "case": case.name,
+            "section": case.section,
+            "profile": case.profile,
+            "dataset": info.get("dataset") or meta.get("dataset"),
+            "synthetic": bool(info.get("synthetic", meta.get("synthetic", False))),
+            "seeds": seeds,
+            "exported seed": seeds[seed] if seed < len(seeds) else seed,
+            "target accuracy": info.get("target_acc"),
+            "time to target (s), per seed": info.get("time_to_target_s"),
+            "training time (s), per seed": info.get("train_time_s"),
+            "timer": info.get("timer") or meta.get("timer"),
+            "CUDA version": meta.get("cuda"),
+            "cuDNN version": meta.get("cudnn"),
+            "commit": commit.get("id"),
+            "config": config,
+        },
+    }
+
+
+def _hardware(meta: dict) -> str:
+    gpu = meta.get("gpu") if isinstance(meta.get("gpu"), dict) else {}
+    if gpu.get("name"):
+        count = gpu.get("count") if isinstance(gpu.get("count"), int) else 1
+        return f"{count} x {gpu['name']}"
+    return str(meta.get("device") or "unknown")
+
+
+def _hardware_tag(meta: dict) -> str:
+    """DAWNBench's short hardware tag, e.g. '1v100' for one V100; 'cpu' without a GPU."""
+    gpu = meta.get("gpu") if isinstance(meta.get("gpu"), dict) else {}
+    if not gpu.get("name"):
+        return "cpu"
+    count = gpu.get("count") if isinstance(gpu.get("count"), int) else 1
+    # 'NVIDIA H100 80GB HBM3' -> 'h100', 'Tesla V100-SXM2-16GB' -> 'v100',
+    # 'NVIDIA GeForce RTX 4090' -> 'rtx4090'
+    words = re.sub(r"^((nvidia|tesla|geforce|quadro)\s+)+", "", str(gpu["name"]).lower()).split()
+    if not words:
+        return f"{count}gpu"
+    model = re.split(r"[-_]", words[0])[0]
+    if not re.search(r"\d", model) and len(words) > 1:
+        model += re.split(r"[-_]", words[1])[0]
+    return f"{count}{model}"
+
+
+def _slug(text: str) -> str:
+    # Underscores separate the name's parts, so none may appear inside a part.
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "unknown"

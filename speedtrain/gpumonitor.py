@@ -1,0 +1,406 @@
+"""NVML telemetry sampled beside a training run: utilisation, memory, power, clocks, energy.
+
+:class:`GpuMonitor` starts a daemon thread that reads the GPU every ``interval_s`` seconds
+while a benchmark case trains, and :meth:`GpuMonitor.stop` returns a plain, JSON-able
+summary (means, maxima, energy, the clock-throttle reasons seen) to store in the case's
+``extra_info``. The sampler must not perturb what it measures (goal: < 1% overhead), so it
+sleeps once per interval and keeps running sums, maxima and minima instead of sample lists.
+
+Energy comes from the GPU's own counter (``nvmlDeviceGetTotalEnergyConsumption``, mJ since
+driver load, Volta and later) read at start and stop. Where the counter is unsupported the
+power samples are integrated over time with the trapezoid rule; ``energy_source`` says which
+('counter' or 'integrated_power'), because the integral misses what happens between samples.
+
+Nothing here raises for want of a GPU: without nvidia-ml-py, without a driver, or with no
+GPU at the index, the summary has ``available: False``, a ``reason`` and every figure None.
+One quantity the GPU does not report (``NVMLError_NotSupported``) stays None; the others go on.
+``nvml`` is injectable so the tests drive the monitor with a fake module.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import ModuleType
+from typing import Any, Callable, Optional
+
+# Clock event ("throttle") reason bits, as in nvml.h. Hard-coded rather than read from the
+# module: the values are part of NVML's stable ABI, and a fake module need not define them.
+THROTTLE_REASONS: tuple[tuple[int, str], ...] = (
+    (0x001, "gpu_idle"),
+    (0x002, "applications_clocks"),
+    (0x004, "sw_power_cap"),
+    (0x008, "hw_slowdown"),
+    (0x010, "sync_boost"),
+    (0x020, "sw_thermal"),
+    (0x040, "hw_thermal"),
+    (0x080, "hw_power_brake"),
+    (0x100, "display_clocks"),
+)
+_KNOWN_BITS = 0
+for _bit, _ in THROTTLE_REASONS:
+    _KNOWN_BITS |= _bit
+
+NVML_ERROR_NOT_SUPPORTED = 3  # nvml.h return code; pynvml maps it to NVMLError_NotSupported
+NVML_CLOCK_SM = 1
+NVML_TEMPERATURE_GPU = 0
+
+SUMMARY_KEYS = (
+    "available", "reason", "gpu_name", "samples", "duration_s",
+    "util_mean_pct", "util_max_pct", "mem_used_max_bytes",
+    "power_mean_w", "power_max_w", "energy_j", "energy_source",
+    "sm_clock_mean_mhz", "sm_clock_min_mhz", "temp_max_c",
+    "throttle_reasons", "interval_s",
+)
+
+
+def decode_throttle_reasons(mask: int) -> list[str]:
+    """Names of the reason bits set in an NVML clocks-event mask, in bit order."""
+    names = [name for bit, name in THROTTLE_REASONS if mask & bit]
+    unknown = mask & ~_KNOWN_BITS
+    if unknown:
+        # Newer drivers add bits; name them by value rather than drop them silently.
+        names.append(f"other_{unknown:#x}")
+    return names
+
+
+def unavailable_summary(reason: str) -> dict[str, Any]:
+    """The summary of a monitor that could not watch a GPU: every figure None."""
+    summary: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
+    summary["available"] = False
+    summary["reason"] = reason
+    return summary
+
+
+def _import_nvml() -> Optional[ModuleType]:
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    return pynvml
+
+
+def _text(value: Any) -> str:
+    # Old pynvml versions return bytes for names and versions.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _error_message(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
+
+
+class _Stat:
+    """Running count, sum, maximum and minimum: constant memory however long the run."""
+
+    __slots__ = ("n", "total", "max", "min")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0
+        self.max: Optional[float] = None
+        self.min: Optional[float] = None
+
+    def add(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        if self.max is None or value > self.max:
+            self.max = value
+        if self.min is None or value < self.min:
+            self.min = value
+
+    def mean(self) -> Optional[float]:
+        return self.total / self.n if self.n else None
+
+
+def _rounded(value: Optional[float], digits: int = 3) -> Optional[float]:
+    return None if value is None else round(float(value), digits)
+
+
+class GpuMonitor:
+    """Sample one GPU in a background thread between :meth:`start` and :meth:`stop`.
+
+    Use as ``with GpuMonitor() as mon: train()`` then read ``mon.summary``, or call
+    ``start()`` and ``summary = stop()``. Never raises for a missing GPU or driver.
+    """
+
+    def __init__(self, device_index: int = 0, interval_s: float = 0.1,
+                 nvml: Optional[ModuleType] = None) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        self.device_index = device_index
+        self.interval_s = float(interval_s)
+        self._nvml: Any = nvml
+        self._handle: Any = None
+        self._thread: Optional[threading.Thread] = None
+        self._stop_event = threading.Event()
+        self._started = False
+        self._stopped = False
+        self.summary: Optional[dict[str, Any]] = None
+        self._reset()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def _reset(self) -> None:
+        self._unsupported: set[str] = set()
+        self._samples = 0
+        self._util = _Stat()
+        self._mem = _Stat()
+        self._power = _Stat()
+        self._clock = _Stat()
+        self._temp = _Stat()
+        self._throttle_mask = 0
+        self._energy_integral_j = 0.0
+        self._last_power: Optional[tuple[float, float]] = None  # (time, watts)
+        self._energy_start_mj: Optional[float] = None
+        self._gpu_name: Optional[str] = None
+        self._t0 = 0.0
+        self._throttle_fns: list[Callable[[Any], int]] = []
+
+    def start(self) -> "GpuMonitor":
+        """Open NVML and start sampling; on any failure record why and sample nothing."""
+        if self._started:
+            raise RuntimeError("GpuMonitor.start() called twice")
+        self._started = True
+        self._reset()
+        reason = self._open()
+        if reason is not None:
+            self.summary = unavailable_summary(reason)
+            return self
+        nvml = self._nvml
+        self._gpu_name = self._call("name", lambda: _text(nvml.nvmlDeviceGetName(self._handle)))
+        # Newer drivers call them clock *event* reasons; older ones only have the throttle name.
+        for fn_name in ("nvmlDeviceGetCurrentClocksEventReasons",
+                        "nvmlDeviceGetCurrentClocksThrottleReasons"):
+            fn = getattr(nvml, fn_name, None)
+            if fn is not None:
+                self._throttle_fns.append(fn)
+        self._energy_start_mj = self._read_energy_mj()
+        self._t0 = time.perf_counter()
+        self._sample()  # one reading at once, so even a short case has data
+        self._thread = threading.Thread(target=self._run, name="speedtrain-gpumonitor",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _open(self) -> Optional[str]:
+        """Initialise NVML and get the device handle; return why not, or None on success."""
+        if self._nvml is None:
+            self._nvml = _import_nvml()
+            if self._nvml is None:
+                return "nvidia-ml-py not installed"
+        nvml = self._nvml
+        try:
+            nvml.nvmlInit()
+        except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, OSError...
+            return f"NVML init failed: {_error_message(exc)}"
+        try:
+            count = int(nvml.nvmlDeviceGetCount())
+            if not 0 <= self.device_index < count:
+                self._shutdown()
+                return f"no GPU at index {self.device_index} (NVML sees {count})"
+            self._handle = nvml.nvmlDeviceGetHandleByIndex(self.device_index)
+        except Exception as exc:
+            self._shutdown()
+            return f"no GPU at index {self.device_index}: {_error_message(exc)}"
+        return None
+
+    def stop(self) -> dict[str, Any]:
+        """Stop sampling, shut NVML down and return the summary (also kept in ``summary``)."""
+        if self._stopped and self.summary is not None:
+            return self.summary
+        self._stopped = True
+        if not self._started:
+            self.summary = unavailable_summary("monitor was not started")
+            return self.summary
+        if self._thread is None:  # start() found no GPU: summary already says why
+            assert self.summary is not None
+            return self.summary
+        self._stop_event.set()
+        # A hung NVML call must not hang the benchmark: wait a bounded time for the thread.
+        self._thread.join(timeout=max(2.0, 10 * self.interval_s))
+        if not self._thread.is_alive():
+            self._sample()  # closing reading: the power integral then covers the whole window
+        duration = time.perf_counter() - self._t0
+        energy_end_mj = self._read_energy_mj()
+        self._shutdown()
+        self.summary = self._summarise(duration, energy_end_mj)
+        return self.summary
+
+    def _shutdown(self) -> None:
+        try:
+            self._nvml.nvmlShutdown()
+        except Exception:
+            pass  # nothing useful to do about a failed shutdown
+
+    def __enter__(self) -> "GpuMonitor":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    # --- sampling -----------------------------------------------------------------------
+    def _run(self) -> None:
+        # Event.wait is the one sleep per interval, and it wakes at once when stop() is called.
+        while not self._stop_event.wait(self.interval_s):
+            self._sample()
+
+    def _is_not_supported(self, exc: BaseException) -> bool:
+        cls = getattr(self._nvml, "NVMLError_NotSupported", None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+        return getattr(exc, "value", None) == NVML_ERROR_NOT_SUPPORTED
+
+    def _call(self, quantity: str, fn: Callable[[], Any]) -> Any:
+        """Read one quantity; None if it fails. Unsupported ones are not asked again."""
+        if quantity in self._unsupported:
+            return None
+        try:
+            return fn()
+        except Exception as exc:
+            # Not supported: stop asking (saves an exception per interval). Anything else
+            # (a transient error) only loses this one reading; the thread must live on.
+            if self._is_not_supported(exc):
+                self._unsupported.add(quantity)
+            return None
+
+    def _sample(self) -> None:
+        nvml, h = self._nvml, self._handle
+        now = time.perf_counter()
+        self._samples += 1
+        util = self._call("util", lambda: nvml.nvmlDeviceGetUtilizationRates(h).gpu)
+        if util is not None:
+            self._util.add(float(util))
+        mem = self._call("mem", lambda: nvml.nvmlDeviceGetMemoryInfo(h).used)
+        if mem is not None:
+            self._mem.add(float(mem))
+        power_mw = self._call("power", lambda: nvml.nvmlDeviceGetPowerUsage(h))
+        if power_mw is not None:
+            watts = power_mw / 1000.0
+            self._power.add(watts)
+            if self._last_power is not None:
+                t_prev, w_prev = self._last_power
+                self._energy_integral_j += 0.5 * (watts + w_prev) * (now - t_prev)
+            self._last_power = (now, watts)
+        clock = self._call("clock", lambda: nvml.nvmlDeviceGetClockInfo(
+            h, getattr(nvml, "NVML_CLOCK_SM", NVML_CLOCK_SM)))
+        if clock is not None:
+            self._clock.add(float(clock))
+        temp = self._call("temp", lambda: nvml.nvmlDeviceGetTemperature(
+            h, getattr(nvml, "NVML_TEMPERATURE_GPU", NVML_TEMPERATURE_GPU)))
+        if temp is not None:
+            self._temp.add(float(temp))
+        mask = self._read_throttle(h)
+        if mask is not None:
+            self._throttle_mask |= int(mask)
+
+    def _read_throttle(self, h: Any) -> Optional[int]:
+        # Try the event-reasons call first; if this driver lacks it, fall back to the older
+        # throttle-reasons call for good, so later samples make one call, not two.
+        while self._throttle_fns:
+            try:
+                return self._throttle_fns[0](h)
+            except Exception as exc:
+                if not self._is_not_supported(exc) and len(self._throttle_fns) == 1:
+                    return None  # transient error on the last candidate: skip this sample
+                self._throttle_fns.pop(0)
+        return None
+
+    def _read_energy_mj(self) -> Optional[float]:
+        if "energy" in self._unsupported:
+            return None
+        try:
+            return float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
+        except Exception:
+            # Any failure (NotSupported before Volta, FunctionNotFound on old drivers)
+            # sends us to the power integral; a counter read at only one end is useless.
+            self._unsupported.add("energy")
+            return None
+
+    def _summarise(self, duration: float, energy_end_mj: Optional[float]) -> dict[str, Any]:
+        if self._energy_start_mj is not None and energy_end_mj is not None:
+            energy_j: Optional[float] = (energy_end_mj - self._energy_start_mj) / 1000.0
+            source: Optional[str] = "counter"
+        elif self._power.n >= 2:
+            energy_j, source = self._energy_integral_j, "integrated_power"
+        else:
+            energy_j, source = None, None
+        mem_max = self._mem.max
+        return {
+            "available": True,
+            "reason": None,
+            "gpu_name": self._gpu_name,
+            "samples": self._samples,
+            "duration_s": _rounded(duration, 4),
+            "util_mean_pct": _rounded(self._util.mean(), 2),
+            "util_max_pct": _rounded(self._util.max, 2),
+            "mem_used_max_bytes": None if mem_max is None else int(mem_max),
+            "power_mean_w": _rounded(self._power.mean()),
+            "power_max_w": _rounded(self._power.max),
+            "energy_j": _rounded(energy_j),
+            "energy_source": source,
+            "sm_clock_mean_mhz": _rounded(self._clock.mean(), 1),
+            "sm_clock_min_mhz": _rounded(self._clock.min, 1),
+            "temp_max_c": _rounded(self._temp.max, 1),
+            "throttle_reasons": sorted(n for n in decode_throttle_reasons(self._throttle_mask)
+                                       if n != "gpu_idle"),
+            "interval_s": self.interval_s,
+        }
+
+
+def _cuda_version_text(value: Any) -> str:
+    # nvmlSystemGetCudaDriverVersion returns e.g. 12040 for CUDA 12.4.
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        return _text(value)
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def nvml_environment(nvml: Optional[ModuleType] = None) -> dict[str, Any]:
+    """Driver, NVML and CUDA-driver versions and the GPUs NVML sees; never raises.
+
+    Returns ``{'available': True, 'driver_version', 'nvml_version', 'cuda_driver_version',
+    'gpu_count', 'gpus': [names]}`` or ``{'available': False, 'reason': ...}``.
+    """
+    if nvml is None:
+        nvml = _import_nvml()
+        if nvml is None:
+            return {"available": False, "reason": "nvidia-ml-py not installed"}
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:
+        return {"available": False, "reason": f"NVML init failed: {_error_message(exc)}"}
+
+    def ask(fn_name: str, *args: Any) -> Any:
+        fn = getattr(nvml, fn_name, None)
+        if fn is None:
+            return None
+        try:
+            return fn(*args)
+        except Exception:
+            return None
+
+    try:
+        driver = ask("nvmlSystemGetDriverVersion")
+        nvml_version = ask("nvmlSystemGetNVMLVersion")
+        cuda = ask("nvmlSystemGetCudaDriverVersion_v2")
+        if cuda is None:
+            cuda = ask("nvmlSystemGetCudaDriverVersion")
+        count = ask("nvmlDeviceGetCount")
+        gpus: list[Optional[str]] = []
+        for i in range(int(count or 0)):
+            handle = ask("nvmlDeviceGetHandleByIndex", i)
+            name = None if handle is None else ask("nvmlDeviceGetName", handle)
+            gpus.append(None if name is None else _text(name))
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+    return {
+        "available": True,
+        "driver_version": None if driver is None else _text(driver),
+        "nvml_version": None if nvml_version is None else _text(nvml_version),
+        "cuda_driver_version": None if cuda is None else _cuda_version_text(cuda),
+        "gpu_count": None if count is None else int(count),
+        "gpus": gpus,
+    }

@@ -1,0 +1,77 @@
+"""DAWNBench entry files exported from a saved run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_report import make_bench, make_run, sample_benches, write_run
+
+from speedtrain.dawnbench import export_dawnbench
+from speedtrain.errors import ReportError
+
+
+def dawnbench_run(tmp_path: Path) -> Path:
+    """The sample run plus a dawnbench case whose seeds reach the target at 24, 20 and 30 s."""
+    dawn = make_bench("dawnbench", "resnet9", [26.0, 22.0, 33.0], test="test_dawnbench", metric="time_to_target_s",
+                      time_to_target_s=[24.0, 20.0, 30.0])
+    return write_run(tmp_path / "run.json", make_run(sample_benches() + [dawn]))
+
+
+def read_tsv(path: str) -> list[list[str]]:
+    return [line.split("\t") for line in Path(path).read_text().splitlines()]
+
+
+def test_export_writes_json_and_tsv(tmp_path: Path) -> None:
+    paths = export_dawnbench(str(dawnbench_run(tmp_path)), str(tmp_path / "dawn"))
+    assert [Path(p).suffix for p in paths] == [".json", ".tsv"]
+    assert Path(paths[0]).name == "speedtrain_resnet9_1v100_pytorch.json"
+
+    entry = json.loads(Path(paths[0]).read_text())
+    for key in ("version", "author", "authorEmail", "framework", "codeURL", "model", "hardware",
+                "costPerHour", "timestamp", "misc"):
+        assert key in entry
+    assert entry["framework"] == "PyTorch 2.4.0"
+    assert entry["hardware"] == "1 x Tesla V100-SXM2-16GB"
+    assert entry["timestamp"] == "2024-05-01"
+    assert entry["costPerHour"] is None
+    assert entry["misc"]["case"] == "test_dawnbench[resnet9]"
+    assert entry["misc"]["profile"] == "quick" and entry["misc"]["synthetic"] is False
+    assert entry["misc"]["config"]["model"] == "resnet9"
+
+    rows = read_tsv(paths[1])
+    assert rows[0] == ["epoch", "hours", "top1Accuracy"]
+    hours = [float(r[1]) for r in rows[1:]]
+    assert hours == sorted(hours) and len(set(hours)) == len(hours)
+    assert [int(r[0]) for r in rows[1:]] == [1, 2, 3, 4]
+    assert float(rows[-1][2]) == pytest.approx(94.0)  # percent, not a fraction
+
+
+def test_tsv_follows_the_median_seed(tmp_path: Path) -> None:
+    paths = export_dawnbench(str(dawnbench_run(tmp_path)), str(tmp_path / "dawn"))
+    # Seeds reach the target at 24, 20, 30 s: the median seed is seed 0, which trained 26 s.
+    assert float(read_tsv(paths[1])[-1][1]) == pytest.approx(26.0 / 3600)
+    assert json.loads(Path(paths[0]).read_text())["misc"]["exported seed"] == 0
+
+
+def test_named_case_and_fallback_to_any_case_with_curves(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run.json", make_run(sample_benches()))
+    default = export_dawnbench(str(run), str(tmp_path / "a"))
+    assert json.loads(Path(default[0]).read_text())["misc"]["case"] == "test_precision[fp32]"
+    named = export_dawnbench(str(run), str(tmp_path / "b"), case="fp16", author="Jane Doe")
+    entry = json.loads(Path(named[0]).read_text())
+    assert entry["misc"]["case"] == "test_precision[fp16]"
+    assert Path(named[0]).name.startswith("jane-doe_resnet9_")
+
+
+def test_errors(tmp_path: Path) -> None:
+    no_curves = [make_bench("precision", "fp32", [10.0], drop=("curves",))]
+    run = write_run(tmp_path / "run.json", make_run(no_curves))
+    with pytest.raises(ReportError, match="no case has accuracy curves"):
+        export_dawnbench(str(run), str(tmp_path / "out"))
+    with pytest.raises(ReportError, match="no case 'nope'"):
+        export_dawnbench(str(run), str(tmp_path / "out"), case="nope")
+    with pytest.raises(ReportError, match="no such file"):
+        export_dawnbench(str(tmp_path / "missing.json"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,139 @@
+"""The GitHub Actions workflows parse, and their commands use options that exist.
+
+A typo in a workflow (an option the plugin never registered, a step with neither ``run`` nor
+``uses``) only shows on the GPU runner, hours later; these checks catch it on any machine.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+PLUGIN = ROOT / "speedtrain" / "pytest_plugin.py"
+
+
+def load(name: str) -> dict:
+    workflow = yaml.safe_load((WORKFLOWS / name).read_text())
+    assert isinstance(workflow, dict), f"{name} is not a YAML mapping"
+    return workflow
+
+
+def triggers(workflow: dict) -> dict:
+    # YAML 1.1 reads the bare key `on` as the boolean True.
+    on = workflow.get("on", workflow.get(True))
+    return {on: None} if isinstance(on, str) else {k: None for k in on} if isinstance(on, list) else on
+
+
+def steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def commands(workflow: dict) -> list[str]:
+    """Every shell command line of the workflow, with backslash continuations joined."""
+    lines = []
+    for step in steps(workflow):
+        text = str(step.get("run", "")).replace("\\\n", " ")
+        lines += [line.strip() for line in text.splitlines() if line.strip()]
+    return lines
+
+
+def registered(source: str, prefix: str) -> set[str]:
+    return set(re.findall(rf"""["']({prefix}[a-z0-9-]+)["']""", source))
+
+
+@pytest.fixture(scope="module")
+def gpu() -> dict:
+    return load("gpu-benchmarks.yml")
+
+
+@pytest.fixture(scope="module")
+def cpu() -> dict:
+    return load("cpu-tests.yml")
+
+
+@pytest.mark.parametrize("name", ["gpu-benchmarks.yml", "cpu-tests.yml"])
+def test_jobs_exist_and_every_step_runs_or_uses(name: str) -> None:
+    workflow = load(name)
+    assert workflow.get("name")
+    assert isinstance(workflow.get("jobs"), dict) and workflow["jobs"]
+    for job_name, job in workflow["jobs"].items():
+        assert job.get("runs-on"), f"{name}: job {job_name} has no runs-on"
+        assert job.get("steps"), f"{name}: job {job_name} has no steps"
+        for step in job["steps"]:
+            assert ("run" in step) != ("uses" in step), f"{name}: step {step} needs exactly one of run / uses"
+
+
+def test_gpu_job_runs_on_the_self_hosted_gpu_runner(gpu: dict) -> None:
+    (job,) = gpu["jobs"].values()
+    labels = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
+    assert {"self-hosted", "linux", "gpu"} <= set(labels)
+    on = triggers(gpu)
+    assert {"workflow_dispatch", "schedule", "push"} <= set(on)
+    assert on["push"]["branches"] == ["main"]
+    assert "SPEEDTRAIN_DATA_DIR" in job["env"]
+
+
+def test_gpu_job_commands(gpu: dict) -> None:
+    lines = commands(gpu)
+    pytest_line = next(line for line in lines if line.startswith("pytest benchmarks"))
+    for option in ("--st-profile quick", "--st-baselines check", "--st-fail-on-regression",
+                   "--benchmark-save=ci-${{ github.run_number }}", "--benchmark-json=results/ci.json"):
+        assert option in pytest_line
+    assert "speedtrain compare --baselines baselines.json results/ci.json" in lines
+    assert "speedtrain report results/ci.json -o reports/ci/REPORT.md" in lines
+
+
+def test_gpu_job_reports_and_uploads_even_after_a_failure(gpu: dict) -> None:
+    (job,) = gpu["jobs"].values()
+    after = job["steps"][next(i for i, s in enumerate(job["steps"]) if "pytest benchmarks" in s.get("run", "")) + 1:]
+    assert after, "nothing runs after the benchmarks"
+    for step in after:
+        assert "cancelled()" in str(step.get("if", "")) or "always()" in str(step.get("if", "")), step
+    upload = next(s for s in after if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    paths = upload["with"]["path"].split()
+    assert {"reports/ci", "results/", ".benchmarks"} <= set(paths)
+    # upload-artifact v4.4+ leaves out hidden files (.benchmarks) unless told otherwise.
+    assert upload["with"].get("include-hidden-files") is True
+
+
+def test_gpu_job_uses_only_registered_st_options(gpu: dict) -> None:
+    if not PLUGIN.exists():
+        pytest.skip("speedtrain/pytest_plugin.py not written yet")
+    known = registered(PLUGIN.read_text(), "--st-")
+    assert known, "no --st- option found in the plugin: has the registration changed?"
+    used = {opt for line in commands(gpu) for opt in re.findall(r"--st-[a-z0-9-]+", line)}
+    assert used and used <= known, f"unknown options: {sorted(used - known)}"
+
+
+def test_gpu_job_uses_only_real_benchmark_options(gpu: dict) -> None:
+    import pytest_benchmark.plugin
+
+    known = registered(Path(pytest_benchmark.plugin.__file__).read_text(), "--benchmark-")
+    used = {opt for line in commands(gpu) for opt in re.findall(r"--benchmark-[a-z0-9-]+", line)}
+    assert used and used <= known, f"unknown options: {sorted(used - known)}"
+
+
+def test_gpu_job_speedtrain_commands_parse(gpu: dict) -> None:
+    from speedtrain.cli import build_parser
+
+    speedtrain_lines = [line for line in commands(gpu) if line.startswith("speedtrain ")]
+    assert len(speedtrain_lines) >= 2
+    for line in speedtrain_lines:
+        try:
+            build_parser().parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            pytest.fail(f"the speedtrain CLI refuses: {line}")
+
+
+def test_cpu_job(cpu: dict) -> None:
+    (job,) = cpu["jobs"].values()
+    assert job["runs-on"] == "ubuntu-latest"
+    setup = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/setup-python@"))
+    assert setup["with"]["python-version"] == "3.11"  # a string: YAML would read 3.10 as 3.1
+    assert "bash .ci/run" in commands(cpu)
