@@ -106,9 +106,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             values[name] = _optional_str(values[name])
     cfg = TrainConfig(**values)
     log = (lambda line: None) if args.quiet else stderr_log
-    log(f"speedtrain train: {cfg.model} width {cfg.width} on {cfg.dataset}"
-        f"{' (synthetic)' if cfg.synthetic else ''}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
-        f"precision {cfg.precision}, loader {cfg.loader}, device {cfg.device}")
     monitor = GpuMonitor() if args.monitor else None
     result = train(cfg, monitor=monitor, log=log)
     print(format_summary(result))

@@ -136,7 +136,9 @@ class Case:
 
     @property
     def case(self) -> str:
-        return str(self.info.get("case") or self.name)
+        """The param id: extra_info's, else the part of the name in brackets."""
+        bracket = re.search(r"\[(.*)\]$", self.name)
+        return str(self.info.get("case") or (bracket.group(1) if bracket else self.name))
 
     @property
     def status(self) -> str:
@@ -575,7 +577,7 @@ def _ladder_table(ladder: list[Case], many: bool) -> str:
             first = first or t
             row = {"run": run} if many else {}
             row.update({
-                "step": str(c.info.get("step", MISSING)),
+                "step": str(c.info["step"]) if isinstance(c.info.get("step"), int) else MISSING,
                 "case": c.case,
                 "status": c.status,
                 "train s (median)": fmt_seconds(t),

@@ -259,6 +259,10 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
 
     result.target_acc = cfg.target
     result.timer = timer_policy(cfg, warm_timer.clock)
+    log(f"{cfg.model} width {cfg.width:g} ({result.n_params / 1e6:.2f}M parameters) on {cfg.dataset} "
+        f"from {data.source}{' (SYNTHETIC)' if data.synthetic else ''}: {cfg.epochs} epochs x {steps_per_epoch} "
+        f"steps of {cfg.batch_size}, {cfg.precision}{', channels_last' if cfg.channels_last else ''}, "
+        f"loader {cfg.loader}, {result.device}; warm-up {result.warmup_s:.1f} s (untimed), target {cfg.target:.1%}")
     log(f"{'epoch':>5} {'lr':>7} {'loss':>8} {'train':>7} {'test':>7} {'epoch s':>8} {'total s':>8}")
     timer, eval_timer = Timer(device), Timer(device)
     train_s = eval_s_total = 0.0

@@ -317,3 +317,26 @@ def test_throttling_is_noted(tmp_path: Path) -> None:
     run = write_run(tmp_path / "hot.json", make_run([bench]))
     text = Path(build_report([str(run)], str(tmp_path / "R.md"))).read_text()
     assert "GPU clocks throttled (sw_thermal)" in text
+
+
+def test_bare_and_malformed_fields_never_crash(tmp_path: Path) -> None:
+    """An older or broken run: only the section, or fields of the wrong type, give dashes."""
+    bare = {"name": "test_precision[fp32]", "extra_info": {"section": "precision"}}
+    junk = make_bench("precision", "fp16", [5.0])
+    junk["extra_info"].update(train_time_s="fast", final_acc=[None, "x"], gpu=5, curves=[["x"], None],
+                              time_to_target_s=[None], timer="perf_counter", step="first")
+    odd = make_bench("some new|section", "a", [1.0], ladder=True, step=None)
+    run = write_run(tmp_path / "odd.json", {"benchmarks": [bare, junk, odd, "not a benchmark"]})
+    out = tmp_path / "R.md"
+    text = Path(build_report([str(run)], str(out))).read_text()
+    row = dict(zip(_header(text, "## Numeric precision"), _table_row(text, "fp16")))
+    assert row["train s (median)"] == row["final acc"] == row["energy J"] == "-"
+    assert row["time to target s"] == "not reached (0/1 seeds)"
+    assert _table_row(text, "fp32")[1] == "ok"
+    assert "## some new\\|section" not in text and "## some new|section" in text  # headings need no escape
+    assert (tmp_path / "R-some-new-section-time.png").exists()
+
+
+def test_output_folder_is_refused(quick_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="must be a file path"):
+        build_report([str(quick_run)], str(tmp_path))

@@ -46,7 +46,8 @@ def test_a_run_records_every_figure_per_epoch():
     assert result.timer["clock"] == "perf_counter"
     assert any("evaluation" in item for item in result.timer["excludes"])
     assert monitor.calls == ["start", "stop"] and result.gpu == {"available": False, "reason": "fake"}
-    assert len(lines) == 3  # header and one line per epoch
+    assert len(lines) == 4  # what runs, the column header, one line per epoch
+    assert "SYNTHETIC" in lines[0] and "parameters" in lines[0]
     assert result.env["torch"] == torch.__version__ and result.device.startswith("cpu")
 
 

@@ -75,3 +75,9 @@ def test_errors(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="no such file"):
         export_dawnbench(str(tmp_path / "missing.json"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_smoke_run_entry_carries_a_warning(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run.json", make_run(sample_benches(profile="smoke"), profile="smoke"))
+    entry = json.loads(Path(export_dawnbench(str(run), str(tmp_path / "out"))[0]).read_text())
+    assert "not a valid DAWNBench entry" in entry["misc"]["warning"]
