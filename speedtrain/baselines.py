@@ -255,8 +255,13 @@ def compare(base: Optional[CaseSummary], new: CaseSummary, *, threshold: float =
         return Verdict("accuracy lost", ratio, lost)
     if not base.time_s:
         return Verdict("no baseline", None, f"no {base.metric} data in the baseline")
-    if not new.time_s or ratio is None:
-        return Verdict("no baseline", None, f"no {new.metric} data in this run")
+    if not new.time_s:
+        # The baseline finished and this run did not (every seed diverged, ran out of memory
+        # or missed the target): a regression, not a missing baseline.
+        return Verdict("accuracy lost", None, f"no seed produced {new.metric} this time "
+                       f"(baseline {_describe(base.time_s)})")
+    if ratio is None:
+        return Verdict("no baseline", None, f"baseline {base.metric} median is 0")
     figures = f"(baseline {_describe(base.time_s)}, now {_describe(new.time_s)})"
     change = f"{100 * (ratio - 1):+.1f}%"
     if abs(ratio - 1) <= threshold:

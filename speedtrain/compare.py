@@ -72,21 +72,13 @@ def _cases_by_name(path: str) -> dict[str, Case]:
 
 def _row(name: str, base: Optional[CaseSummary], case: Case, missing_why: str) -> Row:
     new = case_summary(case)
-    verdict = baselines.compare(base, new)
-    detail = missing_why if base is None else verdict.detail
+    row = baselines.verdict_row(name, baselines.compare(base, new), base, new)
+    if base is None:
+        row["detail"] = missing_why
     if not case.ok:
         # A failed case has no times, so its verdict alone would hide why.
-        detail = f"status {case.status}: {detail}"
-    return {
-        "case": name,
-        "metric": new.metric,
-        "baseline_median_s": None if base is None else base.median_s,
-        "now_median_s": new.median_s,
-        "change_pct": None if verdict.ratio is None else 100 * (verdict.ratio - 1),
-        "verdict": verdict.label,
-        "detail": detail,
-        "ratio": verdict.ratio,
-    }
+        row["detail"] = f"status {case.status}: {row['detail']}"
+    return row
 
 
 def _missing_row(name: str, base: Optional[CaseSummary], why: str) -> Row:

@@ -29,8 +29,9 @@ from speedtrain.errors import ReportError
 # Sections in the order of the myrtle.ai journey; sections not listed here follow in the
 # order they first appear.
 SECTION_ORDER = (
-    "workers", "batch_size", "image_size", "precision", "memory_format", "channels",
-    "downsample", "architecture", "tricks", "dawnbench", "monitor",
+    "workers", "batch_size", "image_size", "precision", "memory_format", "channel_halving",
+    "channel_reduction", "downsample", "architecture", "tricks", "tricks_cumulative", "dawnbench",
+    "monitor_overhead",
 )
 SECTION_TITLES = {
     "workers": "Data-loader workers",
@@ -38,12 +39,14 @@ SECTION_TITLES = {
     "image_size": "Image size",
     "precision": "Numeric precision",
     "memory_format": "Memory format",
-    "channels": "Channel width",
+    "channel_halving": "Channel halving (ResNet-18)",
+    "channel_reduction": "Channel reduction (ResNet-9)",
     "downsample": "Downsampling",
-    "architecture": "Architecture",
-    "tricks": "Bag of tricks",
+    "architecture": "Architecture ladder (cumulative)",
+    "tricks": "Bag of tricks, each alone",
+    "tricks_cumulative": "Bag of tricks (cumulative)",
     "dawnbench": "DAWNBench: time to target accuracy",
-    "monitor": "GPU monitor overhead",
+    "monitor_overhead": "GPU monitor overhead",
 }
 SMOKE_BANNER = (
     "smoke profile / synthetic data: these numbers prove the plumbing, "

@@ -142,7 +142,7 @@ def test_no_data_is_said() -> None:
     v = compare(times([]), times([10.0]))
     assert v.label == "no baseline" and "no train_time_s data in the baseline" in v.detail
     v = compare(times([10.0]), CaseSummary("train_time_s", [], [], [], None))
-    assert v.label == "no baseline" and "this run" in v.detail
+    assert v.label == "accuracy lost" and "no seed produced train_time_s" in v.detail
 
 
 def test_every_label_is_known() -> None:
@@ -336,3 +336,14 @@ def test_format_table_takes_verdict_tuples() -> None:
         [bl.verdict_row("test_a", verdict, base, new),
          bl.verdict_row("test_b", compare(None, new), None, new)])
     assert "slower" in format_table(items) and regressed(items)
+
+
+def test_a_case_that_no_longer_finishes_is_a_regression():
+    base = CaseSummary("train_time_s", [10.0, 10.1], [0.9, 0.9], [True, True], None)
+    failed = CaseSummary("train_time_s", [], [], [False, False], None)
+    verdict = compare(base, failed)
+    assert verdict.label == "accuracy lost" and "0/2 seeds reached" in verdict.detail
+    assert regressed([verdict])
+    no_record = CaseSummary("train_time_s", [], [], [], None)  # e.g. an older run without figures
+    verdict = compare(base, no_record)
+    assert verdict.label == "accuracy lost" and "no seed produced" in verdict.detail

@@ -34,6 +34,8 @@ def test_every_case_records_its_figures(smoke_data):
     assert cases["test_precision[bf16]"]["extra_info"]["reference"] is False
     ladder = sorted((b["extra_info"]["step"], b["name"]) for b in cases.values() if b["extra_info"]["ladder"])
     assert [s for s, _ in ladder] == list(range(7))
+    gpu = cases["test_precision[half]"]["extra_info"]["gpu"]
+    assert gpu["available"] is False and gpu["reason"]  # no GPU here: says why, does not fail
     config = cases["test_precision[half]"]["extra_info"]["config"]
     assert config["precision"] == "half" and config["synthetic"] is True and config["epochs"] == 2
 

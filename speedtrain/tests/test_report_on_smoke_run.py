@@ -1,0 +1,102 @@
+"""Report, compare and DAWNBench export on runs the test makes by running the smoke suite."""
+
+import json
+import re
+
+import pytest
+
+from speedtrain.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_report_of_a_real_smoke_run(capsys, smoke_run, tmp_path):
+    out = tmp_path / "report" / "REPORT.md"
+    code, stdout, err = run_cli(capsys, "report", smoke_run, "-o", out)
+    assert code == 0, err
+    text = out.read_text()
+    assert "WARNING" in text.split("\n## ")[0]  # the smoke banner comes first
+    for title in ("Numeric precision", "Architecture ladder", "DAWNBench"):
+        assert title in text
+    assert "resnet9-24ep-half" in text and "residual-layers-1-and-3" in text
+    assert "torch" in text and "perf_counter" in text
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert images and all((out.parent / name).is_file() for name in images)
+
+
+def test_report_with_fields_missing(capsys, smoke_data, tmp_path):
+    """A run from an older version, or a failed case, lacks fields: the report still renders."""
+    data = json.loads(json.dumps(smoke_data))
+    for i, bench in enumerate(data["benchmarks"]):
+        for key in list(bench["extra_info"])[i % 5::3]:
+            if key != "section":
+                del bench["extra_info"][key]
+    del data["machine_info"]["speedtrain"]
+    run = tmp_path / "partial.json"
+    run.write_text(json.dumps(data))
+    code, _, err = run_cli(capsys, "report", run, "-o", tmp_path / "partial.md")
+    assert code == 0, err
+    assert "Numeric precision" in (tmp_path / "partial.md").read_text()
+
+
+def test_compare_a_run_with_itself_finds_no_regression(capsys, smoke_run):
+    code, out, err = run_cli(capsys, "compare", smoke_run, smoke_run)
+    assert code == 0, err
+    assert "unchanged" in out and "slower" not in out and "regression: none" in out
+
+
+def test_compare_flags_a_planted_slowdown(capsys, smoke_data, tmp_path):
+    slow = json.loads(json.dumps(smoke_data))
+    for bench in slow["benchmarks"]:
+        info = bench["extra_info"]
+        info["train_time_s"] = [t * 1.5 for t in info["train_time_s"]]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(smoke_data))
+    b.write_text(json.dumps(slow))
+    code, out, _ = run_cli(capsys, "compare", a, b)
+    assert code == 1 and "slower" in out and "regression: yes" in out
+
+
+def test_compare_against_baselines_recorded_from_the_run(capsys, smoke_run, smoke_data, tmp_path):
+    from speedtrain import baselines as bl
+
+    data = bl.empty()
+    machine = smoke_data["machine_info"]["speedtrain"]["device"]
+    for bench in smoke_data["benchmarks"]:
+        bl.record(data, machine, "smoke", bench["name"], bench["extra_info"], {"date": "2026-11-23", "gpu": machine,
+                  "commit": None, "torch": "x", "cuda": None, "driver": None, "profile": "smoke",
+                  "dataset": "cifar10", "synthetic": True, "run": "test"})
+    file = tmp_path / "baselines.json"
+    bl.save(file, data)
+    code, out, err = run_cli(capsys, "compare", "--baselines", file, smoke_run)
+    assert code == 0, err
+    assert "no baseline" not in out and "unchanged" in out
+
+
+def test_dawnbench_export_of_a_real_smoke_run(capsys, smoke_run, tmp_path):
+    code, out, err = run_cli(capsys, "report", smoke_run, "--dawnbench", tmp_path / "dawn")
+    assert code == 0, err
+    tsv = next((tmp_path / "dawn").glob("*.tsv")).read_text().splitlines()
+    assert tsv[0].split("\t") == ["epoch", "hours", "top1Accuracy"]
+    hours = [float(line.split("\t")[1]) for line in tsv[1:]]
+    assert len(hours) == 2 and hours == sorted(hours)
+    entry = json.loads(next((tmp_path / "dawn").glob("*.json")).read_text())
+    assert entry["framework"].startswith("PyTorch")
+
+
+@pytest.mark.parametrize("content", ["", "not json", '{"benchmarks": 3}', '{"machine_info": {}}'])
+def test_garbage_input_is_a_clear_error_and_overwrites_nothing(capsys, tmp_path, content):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    out = tmp_path / "REPORT.md"
+    out.write_text("previous report")
+    code, _, err = run_cli(capsys, "report", bad, "-o", out)
+    assert code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "bad.json" in err
+    assert out.read_text() == "previous report"
+    code, _, err = run_cli(capsys, "compare", bad, bad)
+    assert code == 2 and err.startswith("error: ")
