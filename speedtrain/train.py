@@ -127,7 +127,7 @@ def timer_policy(cfg: TrainConfig, clock: str) -> dict[str, Any]:
     excludes = [
         "dataset decoding and upload to the device",
         "model construction",
-        f"{cfg.warmup_steps} warm-up steps (cuDNN autotuning, torch.compile compilation), undone before timing",
+        f"warm-up ({cfg.warmup_steps} steps: cuDNN autotuning, torch.compile compilation), undone before timing",
         "evaluation (timed separately as eval_s" + (", flip TTA included)" if cfg.tta_flip else ")"),
     ]
     return {"clock": clock, "includes": includes, "excludes": excludes}
