@@ -101,8 +101,10 @@ def _optional_number(value: Any, where: str) -> Optional[float]:
     return float(value)
 
 
-def _median(xs: list[float]) -> Optional[float]:
-    return statistics.median(xs) if xs else None
+def median_or_none(xs: Iterable[Optional[float]]) -> Optional[float]:
+    """The median of the values that are not None; None when there are none."""
+    values = [x for x in xs if x is not None]
+    return statistics.median(values) if values else None
 
 
 def _spread(xs: list[float]) -> Optional[float]:
@@ -142,7 +144,7 @@ class CaseSummary:
         reached = _bools(extra_info.get("reached_target", []), "extra_info['reached_target']")
         ips = extra_info.get("images_per_s")
         if isinstance(ips, list):
-            ips = _median(_numbers(ips, "extra_info['images_per_s']", allow_none=True))
+            ips = median_or_none(_numbers(ips, "extra_info['images_per_s']", allow_none=True))
         else:
             ips = _optional_number(ips, "extra_info['images_per_s']")
         return cls(metric=metric, time_s=times, acc=acc, reached=reached, images_per_s=ips)
@@ -155,7 +157,7 @@ class CaseSummary:
 
     @property
     def median_s(self) -> Optional[float]:
-        return _median(self.time_s)
+        return median_or_none(self.time_s)
 
     @property
     def spread_s(self) -> Optional[float]:

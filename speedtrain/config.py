@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from speedtrain.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported lazily: validating a config should not need it
+    import torch
 
 DATASETS = ("cifar10", "fashion-mnist")
 MODELS = ("resnet9", "resnet18")
@@ -295,7 +298,7 @@ def check_device(cfg: TrainConfig, device_type: str) -> None:
         )
 
 
-def resolve_device(cfg: TrainConfig) -> "torch.device":  # noqa: F821 - torch imported lazily
+def resolve_device(cfg: TrainConfig) -> torch.device:
     """The torch device the config asks for; a clear error if CUDA is asked for but absent."""
     import torch
 

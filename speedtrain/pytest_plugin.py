@@ -15,7 +15,6 @@ case is compared with ``baselines.json`` and a verdict table is printed.
 from __future__ import annotations
 
 import os
-import statistics
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -147,11 +146,6 @@ def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
     return write
 
 
-def _median(values: list[Any]) -> Optional[float]:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
 def case_extra_info(results: list, *, section: str, case: str, reference: bool, step: Optional[int],
                     profile: Profile, seeds: list[int], cfg: TrainConfig) -> dict[str, Any]:
     """Everything a case measured, per seed, in the shape reports and baselines read."""
@@ -181,7 +175,7 @@ def case_extra_info(results: list, *, section: str, case: str, reference: bool, 
         "target_acc": cfg.target,
         "final_acc": [r.final_acc for r in results],
         "images_per_s": [r.images_per_s for r in results],
-        "epoch_time_s": [_median([e.epoch_s for e in r.epochs]) for r in results],
+        "epoch_time_s": [bl.median_or_none(e.epoch_s for e in r.epochs) for r in results],
         "eval_time_s": [r.eval_time_s for r in results],
         "warmup_s": [r.warmup_s for r in results],
         "n_params": first.n_params,
