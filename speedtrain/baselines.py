@@ -271,7 +271,10 @@ def compare(base: Optional[CaseSummary], new: CaseSummary, *, threshold: float =
                        f"{change} within the {100 * threshold:g}% threshold {figures}")
     if not beyond_noise(base.time_s, new.time_s):
         return Verdict("unchanged", ratio, f"{change} within run-to-run noise {figures}")
-    return Verdict("slower" if ratio > 1 else "faster", ratio, f"{change} {figures}")
+    caveat = ""
+    if min(len(base.time_s), len(new.time_s)) < 2:
+        caveat = " - one seed: run-to-run noise unknown, use more seeds to confirm"
+    return Verdict("slower" if ratio > 1 else "faster", ratio, f"{change} {figures}{caveat}")
 
 
 def regressed(verdicts: Iterable[Union[Verdict, Mapping[str, Any], tuple, str]]) -> bool:

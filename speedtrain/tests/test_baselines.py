@@ -347,3 +347,13 @@ def test_a_case_that_no_longer_finishes_is_a_regression():
     no_record = CaseSummary("train_time_s", [], [], [], None)  # e.g. an older run without figures
     verdict = compare(base, no_record)
     assert verdict.label == "accuracy lost" and "no seed produced" in verdict.detail
+
+
+def test_a_single_seed_verdict_says_its_noise_is_unknown():
+    one = CaseSummary("train_time_s", [10.0], [], [], None)
+    slower = CaseSummary("train_time_s", [12.0], [], [], None)
+    verdict = compare(one, slower)
+    assert verdict.label == "slower" and "noise unknown" in verdict.detail
+    many = compare(CaseSummary("train_time_s", [10.0, 10.1, 9.9], [], [], None),
+                   CaseSummary("train_time_s", [12.0, 12.1, 11.9], [], [], None))
+    assert many.label == "slower" and "noise unknown" not in many.detail
