@@ -63,8 +63,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         elif kind.startswith("tuple"):
             group.add_argument(flag, type=_int_list, metavar="LIST", **common)
         else:
-            group.add_argument(flag, type=str, metavar="NAME" if not optional else "NAME|none",
-                               **common)
+            metavar = "PATH" if f.name == "data_dir" else "NAME"
+            group.add_argument(flag, type=str, metavar=metavar if not optional else f"{metavar}|none", **common)
 
 
 def _optional_str(value: Optional[str]) -> Optional[str]:
@@ -72,7 +72,7 @@ def _optional_str(value: Optional[str]) -> Optional[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="speedtrain", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="speedtrain", description="Train once, report on saved benchmark runs, compare runs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p_train = sub.add_parser("train", help="train once with one configuration and print per-epoch progress")
