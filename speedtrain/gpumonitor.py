@@ -7,7 +7,7 @@ summary (means, maxima, energy, the clock-throttle reasons seen) to store in the
 sleeps once per interval and keeps running sums, maxima and minima instead of sample lists.
 
 Energy comes from the GPU's own counter (``nvmlDeviceGetTotalEnergyConsumption``, mJ since
-driver load, Volta and later) read at start and stop. Where the counter is unsupported the
+driver load, Volta and later) read at the start and end of each sampling window. Where the counter is unsupported the
 power samples are integrated over time with the trapezoid rule; ``energy_source`` says which
 ('counter' or 'integrated_power'), because the integral misses what happens between samples.
 
@@ -15,6 +15,10 @@ Nothing here raises for want of a GPU: without nvidia-ml-py, without a driver, o
 GPU at the index, the summary has ``available: False``, a ``reason`` and every figure None.
 One quantity the GPU does not report (``NVMLError_NotSupported``) stays None; the others go on.
 ``nvml`` is injectable so the tests drive the monitor with a fake module.
+
+:meth:`GpuMonitor.pause` and :meth:`GpuMonitor.resume` bracket what should not count: the
+trainer pauses the monitor for each evaluation, so the telemetry, like the training clock,
+covers the timed training epochs only. ``duration_s`` is the summed length of the windows.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ SUMMARY_KEYS = (
     "util_mean_pct", "util_max_pct", "mem_used_max_bytes",
     "power_mean_w", "power_max_w", "energy_j", "energy_source",
     "sm_clock_mean_mhz", "sm_clock_min_mhz", "temp_max_c",
-    "throttle_reasons", "interval_s",
+    "throttle_reasons", "interval_s", "windows",
 )
 
 
@@ -133,6 +137,9 @@ class GpuMonitor:
         self._handle: Any = None
         self._thread: Optional[threading.Thread] = None
         self._stop_event = threading.Event()
+        # The sampler thread and pause()/resume()/stop() all touch the running statistics.
+        self._lock = threading.Lock()
+        self._lock_timeout_s = max(2.0, 10 * self.interval_s)
         self._started = False
         self._stopped = False
         self.summary: Optional[dict[str, Any]] = None
@@ -151,8 +158,12 @@ class GpuMonitor:
         self._energy_integral_j = 0.0
         self._last_power: Optional[tuple[float, float]] = None  # (time, watts)
         self._energy_start_mj: Optional[float] = None
+        self._energy_counter_j: Optional[float] = 0.0  # summed over closed windows; None once a read fails
         self._gpu_name: Optional[str] = None
-        self._t0 = 0.0
+        self._t0 = 0.0  # start of the current window
+        self._active_s = 0.0  # summed length of the closed windows
+        self._windows = 0
+        self._paused = False
         self._throttle_fns: list[Callable[[Any], int]] = []
 
     def start(self) -> "GpuMonitor":
@@ -173,9 +184,7 @@ class GpuMonitor:
             fn = getattr(nvml, fn_name, None)
             if fn is not None:
                 self._throttle_fns.append(fn)
-        self._energy_start_mj = self._read_energy_mj()
-        self._t0 = time.perf_counter()
-        self._sample()  # one reading at once, so even a short case has data
+        self._open_window()
         self._thread = threading.Thread(target=self._run, name="speedtrain-gpumonitor",
                                         daemon=True)
         self._thread.start()
@@ -216,14 +225,63 @@ class GpuMonitor:
             return self.summary
         self._stop_event.set()
         # A hung NVML call must not hang the benchmark: wait a bounded time for the thread.
-        self._thread.join(timeout=max(2.0, 10 * self.interval_s))
-        if not self._thread.is_alive():
-            self._sample()  # closing reading: the power integral then covers the whole window
-        duration = time.perf_counter() - self._t0
-        energy_end_mj = self._read_energy_mj()
-        self._shutdown()
-        self.summary = self._summarise(duration, energy_end_mj)
+        self._thread.join(timeout=self._lock_timeout_s)
+        # A thread still alive is stuck in an NVML call, holding the lock: summarise without it.
+        hung = self._thread.is_alive()
+        locked = not hung and self._lock.acquire(timeout=self._lock_timeout_s)
+        try:
+            if not self._paused:
+                self._close_window(closing_sample=locked)
+            self._shutdown()
+            self.summary = self._summarise()
+        finally:
+            if locked:
+                self._lock.release()
         return self.summary
+
+    def pause(self) -> None:
+        """Stop counting until :meth:`resume` (e.g. during evaluation); a no-op when not sampling."""
+        if self._thread is None or self._stopped:
+            return
+        if not self._lock.acquire(timeout=self._lock_timeout_s):
+            return  # the sampler is stuck in NVML; never hang the training run for telemetry
+        try:
+            if not self._paused:
+                self._close_window(closing_sample=True)
+                self._paused = True
+        finally:
+            self._lock.release()
+
+    def resume(self) -> None:
+        """Open a new sampling window after :meth:`pause`; a no-op when not paused."""
+        if self._thread is None or self._stopped:
+            return
+        if not self._lock.acquire(timeout=self._lock_timeout_s):
+            return
+        try:
+            if self._paused:
+                self._paused = False
+                self._open_window()
+        finally:
+            self._lock.release()
+
+    def _open_window(self) -> None:
+        self._windows += 1
+        self._last_power = None  # the power integral must not bridge the paused gap
+        self._energy_start_mj = self._read_energy_mj()
+        self._t0 = time.perf_counter()
+        self._sample()  # one reading at once, so even a short window has data
+
+    def _close_window(self, closing_sample: bool) -> None:
+        if closing_sample:
+            self._sample()  # the power integral then reaches the end of the window
+        self._active_s += time.perf_counter() - self._t0
+        end_mj = self._read_energy_mj()
+        if self._energy_counter_j is not None:
+            if self._energy_start_mj is None or end_mj is None:
+                self._energy_counter_j = None  # a counter read at only one end is useless
+            else:
+                self._energy_counter_j += (end_mj - self._energy_start_mj) / 1000.0
 
     def _shutdown(self) -> None:
         try:
@@ -241,7 +299,9 @@ class GpuMonitor:
     def _run(self) -> None:
         # Event.wait is the one sleep per interval, and it wakes at once when stop() is called.
         while not self._stop_event.wait(self.interval_s):
-            self._sample()
+            with self._lock:
+                if not self._paused:
+                    self._sample()
 
     def _is_not_supported(self, exc: BaseException) -> bool:
         cls = getattr(self._nvml, "NVMLError_NotSupported", None)
@@ -315,9 +375,9 @@ class GpuMonitor:
             self._unsupported.add("energy")
             return None
 
-    def _summarise(self, duration: float, energy_end_mj: Optional[float]) -> dict[str, Any]:
-        if self._energy_start_mj is not None and energy_end_mj is not None:
-            energy_j: Optional[float] = (energy_end_mj - self._energy_start_mj) / 1000.0
+    def _summarise(self) -> dict[str, Any]:
+        if self._energy_counter_j is not None:
+            energy_j: Optional[float] = self._energy_counter_j
             source: Optional[str] = "counter"
         elif self._power.n >= 2:
             energy_j, source = self._energy_integral_j, "integrated_power"
@@ -329,7 +389,7 @@ class GpuMonitor:
             "reason": None,
             "gpu_name": self._gpu_name,
             "samples": self._samples,
-            "duration_s": _rounded(duration, 4),
+            "duration_s": _rounded(self._active_s, 4),
             "util_mean_pct": _rounded(self._util.mean(), 2),
             "util_max_pct": _rounded(self._util.max, 2),
             "mem_used_max_bytes": None if mem_max is None else int(mem_max),
@@ -343,6 +403,7 @@ class GpuMonitor:
             "throttle_reasons": sorted(n for n in decode_throttle_reasons(self._throttle_mask)
                                        if n != "gpu_idle"),
             "interval_s": self.interval_s,
+            "windows": self._windows,
         }
 
 

@@ -184,19 +184,23 @@ def case_extra_info(results: list, *, section: str, case: str, reference: bool, 
         "diverged": any(r.diverged for r in results),
         "timer": first.timer,
         "config": cfg.to_dict(),
-        "gpu": _merge_gpu([r.gpu for r in results]),
+        "gpu": _merge_gpu(results),
         "curves": [[{"epoch": e.epoch, "train_s": e.train_s, "test_acc": e.test_acc, "train_loss": e.train_loss}
                     for e in r.epochs] for r in results],
     }
 
 
-def _merge_gpu(summaries: list[Optional[dict[str, Any]]]) -> Optional[dict[str, Any]]:
-    """One telemetry summary per case: the median seed's numbers, energy per seed kept."""
-    summaries = [s for s in summaries if s]
-    if not summaries:
+def _merge_gpu(results: list) -> Optional[dict[str, Any]]:
+    """One telemetry summary per case: that of the seed with the median training time (the
+    lower one for an even count), so its figures belong to one real run; every seed's energy kept."""
+    watched = [r for r in results if r.gpu]
+    if not watched:
         return None
-    merged = dict(summaries[len(summaries) // 2])
-    merged["energy_j_per_seed"] = [s.get("energy_j") for s in summaries]
+    ranked = sorted(watched, key=lambda r: (r.train_time_s is None, r.train_time_s or 0.0))
+    chosen = ranked[(len(ranked) - 1) // 2]
+    merged = dict(chosen.gpu)
+    merged["seed"] = chosen.config.get("seed")
+    merged["energy_j_per_seed"] = [(r.gpu or {}).get("energy_j") for r in results]
     return merged
 
 

@@ -437,7 +437,8 @@ def _legend(baselines_path: str | None) -> list[str]:
         "median over seeds, with evaluation excluded (see the timer above); *spread* is min-max "
         "over seeds; *time to target* is the median over the seeds that reached the target "
         "accuracy; *speed-up* is the reference case's median train time divided by the case's; "
-        "energy, power and utilisation come from NVML while the case ran.",
+        "energy, power and utilisation come from NVML during the timed training epochs "
+        "(sampling pauses for evaluation), for one run: the seed with the median train time.",
     ]
     if baselines_path:
         lines.append(f"*verdict* compares each case with `{baselines_path}` (ratio = run / baseline).")

@@ -49,6 +49,10 @@ class Monitor(Protocol):
 
     def start(self) -> None: ...
 
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
     def stop(self) -> dict[str, Any]: ...
 
 
@@ -130,7 +134,8 @@ def timer_policy(cfg: TrainConfig, clock: str) -> dict[str, Any]:
         f"warm-up ({cfg.warmup_steps} steps: cuDNN autotuning, torch.compile compilation), undone before timing",
         "evaluation (timed separately as eval_s" + (", flip TTA included)" if cfg.tta_flip else ")"),
     ]
-    return {"clock": clock, "includes": includes, "excludes": excludes}
+    telemetry = "NVML samples and energy cover the timed training epochs only (paused for evaluation)"
+    return {"clock": clock, "includes": includes, "excludes": excludes, "telemetry": telemetry}
 
 
 def _set_matmul_precision(precision: str) -> None:
@@ -266,19 +271,24 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     log(f"{'epoch':>5} {'lr':>7} {'loss':>8} {'train':>7} {'test':>7} {'epoch s':>8} {'total s':>8}")
     timer, eval_timer = Timer(device), Timer(device)
     train_s = eval_s_total = 0.0
-    if monitor is not None:
-        monitor.start()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
+        # The telemetry windows match the training clock, so evaluation is left out of them.
+        if monitor is not None and epoch == 1:
+            monitor.start()
+        elif monitor is not None:
+            monitor.resume()
         timer.start()
         for i, (x, y) in enumerate(train_loader):
             lr = schedule(epoch - 1 + (i + 1) / steps_per_epoch)
             loss, hits = step(x, y, lr, opt, scaler)
             loss_sum += loss.float()  # stays on the device: no sync per step
             correct += hits
-        epoch_s = timer.stop()
+        epoch_s = timer.stop()  # synchronises: the epoch's GPU work is done
+        if monitor is not None:
+            monitor.pause()
         train_s += epoch_s
         n_seen = steps_per_epoch * cfg.batch_size
         train_loss = float(loss_sum) / n_seen

@@ -161,6 +161,61 @@ def test_energy_integrated_from_power_when_counter_unsupported() -> None:
     assert s["energy_j"] <= 250 * (s["duration_s"] + 1e-4)  # duration_s is rounded to 0.1 ms
 
 
+def test_paused_time_is_neither_sampled_nor_counted() -> None:
+    """Evaluation is paused out: energy sums the windows, duration excludes the gap."""
+    # counter reads: window 1 from 1000 J to 1100 J; the paused gap burns 500 J; window 2 to 1650 J
+    fake = FakeNVML({"energy_mj": [1_000_000, 1_100_000, 1_600_000, 1_650_000]})
+    mon = GpuMonitor(interval_s=INTERVAL, nvml=fake)
+    mon.start()
+    time.sleep(0.05)
+    mon.pause()
+    samples_at_pause = fake.calls["util"]
+    time.sleep(0.15)  # the sampler wakes about 15 times here and must take no reading
+    assert fake.calls["util"] == samples_at_pause
+    mon.resume()
+    time.sleep(0.05)
+    s = mon.stop()
+    assert s["energy_source"] == "counter"
+    assert s["energy_j"] == pytest.approx(150.0)  # 100 J + 50 J, not the 500 J of the gap
+    assert s["windows"] == 2
+    assert 0.09 <= s["duration_s"] < 0.2  # the two 0.05 s windows, not the 0.25 s wall time
+
+
+def test_power_integral_does_not_bridge_a_pause() -> None:
+    fake = FakeNVML({"power_mw": 100_000}, unsupported=("energy_mj",))
+    mon = GpuMonitor(interval_s=INTERVAL, nvml=fake)
+    mon.start()
+    time.sleep(0.05)
+    mon.pause()
+    time.sleep(0.3)
+    mon.resume()
+    time.sleep(0.05)
+    s = mon.stop()
+    assert s["energy_source"] == "integrated_power"
+    assert s["energy_j"] <= 100 * (s["duration_s"] + 1e-4)  # ~10 J, not the 40 J of wall time
+    assert s["energy_j"] == pytest.approx(100 * s["duration_s"], rel=0.3)
+
+
+def test_pause_and_resume_are_no_ops_without_a_gpu() -> None:
+    mon = GpuMonitor(interval_s=INTERVAL, nvml=FakeNVML(count=0))
+    mon.start()
+    mon.pause()
+    mon.resume()
+    _assert_unavailable(mon.stop(), "no GPU at index 0")
+    mon.pause()  # after stop, too
+    mon.resume()
+
+
+def test_stop_while_paused_keeps_the_closed_windows() -> None:
+    fake = FakeNVML({"energy_mj": [2_000_000, 2_040_000, 9_000_000]})
+    mon = GpuMonitor(interval_s=INTERVAL, nvml=fake)
+    mon.start()
+    mon.pause()
+    s = mon.stop()
+    assert s["energy_j"] == pytest.approx(40.0) and s["windows"] == 1
+    assert fake.shutdowns == 1
+
+
 def test_throttle_bitmask_decoding() -> None:
     assert decode_throttle_reasons(0) == []
     assert decode_throttle_reasons(0x4 | 0x8) == ["sw_power_cap", "hw_slowdown"]

@@ -150,3 +150,22 @@ def test_oom_and_divergence_are_recorded_and_the_suite_goes_on(tmp_path):
     status = {b["name"]: b["extra_info"]["status"] for b in json.loads(out.read_text())["benchmarks"]}
     assert status == {"test_faults[oom]": "oom", "test_faults[diverges]": "diverged", "test_faults[fine]": "ok"}
     assert "out of memory" in proc.stdout and "non-finite" in proc.stdout  # warnings summary
+
+
+def test_telemetry_of_a_case_is_the_median_time_seeds_run():
+    from types import SimpleNamespace
+
+    from speedtrain.pytest_plugin import _merge_gpu
+
+    def run(seed, train_s, energy):
+        return SimpleNamespace(config={"seed": seed}, train_time_s=train_s,
+                               gpu={"available": True, "energy_j": energy, "power_mean_w": energy / 10})
+
+    runs = [run(0, 12.0, 300.0), run(1, 10.0, 250.0), run(2, 11.0, 280.0)]
+    merged = _merge_gpu(runs)
+    assert merged["seed"] == 2 and merged["energy_j"] == 280.0 and merged["power_mean_w"] == 28.0
+    assert merged["energy_j_per_seed"] == [300.0, 250.0, 280.0]  # in seed order
+    # a failed seed (no time) ranks last; with two left the lower median is taken
+    merged = _merge_gpu([run(0, None, 999.0), run(1, 10.0, 250.0)])
+    assert merged["seed"] == 1
+    assert _merge_gpu([SimpleNamespace(config={"seed": 0}, train_time_s=1.0, gpu=None)]) is None

@@ -25,6 +25,12 @@ class FakeMonitor:
     def start(self):
         self.calls.append("start")
 
+    def pause(self):
+        self.calls.append("pause")
+
+    def resume(self):
+        self.calls.append("resume")
+
     def stop(self):
         self.calls.append("stop")
         return {"available": False, "reason": "fake"}
@@ -45,7 +51,10 @@ def test_a_run_records_every_figure_per_epoch():
     assert result.images_per_s == pytest.approx(2 * 64 / result.train_time_s)
     assert result.timer["clock"] == "perf_counter"
     assert any("evaluation" in item for item in result.timer["excludes"])
-    assert monitor.calls == ["start", "stop"] and result.gpu == {"available": False, "reason": "fake"}
+    # telemetry is paused for each evaluation, like the training clock
+    assert monitor.calls == ["start", "pause", "resume", "pause", "stop"]
+    assert result.gpu == {"available": False, "reason": "fake"}
+    assert "evaluation" in result.timer["telemetry"]
     assert len(lines) == 4  # what runs, the column header, one line per epoch
     assert "SYNTHETIC" in lines[0] and "parameters" in lines[0]
     assert result.env["torch"] == torch.__version__ and result.device.startswith("cpu")
