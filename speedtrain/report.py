@@ -425,6 +425,7 @@ def _environment(run: dict) -> dict[str, str]:
         "timed (includes)": text(timer.get("includes")),
         "not timed (excludes)": text(timer.get("excludes")),
         "GPU monitor": monitor_text,
+        "telemetry window": text(timer.get("telemetry")),
         "run date": text(run.get("datetime")),
         "commit": commit_text,
         "pytest-benchmark": text(run.get("version")),
