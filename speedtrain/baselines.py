@@ -46,7 +46,7 @@ import os
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
 from tabulate import tabulate
 
@@ -105,6 +105,16 @@ def median_or_none(xs: Iterable[Optional[float]]) -> Optional[float]:
     """The median of the values that are not None; None when there are none."""
     values = [x for x in xs if x is not None]
     return statistics.median(values) if values else None
+
+
+T = TypeVar("T")
+
+
+def lower_median(items: Iterable[T], key: Callable[[T], Any]) -> T:
+    """The item at the lower middle when sorted by ``key``: with seeds, a run that happened
+    rather than an average of two. ``items`` must not be empty."""
+    ranked = sorted(items, key=key)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def _spread(xs: list[float]) -> Optional[float]:

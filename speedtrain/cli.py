@@ -64,11 +64,12 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=_int_list, metavar="LIST", **common)
         else:
             metavar = "PATH" if f.name == "data_dir" else "NAME"
-            group.add_argument(flag, type=str, metavar=metavar if not optional else f"{metavar}|none", **common)
+            group.add_argument(flag, type=_optional_str if optional else str,
+                               metavar=metavar if not optional else f"{metavar}|none", **common)
 
 
-def _optional_str(value: Optional[str]) -> Optional[str]:
-    return None if value is not None and value.lower() in ("none", "null") else value
+def _optional_str(text: str) -> Optional[str]:
+    return None if text.lower() in ("none", "null") else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,9 +102,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in fields}
-    for name in ("global_pool",):
-        if name in values:
-            values[name] = _optional_str(values[name])
     cfg = TrainConfig(**values)
     log = (lambda line: None) if args.quiet else stderr_log
     monitor = GpuMonitor() if args.monitor else None

@@ -453,7 +453,8 @@ class _Pipeline:
         return augment.cutout(augment.normalize(images, self.mean, self.std, dtype), self.cutout, generator)
 
 
-def _memory_format(cfg: TrainConfig) -> torch.memory_format:
+def memory_format(cfg: TrainConfig) -> torch.memory_format:
+    """The layout of model inputs (and weights): NHWC with ``channels_last``, else NCHW."""
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
@@ -474,7 +475,7 @@ class GpuLoader:
         self.pipeline = _Pipeline.build(data, cfg, device)
         # Random numbers drawn on the device: no host round trip per epoch.
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.batch_size, self.dtype, self.memory_format = cfg.batch_size, dtype, _memory_format(cfg)
+        self.batch_size, self.dtype, self.memory_format = cfg.batch_size, dtype, memory_format(cfg)
 
     def __len__(self) -> int:
         return len(self.labels) // self.batch_size
@@ -532,7 +533,7 @@ class TorchLoader:
             num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
             generator=torch.Generator().manual_seed(cfg.seed),  # seeds the workers' own RNGs
         )
-        self.device, self.dtype, self.memory_format = device, dtype, _memory_format(cfg)
+        self.device, self.dtype, self.memory_format = device, dtype, memory_format(cfg)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -558,5 +559,5 @@ def make_test_batches(data: Dataset, cfg: TrainConfig, device: torch.device, dty
     batches = []
     for i in range(0, len(data.test_labels), batch_size):
         x = augment.normalize(data.test_images[i:i + batch_size].to(device), pipeline.mean, pipeline.std, dtype)
-        batches.append((x.contiguous(memory_format=_memory_format(cfg)), data.test_labels[i:i + batch_size].to(device)))
+        batches.append((x.contiguous(memory_format=memory_format(cfg)), data.test_labels[i:i + batch_size].to(device)))
     return batches

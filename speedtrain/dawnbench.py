@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from speedtrain.atomic import write_text_atomic
+from speedtrain.baselines import lower_median
 from speedtrain.errors import ReportError
 from speedtrain.report import Case, as_float, load_run, run_cases, run_date
 
@@ -84,9 +85,8 @@ def _median_seed(case: Case) -> int:
         value = as_float(values[i]) if isinstance(values, list) and i < len(values) else None
         return math.inf if value is None else value
 
-    order = sorted(range(len(case.curves)),
-                   key=lambda i: (per_seed("time_to_target_s", i), per_seed("train_time_s", i)))
-    return order[(len(order) - 1) // 2]  # the lower middle: an actual seed, not an average
+    return lower_median(range(len(case.curves)),
+                        key=lambda i: (per_seed("time_to_target_s", i), per_seed("train_time_s", i)))
 
 
 def _entry(run: dict, case: Case, seed: int, author: str) -> dict[str, Any]:

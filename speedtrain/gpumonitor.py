@@ -23,10 +23,11 @@ covers the timed training epochs only. ``duration_s`` is the summed length of th
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from types import ModuleType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 # Clock event ("throttle") reason bits, as in nvml.h. Hard-coded rather than read from the
 # module: the values are part of NVML's stable ABI, and a fake module need not define them.
@@ -227,43 +228,41 @@ class GpuMonitor:
         # A hung NVML call must not hang the benchmark: wait a bounded time for the thread.
         self._thread.join(timeout=self._lock_timeout_s)
         # A thread still alive is stuck in an NVML call, holding the lock: summarise without it.
-        hung = self._thread.is_alive()
-        locked = not hung and self._lock.acquire(timeout=self._lock_timeout_s)
-        try:
+        with self._locked(wait=not self._thread.is_alive()) as locked:
             if not self._paused:
                 self._close_window(closing_sample=locked)
             self._shutdown()
             self.summary = self._summarise()
-        finally:
-            if locked:
-                self._lock.release()
         return self.summary
 
     def pause(self) -> None:
         """Stop counting until :meth:`resume` (e.g. during evaluation); a no-op when not sampling."""
         if self._thread is None or self._stopped:
             return
-        if not self._lock.acquire(timeout=self._lock_timeout_s):
-            return  # the sampler is stuck in NVML; never hang the training run for telemetry
-        try:
-            if not self._paused:
+        # Without the lock the sampler is stuck in NVML: telemetry must never hang the training.
+        with self._locked() as locked:
+            if locked and not self._paused:
                 self._close_window(closing_sample=True)
                 self._paused = True
-        finally:
-            self._lock.release()
 
     def resume(self) -> None:
         """Open a new sampling window after :meth:`pause`; a no-op when not paused."""
         if self._thread is None or self._stopped:
             return
-        if not self._lock.acquire(timeout=self._lock_timeout_s):
-            return
-        try:
-            if self._paused:
+        with self._locked() as locked:
+            if locked and self._paused:
                 self._paused = False
                 self._open_window()
+
+    @contextlib.contextmanager
+    def _locked(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the sampler's lock for a bounded time; yields whether it was taken."""
+        locked = wait and self._lock.acquire(timeout=self._lock_timeout_s)
+        try:
+            yield locked
         finally:
-            self._lock.release()
+            if locked:
+                self._lock.release()
 
     def _open_window(self) -> None:
         self._windows += 1

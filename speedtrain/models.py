@@ -244,10 +244,7 @@ def _resnet18_stage(c_in: int, c_out: int, cfg: TrainConfig, downsample: bool) -
 
 
 def _resnet18(cfg: TrainConfig) -> nn.Sequential:
-    if cfg.downsample == "strided1x1":
-        # ResNet-18's strided blocks already downsample their shortcut with a 1x1 stride-2 conv;
-        # making the main path's 3x3 conv 1x1 too is no network of the reports or of myrtle.ai.
-        raise ConfigError("downsample 'strided1x1' is for resnet9 only; resnet18 takes maxpool or strided")
+    # TrainConfig refuses downsample 'strided1x1' here: ResNet-18's shortcut is already one.
     w = _widths(cfg)
     c_in = cfg.input_shape[0]
     if cfg.stem == "imagenet":
@@ -267,10 +264,7 @@ def _resnet18(cfg: TrainConfig) -> nn.Sequential:
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
-    """The network ``cfg`` describes, in fp32 on the CPU, in training mode.
-
-    Raises :class:`ConfigError` for ``downsample='strided1x1'`` with ``model='resnet18'``.
-    """
+    """The network ``cfg`` describes, in fp32 on the CPU, in training mode."""
     if cfg.model == "resnet9":
         return _resnet9(cfg)
     if cfg.model == "resnet18":

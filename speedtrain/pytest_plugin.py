@@ -196,8 +196,7 @@ def _merge_gpu(results: list) -> Optional[dict[str, Any]]:
     watched = [r for r in results if r.gpu]
     if not watched:
         return None
-    ranked = sorted(watched, key=lambda r: (r.train_time_s is None, r.train_time_s or 0.0))
-    chosen = ranked[(len(ranked) - 1) // 2]
+    chosen = bl.lower_median(watched, key=lambda r: (r.train_time_s is None, r.train_time_s or 0.0))
     merged = dict(chosen.gpu)
     merged["seed"] = chosen.config.get("seed")
     merged["energy_j_per_seed"] = [(r.gpu or {}).get("energy_j") for r in results]

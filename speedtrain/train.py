@@ -33,7 +33,7 @@ from torch import nn
 
 from speedtrain.atomic import write_json_atomic
 from speedtrain.config import TrainConfig, resolve_device
-from speedtrain.data import load_dataset, make_test_batches, make_train_loader
+from speedtrain.data import load_dataset, make_test_batches, make_train_loader, memory_format
 from speedtrain.env import device_name, environment
 from speedtrain.models import build_model, count_parameters, prepare_for_precision
 from speedtrain.schedule import lr_schedule
@@ -199,7 +199,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     _set_matmul_precision(cfg.precision)
     half = cfg.precision == "half"
     input_dtype = torch.float16 if half else torch.float32
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    layout = memory_format(cfg)
     amp_dtype = AUTOCAST_DTYPES.get(cfg.precision)
 
     def autocast() -> Any:
@@ -214,7 +214,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     torch.manual_seed(cfg.seed)
     net = build_model(cfg)
     result.n_params = count_parameters(net)
-    net = prepare_for_precision(net.to(device=device, memory_format=memory_format), cfg.precision)
+    net = prepare_for_precision(net.to(device=device, memory_format=layout), cfg.precision)
     model = torch.compile(net) if cfg.compile else net
 
     schedule = lr_schedule(cfg)
@@ -250,7 +250,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
         c, h, w = cfg.input_shape
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
         x = torch.randn(cfg.batch_size, c, h, w, device=device, generator=gen, dtype=input_dtype)
-        x = x.contiguous(memory_format=memory_format)
+        x = x.contiguous(memory_format=layout)
         y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), device=device, generator=gen)
         for _ in range(cfg.warmup_steps):
             step(x, y, cfg.lr * 0.01, opt, scaler)
