@@ -57,7 +57,15 @@ def cpu() -> dict:
     return load("cpu-tests.yml")
 
 
-@pytest.mark.parametrize("name", ["gpu-benchmarks.yml", "cpu-tests.yml"])
+@pytest.fixture(scope="module")
+def record() -> dict:
+    return load("record-baselines.yml")
+
+
+GPU_WORKFLOWS = ["gpu-benchmarks.yml", "record-baselines.yml"]
+
+
+@pytest.mark.parametrize("name", ["gpu-benchmarks.yml", "cpu-tests.yml", "record-baselines.yml"])
 def test_jobs_exist_and_every_step_runs_or_uses(name: str) -> None:
     workflow = load(name)
     assert workflow.get("name")
@@ -82,11 +90,12 @@ def test_gpu_job_runs_on_the_self_hosted_gpu_runner(gpu: dict) -> None:
 def test_gpu_job_commands(gpu: dict) -> None:
     lines = commands(gpu)
     pytest_line = next(line for line in lines if line.startswith("pytest benchmarks"))
-    for option in ("--st-profile quick", "--st-baselines check", "--st-fail-on-regression",
+    for option in ("--st-device cuda", "--st-profile quick", "--st-baselines check", "--st-fail-on-regression",
                    "--benchmark-save=ci-${{ github.run_number }}", "--benchmark-json=results/ci.json"):
         assert option in pytest_line
-    assert "speedtrain compare --baselines baselines.json results/ci.json" in lines
-    assert "speedtrain report results/ci.json -o reports/ci/REPORT.md" in lines
+    # No baseline for this GPU is a failure, not a silent pass.
+    assert "speedtrain compare --baselines baselines.json results/ci.json --require-baselines" in lines
+    assert "speedtrain report results/ci.json -o reports/ci/REPORT.md --baselines baselines.json" in lines
 
 
 def test_gpu_job_reports_and_uploads_even_after_a_failure(gpu: dict) -> None:
@@ -102,27 +111,54 @@ def test_gpu_job_reports_and_uploads_even_after_a_failure(gpu: dict) -> None:
     assert upload["with"].get("include-hidden-files") is True
 
 
-def test_gpu_job_uses_only_registered_st_options(gpu: dict) -> None:
+@pytest.mark.parametrize("name", GPU_WORKFLOWS)
+def test_gpu_jobs_demand_a_gpu_and_check_it_first(name: str) -> None:
+    """A GPU job must never fall back to the CPU (an old driver makes torch do exactly that)."""
+    workflow = load(name)
+    lines = commands(workflow)
+    benchmarks = [i for i, line in enumerate(lines) if line.startswith("pytest benchmarks")]
+    doctor = [i for i, line in enumerate(lines) if line.startswith("speedtrain doctor --device cuda")]
+    assert benchmarks and doctor and doctor[0] < benchmarks[0], "doctor must gate the benchmarks"
+    assert all("--st-device cuda" in lines[i] for i in benchmarks)
+    # How to get a torch that matches the runner's driver is configurable, not hard-wired.
+    assert any("--index-url \"$TORCH_INDEX_URL\"" in line for line in lines)
+
+
+def test_record_baselines_workflow(record: dict) -> None:
+    assert set(triggers(record)) == {"workflow_dispatch"}, "recording baselines is a manual decision"
+    (job,) = record["jobs"].values()
+    assert "gpu" in job["runs-on"]
+    line = next(line for line in commands(record) if line.startswith("pytest benchmarks"))
+    assert "--st-baselines update" in line
+    upload = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert "baselines.json" in upload["with"]["path"].split()
+    assert record["concurrency"]["group"] == load("gpu-benchmarks.yml")["concurrency"]["group"]
+
+
+@pytest.mark.parametrize("name", GPU_WORKFLOWS)
+def test_gpu_job_uses_only_registered_st_options(name: str) -> None:
     if not PLUGIN.exists():
         pytest.skip("speedtrain/pytest_plugin.py not written yet")
     known = registered(PLUGIN.read_text(), "--st-")
     assert known, "no --st- option found in the plugin: has the registration changed?"
-    used = {opt for line in commands(gpu) for opt in re.findall(r"--st-[a-z0-9-]+", line)}
+    used = {opt for line in commands(load(name)) for opt in re.findall(r"--st-[a-z0-9-]+", line)}
     assert used and used <= known, f"unknown options: {sorted(used - known)}"
 
 
-def test_gpu_job_uses_only_real_benchmark_options(gpu: dict) -> None:
+@pytest.mark.parametrize("name", GPU_WORKFLOWS)
+def test_gpu_job_uses_only_real_benchmark_options(name: str) -> None:
     import pytest_benchmark.plugin
 
     known = registered(Path(pytest_benchmark.plugin.__file__).read_text(), "--benchmark-")
-    used = {opt for line in commands(gpu) for opt in re.findall(r"--benchmark-[a-z0-9-]+", line)}
+    used = {opt for line in commands(load(name)) for opt in re.findall(r"--benchmark-[a-z0-9-]+", line)}
     assert used and used <= known, f"unknown options: {sorted(used - known)}"
 
 
-def test_gpu_job_speedtrain_commands_parse(gpu: dict) -> None:
+@pytest.mark.parametrize("name", GPU_WORKFLOWS)
+def test_gpu_job_speedtrain_commands_parse(name: str) -> None:
     from speedtrain.cli import build_parser
 
-    speedtrain_lines = [line for line in commands(gpu) if line.startswith("speedtrain ")]
+    speedtrain_lines = [line for line in commands(load(name)) if line.startswith("speedtrain ")]
     assert len(speedtrain_lines) >= 2
     for line in speedtrain_lines:
         try:
