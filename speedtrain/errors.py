@@ -23,3 +23,7 @@ class BaselineError(SpeedtrainError):
 
 class ReportError(SpeedtrainError):
     """A saved benchmark run that cannot be read or reported."""
+
+
+class LockTimeoutError(SpeedtrainError):
+    """Another process held a shared file's lock for longer than we were willing to wait."""
