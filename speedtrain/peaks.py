@@ -1,0 +1,105 @@
+"""Datasheet peak throughput of common NVIDIA GPUs, to put measured FLOP/s in proportion.
+
+Every figure is the vendor's **dense** peak in TFLOP/s: NVIDIA's datasheets print tensor-core
+figures "with sparsity" (2:4 structured sparsity, marked ``*``), which are twice the dense
+ones, and dense training never reaches them, so those are halved here. ``fp16`` is the tensor
+core rate with **fp32 accumulation**, which is what PyTorch's fp16 matmuls and convolutions
+use; GeForce cards run that at half their fp16-accumulate rate (the architecture whitepapers
+list both). ``tf32`` and ``bf16`` are None on GPUs without those tensor-core formats (before
+Ampere, compute capability 8.0). Each row names the document its figures come from.
+
+Look-up is by the name torch (``torch.cuda.get_device_name``) or NVML reports, e.g.
+``"NVIDIA A100-SXM4-80GB"``, ``"Tesla V100-SXM2-16GB"``, ``"NVIDIA H100 80GB HBM3"``. A GPU not
+in the table, or one whose form factor the name does not settle (a V100 that says neither
+SXM2 nor PCIe), a laptop part or a MIG slice gets None: better no peak than a wrong one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class PeakSpec:
+    name: str
+    fp32: float  # TFLOP/s, CUDA cores (no tensor cores)
+    tf32: Optional[float]  # TFLOP/s, tensor cores, dense
+    fp16: float  # TFLOP/s, tensor cores with fp32 accumulation, dense
+    bf16: Optional[float]  # TFLOP/s, tensor cores, dense
+    source: str  # where the figures come from
+
+
+_V100 = "https://images.nvidia.com/content/technologies/volta/pdf/volta-v100-datasheet-update-us-1165301-r5.pdf"
+_T4 = "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/tesla-t4/t4-tensor-core-datasheet-951643.pdf"
+_A10 = "https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a10/pdf/a10-datasheet.pdf"
+_A100 = ("https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/"
+         "nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf")
+_A40 = "https://images.nvidia.com/content/Solutions/data-center/a40/nvidia-a40-datasheet.pdf"
+_L4 = "https://resources.nvidia.com/en-us-data-center-overview/l4-gpu-datasheet"
+_L40S = "https://resources.nvidia.com/en-us-l40s/l40s-datasheet-28413"
+_H100 = "https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet"
+_H200 = "https://nvdam.widen.net/s/nb5zzzsjdf/hpc-datasheet-sc23-h200-datasheet-3002446"
+_GA102 = "https://www.nvidia.com/content/PDF/nvidia-ampere-ga-102-gpu-architecture-whitepaper-v2.pdf"
+_ADA = "https://images.nvidia.com/aem-dam/Solutions/geforce/ada/nvidia-ada-gpu-architecture.pdf"
+
+# (pattern searched in the normalised name, spec). First match wins, so a more specific
+# pattern (V100S, H100 PCIe) comes before a looser one. Word boundaries keep A10 from
+# matching A100 or A10G (a different AWS part, not in the table).
+_TABLE: tuple[tuple[str, PeakSpec], ...] = (
+    (r"\bV100S\b", PeakSpec("V100S PCIe", 16.4, None, 130.0, None, _V100)),
+    (r"\bV100\b.*\bSXM2\b", PeakSpec("V100 SXM2", 15.7, None, 125.0, None, _V100)),
+    (r"\bV100\b.*\bPCIE\b", PeakSpec("V100 PCIe", 14.0, None, 112.0, None, _V100)),
+    (r"\bT4\b", PeakSpec("T4", 8.1, None, 65.0, None, _T4)),
+    (r"\bA10\b", PeakSpec("A10", 31.2, 62.5, 125.0, 125.0, _A10)),
+    # All A100 variants (40/80 GB, PCIe/SXM4) share the same peaks; they differ in memory.
+    (r"\bA100\b", PeakSpec("A100", 19.5, 156.0, 312.0, 312.0, _A100)),
+    (r"\bA40\b", PeakSpec("A40", 37.4, 74.8, 149.7, 149.7, _A40)),
+    (r"\bL4\b", PeakSpec("L4", 30.3, 60.0, 121.0, 121.0, _L4)),
+    (r"\bL40S\b", PeakSpec("L40S", 91.6, 183.0, 362.05, 362.05, _L40S)),
+    (r"\bH100\b.*\bPCIE\b", PeakSpec("H100 PCIe", 51.0, 378.0, 756.5, 756.5, _H100)),
+    (r"\bH100\b.*\b(SXM|HBM3)", PeakSpec("H100 SXM", 67.0, 494.5, 989.5, 989.5, _H100)),
+    (r"\bH200\b(?!.*\bNVL\b)", PeakSpec("H200 SXM", 67.0, 494.5, 989.5, 989.5, _H200)),
+    (r"\bRTX 3090\b(?! TI)", PeakSpec("GeForce RTX 3090", 35.6, 35.6, 71.0, 71.0, _GA102)),
+    (r"\bRTX A6000\b", PeakSpec("RTX A6000", 38.7, 77.4, 154.8, 154.8, _GA102)),
+    (r"\bRTX 4090\b(?! D)", PeakSpec("GeForce RTX 4090", 82.6, 82.6, 165.2, 165.2, _ADA)),
+)
+
+# TrainConfig precisions to the column that bounds them ("half" runs fp16 tensor cores).
+_COLUMN = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "half": "fp16", "bf16": "bf16"}
+
+
+def _normalise(gpu_name: str) -> str:
+    name = re.sub(r"[\s_]+", " ", gpu_name.upper()).strip()
+    return re.sub(r"^(NVIDIA |TESLA |GEFORCE )+", "", name)
+
+
+def lookup_peak(gpu_name: str) -> Optional[PeakSpec]:
+    """The datasheet peaks of the GPU torch or NVML calls ``gpu_name``; None when unknown."""
+    name = _normalise(gpu_name)
+    # A laptop part shares a desktop name but not its clocks or chip; a MIG slice has a
+    # fraction of the GPU's SMs. Neither has a datasheet peak of its own.
+    if re.search(r"\b(LAPTOP|MOBILE|MAX-Q|MIG)\b", name):
+        return None
+    for pattern, spec in _TABLE:
+        if re.search(pattern, name):
+            return spec
+    return None
+
+
+def peak_flops(gpu_name: str, precision: str) -> Optional[float]:
+    """Dense peak FLOP/s for a TrainConfig precision (fp32, tf32, fp16, bf16, half) on this GPU;
+    None when the GPU is unknown or has no tensor cores for that format."""
+    if precision not in _COLUMN:
+        raise ValueError(f"precision must be one of {', '.join(_COLUMN)}; got {precision!r}")
+    spec = lookup_peak(gpu_name)
+    if spec is None:
+        return None
+    tflops = getattr(spec, _COLUMN[precision])
+    return None if tflops is None else tflops * 1e12
+
+
+def known_gpus() -> list[str]:
+    """The table's GPU names, for messages about unknown GPUs."""
+    return [spec.name for _, spec in _TABLE]
