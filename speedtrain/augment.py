@@ -9,20 +9,37 @@ generator can drive augmentation of device-resident images and vice versa.
 
 Cutout fills with 0 and is meant to run on *normalised* images, where 0 is the dataset mean
 colour (as in myrtle.ai's code); on raw uint8 images it would paint black squares instead.
+
+The augmentations of the 100-image study (90-degree rotations, patch shuffle, colour-channel
+isolation, image mixing) follow the same rules; see :func:`mix_images` for the one that needs
+a whole batch (and its labels) and so cannot run per sample.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from speedtrain.errors import ConfigError
+
 
 def _randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
     """``n`` integers in ``[0, high)`` drawn on the generator's device, returned on ``device``."""
     return torch.randint(high, (n,), generator=generator, device=generator.device).to(device)
+
+
+def _rand(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> Tensor:
+    """Uniform floats in ``[0, 1)`` drawn on the generator's device, returned on ``device``."""
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+
+
+def _chosen(n: int, p: float, generator: torch.Generator, device: torch.device) -> Tensor:
+    """Which of ``n`` images an augmentation applies to: each with probability ``p``."""
+    return _rand((n,), generator, device) < p
 
 
 def reflect_pad(images: Tensor, padding: int) -> Tensor:
@@ -96,3 +113,101 @@ def normalize(images: Tensor, mean: Tensor, std: Tensor, dtype: torch.dtype = to
     shape = (1, -1, 1, 1)
     x = images.float().div_(255).sub_(mean.view(shape)).div_(std.view(shape))
     return x.to(dtype)
+
+
+# --- the 100-image study's augmentations ------------------------------------------------------
+
+
+def rotation_turns(n: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    """Quarter turns for ``n`` images: each uniform in 0..3 (0 leaves the image as it is)."""
+    return _randint(4, n, generator, device)
+
+
+def random_rotate90(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Rotate each image by its own random multiple of 90 degrees (as ``torch.rot90`` over H, W).
+
+    A rotation by k quarter turns is a transpose when k is odd, then a flip of the rows for k in
+    {1, 2} and of the columns for k in {2, 3}; three batched selections do the whole batch, with
+    no per-image loop and no host sync. Only square images can be transposed in place.
+    """
+    n, _, h, w = images.shape
+    if h != w:
+        raise ConfigError(f"90-degree rotations need square images; got {h}x{w} (turn rotations off or resize)")
+    k = rotation_turns(n, generator, images.device).view(n, 1, 1, 1)
+    x = torch.where(k % 2 == 1, images.transpose(-2, -1), images)
+    x = torch.where((k == 1) | (k == 2), x.flip(-2), x)
+    return torch.where(k >= 2, x.flip(-1), x)
+
+
+def patch_shuffle(images: Tensor, grid: int, generator: torch.Generator, p: float = 0.5) -> Tensor:
+    """Cut each chosen image (probability ``p``) into ``grid`` x ``grid`` patches and put them
+    back in a random order of its own; the other images are left as they are.
+
+    The permutation of image i comes from sorting ``grid**2`` uniform draws (a uniform random
+    permutation, which may happen to be the identity); one gather moves every patch of the batch.
+    """
+    n, c, h, w = images.shape
+    if grid < 1 or h % grid or w % grid:
+        raise ConfigError(f"patch shuffle grid must be at least 1 and divide the image sides; got {grid} for {h}x{w}")
+    if grid == 1:
+        return images
+    g, ph, pw, dev = grid, h // grid, w // grid, images.device
+    order = _rand((n, g * g), generator, dev).argsort(dim=1)
+    keep = torch.arange(g * g, device=dev).expand(n, -1)
+    order = torch.where(_chosen(n, p, generator, dev)[:, None], order, keep)
+    patches = images.reshape(n, c, g, ph, g, pw).permute(0, 2, 4, 1, 3, 5).reshape(n, g * g, c, ph, pw)
+    patches = patches[torch.arange(n, device=dev)[:, None], order]  # slot j gets patch order[j]
+    return patches.reshape(n, g, g, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
+
+
+def isolate_channel(images: Tensor, generator: torch.Generator, p: float = 0.5) -> Tensor:
+    """Keep one random colour channel of each chosen image (probability ``p``) and zero the others.
+
+    Meant for raw uint8 images, before :func:`normalize`, so that the result is the image seen
+    through a red, green or blue filter (0 = no light in the other channels); after normalising,
+    0 would be the mean colour instead. A one-channel image (Fashion-MNIST) has no other
+    channel to drop, so this is a no-op there.
+    """
+    n, c = images.shape[:2]
+    if c == 1:
+        return images
+    dev = images.device
+    kept = _randint(c, n, generator, dev)
+    keep = (torch.arange(c, device=dev) == kept[:, None]) | ~_chosen(n, p, generator, dev)[:, None]  # (N, C)
+    return images.masked_fill(~keep[:, :, None, None], 0)
+
+
+@dataclass(frozen=True)
+class MixedBatch:
+    """Images blended with partners from their own batch, and what the loss needs to follow.
+
+    ``images[i] = (1 - ratio) * x[i] + ratio * x[partner[i]]``. Labels are not mixed here: the
+    trainer either uses :meth:`targets` (soft targets for ``F.cross_entropy``) or mixes two
+    losses, ``(1 - ratio) * loss(y) + ratio * loss(y[partner])``; cross-entropy is linear in its
+    target, so both give the same loss.
+    """
+
+    images: Tensor
+    partner: Tensor  # (N,) long: index into the batch of each image's partner
+    ratio: float
+
+    def targets(self, labels: Tensor, num_classes: int) -> Tensor:
+        """Soft targets ``(1 - ratio) * onehot(y) + ratio * onehot(y[partner])``, float32 (N, K)."""
+        own = F.one_hot(labels, num_classes).float()
+        return (1 - self.ratio) * own + self.ratio * own[self.partner]
+
+
+def mix_images(images: Tensor, ratio: float, generator: torch.Generator) -> MixedBatch:
+    """Blend every image with a partner drawn from the same batch, ``ratio`` of the partner.
+
+    Partners are a random permutation of the batch (mixup's pairing; an image may draw itself).
+    Run it per batch on floating-point (normalised) images: blending is linear, so mixing before
+    or after normalising is the same. It needs a batch, so the DataLoader path runs it after
+    collation, on the device; with a batch of one the image is its own partner and is unchanged.
+    """
+    if not 0 <= ratio <= 1:
+        raise ConfigError(f"image mixing ratio must be in [0, 1]; got {ratio}")
+    if not images.is_floating_point():
+        raise ValueError(f"mix_images needs floating-point (normalised) images; got {images.dtype}")
+    partner = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
+    return MixedBatch(torch.lerp(images, images[partner], ratio), partner, ratio)
