@@ -29,6 +29,8 @@ import time
 from types import ModuleType
 from typing import Any, Callable, Iterator, Optional
 
+from speedtrain.nvmldevice import GpuIdentity, find_nvml_device  # noqa: F401  (public here too)
+
 # Clock event ("throttle") reason bits, as in nvml.h. Hard-coded rather than read from the
 # module: the values are part of NVML's stable ABI, and a fake module need not define them.
 THROTTLE_REASONS: tuple[tuple[int, str], ...] = (
