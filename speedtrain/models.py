@@ -20,6 +20,7 @@ comparison) and a 1x1 map never pools away to nothing (ResNet-18's ImageNet stem
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
@@ -42,17 +43,64 @@ __all__ = [
 BASE_WIDTHS = (64, 128, 256, 512)
 
 
+class _GroupedBatchNorm(torch.autograd.Function):
+    """Batch norm of a (B, S, C, H, W) view with statistics per (s, c) over (B, H, W), computed in
+    the view's own memory format: every op is a reduction or an element-wise op, whose output
+    keeps the input's strides, so an NHWC batch is never permuted to NCHW and back.
+
+    Statistics and arithmetic are in fp32 (as cuDNN's batch norm) whatever the input dtype; the
+    output and input gradient are written in the input's dtype. Saved for backward: the input
+    (not an fp32 copy) and the per-group statistics.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x5: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        var, mean = torch.var_mean(x5.float(), dim=_GROUP_DIMS, correction=0, keepdim=True)
+        invstd = torch.rsqrt(var + eps)
+        scale = _per_channel(weight) * invstd
+        shift = _per_channel(bias) - mean * scale
+        y = torch.addcmul(shift, x5, scale, out=torch.empty_like(x5))  # fp32 math, one write in x's dtype
+        ctx.save_for_backward(x5, weight, mean, invstd)
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor, *_: Any) -> tuple[Optional[torch.Tensor], ...]:
+        x5, weight, mean, invstd = ctx.saved_tensors
+        m = x5.numel() // mean.numel()  # values per statistic
+        xhat = (x5.float() - mean) * invstd
+        g = grad_y.float()
+        sum_g = g.sum(_GROUP_DIMS, keepdim=True)
+        sum_gx = (g * xhat).sum(_GROUP_DIMS, keepdim=True)
+        a = _per_channel(weight) * invstd
+        grad_x = (g - sum_g / m - xhat * (sum_gx / m)) * a
+        grad_w = sum_gx.sum((0, 1)).flatten().to(weight.dtype)
+        grad_b = sum_g.sum((0, 1)).flatten().to(weight.dtype)
+        return grad_x.to(x5.dtype), grad_w, grad_b, None
+
+
+_GROUP_DIMS = (0, 3, 4)  # (B, S, C, H, W): one statistic per (S, C)
+
+
+def _per_channel(param: torch.Tensor) -> torch.Tensor:
+    return param.float().view(1, 1, -1, 1, 1)
+
+
 class GhostBatchNorm2d(nn.BatchNorm2d):
     """Batch norm whose training statistics come from ``splits`` sub-batches (myrtle.ai part 8,
     "Bag of tricks": ghost batch norm over 32 images regularises at batch size 512).
 
-    Training views the batch (N, C, H, W) as (N/S, C*S, H, W) and runs one fused batch norm:
-    "channel" s*C + c then holds channel c of images s, s+S, s+2S... - sub-batch s. Batches are
-    shuffled, so this interleaved split is as good as contiguous chunks and, for NCHW input,
-    needs no copy. The running statistics are kept per channel (size C, as in
-    ``nn.BatchNorm2d``): each step updates S copies of them and stores their mean, which is
-    the same linear update as keeping S sets and averaging them at eval time. Evaluation is
-    therefore plain batch norm, and the state dict has the same shapes as ``nn.BatchNorm2d``.
+    Sub-batch s holds images s, s+S, s+2S... (batches are shuffled, so this interleaved split
+    is as good as contiguous chunks). For NCHW input the batch (N, C, H, W) is viewed, without
+    a copy, as (N/S, C*S, H, W) and runs one fused batch norm: "channel" s*C + c is channel c
+    of sub-batch s. That view does not exist for an NHWC (channels_last) batch, so there the
+    statistics are computed on the (N/S, S, C, H, W) view in the batch's own layout
+    (:class:`_GroupedBatchNorm`) instead of copying to NCHW and back. The running statistics
+    are kept per channel (size C, as in ``nn.BatchNorm2d``): each step updates S copies of
+    them and stores their mean, which is the same linear update as keeping S sets and
+    averaging them at eval time. Evaluation is therefore plain batch norm, and the state dict
+    has the same shapes as ``nn.BatchNorm2d``.
     """
 
     def __init__(self, num_features: int, splits: int, **kwargs) -> None:
@@ -70,18 +118,28 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
             raise ValueError(f"ghost batch norm with {s} splits needs a batch divisible by {s}; got {n} images")
         self.num_batches_tracked.add_(1)
         momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        if x.is_contiguous():
+            return self._forward_nchw(x, s, momentum)
+        weight = self.weight if self.weight is not None else torch.ones_like(self.running_mean)
+        bias = self.bias if self.bias is not None else torch.zeros_like(self.running_mean)
+        y, mean, var = _GroupedBatchNorm.apply(x.view(n // s, s, c, h, w), weight, bias, self.eps)
+        with torch.no_grad():  # the unbiased variance, as F.batch_norm's running update
+            m = (n // s) * h * w
+            unbiased = var * (m / max(m - 1, 1))
+            self.running_mean.lerp_(mean.view(s, c).mean(0), momentum)
+            self.running_var.lerp_(unbiased.view(s, c).mean(0), momentum)
+        return y.view(n, c, h, w)
+
+    def _forward_nchw(self, x: torch.Tensor, s: int, momentum: float) -> torch.Tensor:
+        n, c, h, w = x.shape
         mean, var = self.running_mean.repeat(s), self.running_var.repeat(s)
         weight = self.weight.repeat(s) if self.weight is not None else None
         bias = self.bias.repeat(s) if self.bias is not None else None
-        # reshape, not view: a channels_last batch cannot be viewed this way and is copied.
-        y = F.batch_norm(x.reshape(n // s, c * s, h, w), mean, var, weight, bias, True, momentum, self.eps)
+        y = F.batch_norm(x.view(n // s, c * s, h, w), mean, var, weight, bias, True, momentum, self.eps)
         with torch.no_grad():
             self.running_mean.copy_(mean.view(s, c).mean(0))
             self.running_var.copy_(var.view(s, c).mean(0))
-        y = y.reshape(n, c, h, w)
-        if x.is_contiguous(memory_format=torch.channels_last):
-            y = y.contiguous(memory_format=torch.channels_last)  # keep the layout the next conv expects
-        return y
+        return y.view(n, c, h, w)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", splits={self.splits}"

@@ -195,6 +195,65 @@ def test_ghost_bn_normalises_each_sub_batch_and_averages_running_stats(channels_
     torch.testing.assert_close(ghost(x), F.batch_norm(x, mean, var, ghost.weight, ghost.bias, False))
 
 
+class _ReferenceGhostBatchNorm(nn.BatchNorm2d):
+    """The implementation before NHWC statistics: reshape to (N/S, C*S, H, W) (a copy for an
+    NHWC batch), one F.batch_norm, reshape back and restore the layout (a second copy)."""
+
+    def __init__(self, num_features: int, splits: int, **kwargs) -> None:
+        super().__init__(num_features, **kwargs)
+        self.splits = splits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.splits
+        n, c, h, w = x.shape
+        self.num_batches_tracked.add_(1)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        mean, var = self.running_mean.repeat(s), self.running_var.repeat(s)
+        weight = self.weight.repeat(s) if self.weight is not None else None
+        bias = self.bias.repeat(s) if self.bias is not None else None
+        y = F.batch_norm(x.reshape(n // s, c * s, h, w), mean, var, weight, bias, True, momentum, self.eps)
+        with torch.no_grad():
+            self.running_mean.copy_(mean.view(s, c).mean(0))
+            self.running_var.copy_(var.view(s, c).mean(0))
+        y = y.reshape(n, c, h, w)
+        if x.is_contiguous(memory_format=torch.channels_last):
+            y = y.contiguous(memory_format=torch.channels_last)
+        return y
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16-input"])
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_ghost_bn_matches_the_reference_in_both_memory_formats(channels_last, affine, momentum, dtype):
+    """Same outputs, input/weight/bias gradients and running statistics as the copying
+    implementation, over several steps, and the output keeps the input's memory format."""
+    splits, n, c = 4, 16, 6
+    kw = dict(affine=affine, momentum=momentum)
+    ghost, ref = GhostBatchNorm2d(c, splits, **kw), _ReferenceGhostBatchNorm(c, splits, **kw)
+    if affine:
+        _randomise_affine(ghost, ref)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-3, atol=2e-3)
+    for step in range(3):
+        x = (torch.randn(n, c, 5, 7) * 3 + torch.arange(n).view(n, 1, 1, 1)).to(dtype).contiguous(memory_format=fmt)
+        grad = torch.randn(n, c, 5, 7).to(dtype).contiguous(memory_format=fmt)
+        xs = [x.clone().requires_grad_(), x.clone().requires_grad_()]
+        ys = [bn(xi) for bn, xi in zip((ghost, ref), xs)]
+        assert ys[0].dtype == dtype and ys[0].is_contiguous(memory_format=fmt)
+        torch.testing.assert_close(ys[0], ys[1], **tol)
+        for y in ys:
+            y.backward(grad)
+        torch.testing.assert_close(xs[0].grad, xs[1].grad, **tol)
+        if affine:
+            torch.testing.assert_close(ghost.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-3)
+            torch.testing.assert_close(ghost.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-3)
+            ghost.zero_grad(), ref.zero_grad()
+        torch.testing.assert_close(ghost.running_mean, ref.running_mean, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ghost.running_var, ref.running_var, rtol=1e-5, atol=1e-5)
+    assert int(ghost.num_batches_tracked) == 3
+
+
 def test_ghost_bn_refuses_a_batch_it_cannot_split():
     with pytest.raises(ValueError, match="divisible by 4"):
         GhostBatchNorm2d(3, splits=4)(torch.randn(6, 3, 2, 2))
