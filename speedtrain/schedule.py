@@ -6,10 +6,11 @@ third epoch), to a learning rate. The trainer evaluates it once per step.
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
 
 from speedtrain.config import TrainConfig
 
@@ -18,26 +19,23 @@ Schedule = Callable[[float], float]
 
 @dataclass(frozen=True)
 class PiecewiseLinear:
-    """Linear interpolation between (knot, value) pairs; flat beyond the ends."""
+    """Linear interpolation between (knot, value) pairs, flat beyond the ends (``numpy.interp``).
+
+    At a repeated knot the later value holds, so a zero-length warm-up starts at the peak.
+    """
 
     knots: tuple[float, ...]
     values: tuple[float, ...]
 
     def __post_init__(self) -> None:
+        # numpy.interp does not check its knots: a decreasing one would give a wrong schedule.
         if len(self.knots) != len(self.values) or len(self.knots) < 2:
             raise ValueError("PiecewiseLinear needs as many values as knots, and at least two")
         if any(b < a for a, b in zip(self.knots, self.knots[1:])):
             raise ValueError("PiecewiseLinear knots must be non-decreasing")
 
     def __call__(self, t: float) -> float:
-        if t <= self.knots[0]:
-            return self.values[0]
-        if t >= self.knots[-1]:
-            return self.values[-1]
-        i = bisect.bisect_right(self.knots, t) - 1
-        k0, k1 = self.knots[i], self.knots[i + 1]
-        v0, v1 = self.values[i], self.values[i + 1]
-        return v0 + (v1 - v0) * (t - k0) / (k1 - k0) if k1 > k0 else v1
+        return float(np.interp(t, self.knots, self.values))
 
 
 @dataclass(frozen=True)
@@ -62,4 +60,28 @@ def lr_schedule(cfg: TrainConfig) -> Schedule:
         return PiecewiseLinear((0.0, warm, total), (0.0, peak, 0.0))
     if cfg.schedule == "onecycle":
         return WarmupCosine(peak, warm, total)
-    return PiecewiseLinear((0.0, warm, total), (0.0 if warm > 0 else peak, peak, peak))
+    return PiecewiseLinear((0.0, warm, total), (0.0, peak, peak))
+
+
+@dataclass(frozen=True)
+class StepSchedule:
+    """``lr``, multiplied by ``factor`` at each milestone (epochs): the classic x0.1 step decay.
+
+    A milestone m applies once m epochs are complete: the trainer asks for the rate at the
+    end of each step, ``epoch - 1 + (i + 1) / steps``, so the last step of epoch m gets progress
+    exactly m and still the old rate, and epoch m + 1 starts decayed (as ``MultiStepLR``
+    stepped once per epoch). A repeated milestone applies the factor twice, as there.
+    """
+
+    lr: float
+    milestones: tuple[float, ...]
+    factor: float = 0.1
+
+    def __post_init__(self) -> None:
+        if any(m < 0 for m in self.milestones) or any(b < a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError("StepSchedule milestones must be non-negative and non-decreasing")
+        if self.factor <= 0:
+            raise ValueError("StepSchedule factor must be positive")
+
+    def __call__(self, t: float) -> float:
+        return self.lr * self.factor ** sum(m < t for m in self.milestones)

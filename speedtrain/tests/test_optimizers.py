@@ -1,6 +1,5 @@
 """The optimiser switch changes the optimiser: its state and its update, checked by hand."""
 
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,6 +7,7 @@ from torch import nn
 
 from speedtrain.errors import ConfigError
 from speedtrain.optimizers import OPTIMIZERS, make_optimizer, set_lr
+from speedtrain.schedule import StepSchedule
 
 LR, WD, MOMENTUM, EPS = 0.1, 0.01, 0.9, 1e-8
 
@@ -114,3 +114,21 @@ def test_sgd_path_is_the_trainers_previous_set_up_exactly():
 def test_unknown_optimizer_is_a_config_error():
     with pytest.raises(ConfigError, match="sgd, adam, adamw"):
         make_optimizer("lamb", tiny_model().parameters(), 0.1, 0.0)  # type: ignore[arg-type]
+
+
+# --- the study's step schedule (speedtrain.schedule.StepSchedule) -----------------------------
+
+
+def test_step_schedule_decays_after_each_milestone_epoch_as_the_trainer_steps():
+    s = StepSchedule(0.1, (2, 4), 0.1)
+    steps = 5  # the trainer's progress at the end of step i of epoch e: e - 1 + (i + 1) / steps
+    by_epoch = [[s(e - 1 + (i + 1) / steps) for i in range(steps)] for e in range(1, 7)]
+    expected = [0.1, 0.1, 0.01, 0.01, 0.001, 0.001]  # epoch 3 is the first after milestone 2
+    assert by_epoch == [[pytest.approx(lr)] * steps for lr in expected]
+    assert s(0.0) == 0.1 and StepSchedule(1.0, ())(100.0) == 1.0
+
+
+def test_step_schedule_rejects_bad_milestones_and_factors():
+    for milestones, factor in (((3, 2), 0.1), ((-1,), 0.1), ((2,), 0.0)):
+        with pytest.raises(ValueError, match="StepSchedule"):
+            StepSchedule(0.1, milestones, factor)
