@@ -47,7 +47,7 @@ def git_commit() -> Optional[str]:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware, JSON-able, for results and pytest-benchmark's machine_info."""
-    from speedtrain.gpumonitor import nvml_environment
+    from speedtrain.nvmlprobe import identify_gpu, nvml_environment
 
     env: dict[str, Any] = {
         "python": platform.python_version(),
@@ -69,6 +69,8 @@ def environment(device: torch.device) -> dict[str, Any]:
             "capability": ".".join(map(str, torch.cuda.get_device_capability(device))),
             "memory_bytes": torch.cuda.get_device_properties(device).total_memory,
             "driver": nvml.get("driver_version"),
+            # Which physical GPU (NVML UUID and index, MIG or not): NVML's index 0 is often another.
+            "identity": identify_gpu(device),
             "nvml": nvml,
         }
     return env

@@ -11,8 +11,15 @@ driver load, Volta and later) read at the start and end of each sampling window.
 power samples are integrated over time with the trapezoid rule; ``energy_source`` says which
 ('counter' or 'integrated_power'), because the integral misses what happens between samples.
 
-Nothing here raises for want of a GPU: without nvidia-ml-py, without a driver, or with no
-GPU at the index, the summary has ``available: False``, a ``reason`` and every figure None.
+The GPU watched is the one the run trains on: the torch device is found in NVML by its UUID
+(see :mod:`speedtrain.nvmldevice`; NVML's own index 0 is another GPU on many machines), and
+the summary's ``gpu`` says which (UUID, NVML and CUDA index, MIG or not). On a MIG slice NVML
+reports utilisation, power, energy, clocks and temperature only for the whole GPU: those are
+read from the parent and listed in ``whole_gpu``; memory is the slice's own.
+
+Nothing here raises for want of a GPU: on a CPU device, without nvidia-ml-py, without a
+driver, or with no NVML device matching the torch device, the summary has ``available:
+False``, a ``reason`` and every figure None.
 One quantity the GPU does not report (``NVMLError_NotSupported``) stays None; the others go on.
 ``nvml`` is injectable so the tests drive the monitor with a fake module.
 
@@ -29,71 +36,48 @@ import time
 from types import ModuleType
 from typing import Any, Callable, Iterator, Optional
 
-from speedtrain.nvmldevice import GpuIdentity, find_nvml_device  # noqa: F401  (public here too)
-
-# Clock event ("throttle") reason bits, as in nvml.h. Hard-coded rather than read from the
-# module: the values are part of NVML's stable ABI, and a fake module need not define them.
-THROTTLE_REASONS: tuple[tuple[int, str], ...] = (
-    (0x001, "gpu_idle"),
-    (0x002, "applications_clocks"),
-    (0x004, "sw_power_cap"),
-    (0x008, "hw_slowdown"),
-    (0x010, "sync_boost"),
-    (0x020, "sw_thermal"),
-    (0x040, "hw_thermal"),
-    (0x080, "hw_power_brake"),
-    (0x100, "display_clocks"),
+from speedtrain.nvmldevice import (  # noqa: F401  (GpuIdentity, find_nvml_device: public here too)
+    THROTTLE_FUNCTIONS,
+    GpuIdentity,
+    Device,
+    NvmlDevice,
+    decode_throttle_reasons,
+    error_message,
+    find_nvml_device,
+    import_nvml,
+    is_not_supported,
+    locate_nvml_device,
+    resolve_cuda_index,
 )
-_KNOWN_BITS = 0
-for _bit, _ in THROTTLE_REASONS:
-    _KNOWN_BITS |= _bit
+from speedtrain.nvmlprobe import NvmlProbe, nvml_environment, probe_nvml  # noqa: F401  (public here too)
 
-NVML_ERROR_NOT_SUPPORTED = 3  # nvml.h return code; pynvml maps it to NVMLError_NotSupported
-NVML_CLOCK_SM = 1
+NVML_CLOCK_SM = 1  # nvml.h enum values, so a fake module need not define them
 NVML_TEMPERATURE_GPU = 0
 
 SUMMARY_KEYS = (
-    "available", "reason", "gpu_name", "samples", "duration_s",
+    "available", "reason", "gpu_name", "gpu", "samples", "duration_s",
     "util_mean_pct", "util_max_pct", "mem_used_max_bytes",
     "power_mean_w", "power_max_w", "energy_j", "energy_source",
     "sm_clock_mean_mhz", "sm_clock_min_mhz", "temp_max_c",
-    "throttle_reasons", "interval_s", "windows",
+    "throttle_reasons", "interval_s", "windows", "whole_gpu",
+)
+# What NVML reports only for a whole GPU: read from the parent while the run used a MIG slice.
+WHOLE_GPU_KEYS = (
+    "util_mean_pct", "util_max_pct", "power_mean_w", "power_max_w", "energy_j",
+    "sm_clock_mean_mhz", "sm_clock_min_mhz", "temp_max_c", "throttle_reasons",
 )
 
+def unavailable_summary(reason: str, cuda_index: Optional[int] = None) -> dict[str, Any]:
+    """The summary of a monitor that could not watch a GPU: every figure None.
 
-def decode_throttle_reasons(mask: int) -> list[str]:
-    """Names of the reason bits set in an NVML clocks-event mask, in bit order."""
-    names = [name for bit, name in THROTTLE_REASONS if mask & bit]
-    unknown = mask & ~_KNOWN_BITS
-    if unknown:
-        # Newer drivers add bits; name them by value rather than drop them silently.
-        names.append(f"other_{unknown:#x}")
-    return names
-
-
-def unavailable_summary(reason: str) -> dict[str, Any]:
-    """The summary of a monitor that could not watch a GPU: every figure None."""
+    ``gpu`` still names the CUDA device that was asked for, when there was one.
+    """
     summary: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
     summary["available"] = False
     summary["reason"] = reason
+    if cuda_index is not None:
+        summary["gpu"] = {"cuda_index": cuda_index}
     return summary
-
-
-def _import_nvml() -> Optional[ModuleType]:
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    return pynvml
-
-
-def _text(value: Any) -> str:
-    # Old pynvml versions return bytes for names and versions.
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _error_message(exc: BaseException) -> str:
-    return str(exc).strip() or type(exc).__name__
 
 
 class _Stat:
@@ -126,18 +110,23 @@ def _rounded(value: Optional[float], digits: int = 3) -> Optional[float]:
 class GpuMonitor:
     """Sample one GPU in a background thread between :meth:`start` and :meth:`stop`.
 
-    Use as ``with GpuMonitor() as mon: train()`` then read ``mon.summary``, or call
+    ``device`` is the torch device the run trains on (a ``torch.device``, ``"cuda:1"`` or a
+    CUDA index; None: torch's current CUDA device), found in NVML by its UUID. Use as
+    ``with GpuMonitor(device) as mon: train()`` then read ``mon.summary``, or call
     ``start()`` and ``summary = stop()``. Never raises for a missing GPU or driver.
     """
 
-    def __init__(self, device_index: int = 0, interval_s: float = 0.1,
+    def __init__(self, device: Device = None, interval_s: float = 0.1,
                  nvml: Optional[ModuleType] = None) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
-        self.device_index = device_index
+        self.device = device
         self.interval_s = float(interval_s)
         self._nvml: Any = nvml
-        self._handle: Any = None
+        self._handle: Any = None  # the whole GPU: utilisation, power, energy, clocks, temperature
+        self._mem_handle: Any = None  # the MIG slice when the run has one, else the GPU
+        self.identity: Optional[GpuIdentity] = None
+        self._cuda_index: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._stop_event = threading.Event()
         # The sampler thread and pause()/resume()/stop() all touch the running statistics.
@@ -158,11 +147,11 @@ class GpuMonitor:
         self._clock = _Stat()
         self._temp = _Stat()
         self._throttle_mask = 0
+        self._throttle_reads = 0
         self._energy_integral_j = 0.0
         self._last_power: Optional[tuple[float, float]] = None  # (time, watts)
         self._energy_start_mj: Optional[float] = None
         self._energy_counter_j: Optional[float] = 0.0  # summed over closed windows; None once a read fails
-        self._gpu_name: Optional[str] = None
         self._t0 = 0.0  # start of the current window
         self._active_s = 0.0  # summed length of the closed windows
         self._windows = 0
@@ -177,13 +166,10 @@ class GpuMonitor:
         self._reset()
         reason = self._open()
         if reason is not None:
-            self.summary = unavailable_summary(reason)
+            self.summary = unavailable_summary(reason, self._cuda_index)
             return self
         nvml = self._nvml
-        self._gpu_name = self._call("name", lambda: _text(nvml.nvmlDeviceGetName(self._handle)))
-        # Newer drivers call them clock *event* reasons; older ones only have the throttle name.
-        for fn_name in ("nvmlDeviceGetCurrentClocksEventReasons",
-                        "nvmlDeviceGetCurrentClocksThrottleReasons"):
+        for fn_name in THROTTLE_FUNCTIONS:
             fn = getattr(nvml, fn_name, None)
             if fn is not None:
                 self._throttle_fns.append(fn)
@@ -194,25 +180,27 @@ class GpuMonitor:
         return self
 
     def _open(self) -> Optional[str]:
-        """Initialise NVML and get the device handle; return why not, or None on success."""
+        """Initialise NVML and find the torch device's handles; return why not, or None on success."""
+        try:
+            self._cuda_index = resolve_cuda_index(self.device)
+        except LookupError as exc:
+            return str(exc)
         if self._nvml is None:
-            self._nvml = _import_nvml()
+            self._nvml = import_nvml()
             if self._nvml is None:
                 return "nvidia-ml-py not installed"
-        nvml = self._nvml
         try:
-            nvml.nvmlInit()
+            self._nvml.nvmlInit()
         except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, OSError...
-            return f"NVML init failed: {_error_message(exc)}"
+            return f"NVML init failed: {error_message(exc)}"
         try:
-            count = int(nvml.nvmlDeviceGetCount())
-            if not 0 <= self.device_index < count:
-                self._shutdown()
-                return f"no GPU at index {self.device_index} (NVML sees {count})"
-            self._handle = nvml.nvmlDeviceGetHandleByIndex(self.device_index)
-        except Exception as exc:
+            device: NvmlDevice = locate_nvml_device(self._nvml, self._cuda_index)
+        except LookupError as exc:
             self._shutdown()
-            return f"no GPU at index {self.device_index}: {_error_message(exc)}"
+            return str(exc)
+        self.identity = device.identity
+        self._handle = device.handle
+        self._mem_handle = device.slice_handle if device.slice_handle is not None else device.handle
         return None
 
     def stop(self) -> dict[str, Any]:
@@ -304,12 +292,6 @@ class GpuMonitor:
                 if not self._paused:
                     self._sample()
 
-    def _is_not_supported(self, exc: BaseException) -> bool:
-        cls = getattr(self._nvml, "NVMLError_NotSupported", None)
-        if isinstance(cls, type) and isinstance(exc, cls):
-            return True
-        return getattr(exc, "value", None) == NVML_ERROR_NOT_SUPPORTED
-
     def _call(self, quantity: str, fn: Callable[[], Any]) -> Any:
         """Read one quantity; None if it fails. Unsupported ones are not asked again."""
         if quantity in self._unsupported:
@@ -319,7 +301,7 @@ class GpuMonitor:
         except Exception as exc:
             # Not supported: stop asking (saves an exception per interval). Anything else
             # (a transient error) only loses this one reading; the thread must live on.
-            if self._is_not_supported(exc):
+            if is_not_supported(self._nvml, exc):
                 self._unsupported.add(quantity)
             return None
 
@@ -330,7 +312,7 @@ class GpuMonitor:
         util = self._call("util", lambda: nvml.nvmlDeviceGetUtilizationRates(h).gpu)
         if util is not None:
             self._util.add(float(util))
-        mem = self._call("mem", lambda: nvml.nvmlDeviceGetMemoryInfo(h).used)
+        mem = self._call("mem", lambda: nvml.nvmlDeviceGetMemoryInfo(self._mem_handle).used)
         if mem is not None:
             self._mem.add(float(mem))
         power_mw = self._call("power", lambda: nvml.nvmlDeviceGetPowerUsage(h))
@@ -352,6 +334,7 @@ class GpuMonitor:
         mask = self._read_throttle(h)
         if mask is not None:
             self._throttle_mask |= int(mask)
+            self._throttle_reads += 1
 
     def _read_throttle(self, h: Any) -> Optional[int]:
         # Try the event-reasons call first; if this driver lacks it, fall back to the older
@@ -360,7 +343,7 @@ class GpuMonitor:
             try:
                 return self._throttle_fns[0](h)
             except Exception as exc:
-                if not self._is_not_supported(exc) and len(self._throttle_fns) == 1:
+                if not is_not_supported(self._nvml, exc) and len(self._throttle_fns) == 1:
                     return None  # transient error on the last candidate: skip this sample
                 self._throttle_fns.pop(0)
         return None
@@ -385,10 +368,13 @@ class GpuMonitor:
         else:
             energy_j, source = None, None
         mem_max = self._mem.max
-        return {
+        identity = self.identity
+        assert identity is not None
+        summary = {
             "available": True,
             "reason": None,
-            "gpu_name": self._gpu_name,
+            "gpu_name": identity.name,
+            "gpu": identity.to_dict(),
             "samples": self._samples,
             "duration_s": _rounded(self._active_s, 4),
             "util_mean_pct": _rounded(self._util.mean(), 2),
@@ -406,63 +392,17 @@ class GpuMonitor:
             "interval_s": self.interval_s,
             "windows": self._windows,
         }
+        summary["whole_gpu"] = self._whole_gpu_keys(summary)
+        return summary
 
-
-def _cuda_version_text(value: Any) -> str:
-    # nvmlSystemGetCudaDriverVersion returns e.g. 12040 for CUDA 12.4.
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        return _text(value)
-    return f"{v // 1000}.{(v % 1000) // 10}"
-
-
-def nvml_environment(nvml: Optional[ModuleType] = None) -> dict[str, Any]:
-    """Driver, NVML and CUDA-driver versions and the GPUs NVML sees; never raises.
-
-    Returns ``{'available': True, 'driver_version', 'nvml_version', 'cuda_driver_version',
-    'gpu_count', 'gpus': [names]}`` or ``{'available': False, 'reason': ...}``.
-    """
-    if nvml is None:
-        nvml = _import_nvml()
-        if nvml is None:
-            return {"available": False, "reason": "nvidia-ml-py not installed"}
-    try:
-        nvml.nvmlInit()
-    except Exception as exc:
-        return {"available": False, "reason": f"NVML init failed: {_error_message(exc)}"}
-
-    def ask(fn_name: str, *args: Any) -> Any:
-        fn = getattr(nvml, fn_name, None)
-        if fn is None:
-            return None
-        try:
-            return fn(*args)
-        except Exception:
-            return None
-
-    try:
-        driver = ask("nvmlSystemGetDriverVersion")
-        nvml_version = ask("nvmlSystemGetNVMLVersion")
-        cuda = ask("nvmlSystemGetCudaDriverVersion_v2")
-        if cuda is None:
-            cuda = ask("nvmlSystemGetCudaDriverVersion")
-        count = ask("nvmlDeviceGetCount")
-        gpus: list[Optional[str]] = []
-        for i in range(int(count or 0)):
-            handle = ask("nvmlDeviceGetHandleByIndex", i)
-            name = None if handle is None else ask("nvmlDeviceGetName", handle)
-            gpus.append(None if name is None else _text(name))
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:
-            pass
-    return {
-        "available": True,
-        "driver_version": None if driver is None else _text(driver),
-        "nvml_version": None if nvml_version is None else _text(nvml_version),
-        "cuda_driver_version": None if cuda is None else _cuda_version_text(cuda),
-        "gpu_count": None if count is None else int(count),
-        "gpus": gpus,
-    }
+    def _whole_gpu_keys(self, summary: dict[str, Any]) -> list[str]:
+        """The figures that cover the whole GPU although the run used only a MIG slice of it."""
+        if self.identity is None or not self.identity.mig:
+            return []
+        keys = list(WHOLE_GPU_KEYS)
+        if self._mem_handle is self._handle and self.identity.uuid is None:
+            # The slice was not identified (found by PCI bus id): memory is the GPU's too.
+            keys.append("mem_used_max_bytes")
+        if not self._throttle_reads:
+            keys.remove("throttle_reasons")  # an empty list here would mean "none seen", not "not read"
+        return [k for k in SUMMARY_KEYS if k in keys and summary[k] is not None]

@@ -20,7 +20,10 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+if TYPE_CHECKING:
+    import torch
 
 NVML_ERROR_NOT_SUPPORTED = 3  # nvml.h return codes; pynvml maps them to NVMLError_* classes
 NVML_DEVICE_MIG_ENABLE = 1
@@ -44,6 +47,8 @@ for _bit, _ in THROTTLE_REASONS:
 
 # Newer drivers call them clock *event* reasons; older ones only have the throttle name.
 THROTTLE_FUNCTIONS = ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons")
+
+Device = Union["torch.device", int, str, None]  # what a monitor is told to watch
 
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _NULL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -154,6 +159,25 @@ class NvmlDevice:
     handle: Any
     slice_handle: Optional[Any]
     identity: GpuIdentity
+
+
+def resolve_cuda_index(device: Device) -> int:
+    """The CUDA device index a monitor should watch; LookupError(reason) if it is not a GPU.
+
+    None and a bare ``cuda`` mean torch's current CUDA device.
+    """
+    import torch
+
+    if isinstance(device, int) and not isinstance(device, bool):
+        return device
+    dev = torch.device("cuda") if device is None else torch.device(device)
+    if dev.type != "cuda":
+        raise LookupError(f"device {dev} is not a CUDA GPU")
+    if dev.index is not None:
+        return dev.index
+    if not torch.cuda.is_available():
+        raise LookupError("no CUDA GPU: torch.cuda.is_available() is False")
+    return torch.cuda.current_device()
 
 
 def torch_device_ids(cuda_index: int) -> TorchDeviceIds:

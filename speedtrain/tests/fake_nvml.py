@@ -168,17 +168,20 @@ class FakeNvml:
 
     ``missing`` names functions this (old) driver lacks: calling them raises
     ``NVMLError_FunctionNotFound``, as pynvml does when libnvidia-ml has no such symbol.
+    ``not_supported`` names functions this GPU cannot answer (``NVMLError_NotSupported``).
     ``fail_calls`` maps a function name to the 1-based call numbers that raise
     ``NVMLError_Unknown`` (transient errors). ``mig_uuid_lookup=False`` models drivers whose
     ``nvmlDeviceGetHandleByUUID`` does not accept MIG UUIDs. ``calls`` counts calls by name.
     """
 
     def __init__(self, gpus: Optional[list[FakeGpu]] = None, *, missing: tuple[str, ...] = (),
+                 not_supported: tuple[str, ...] = (),
                  fail_calls: Optional[dict[str, set[int]]] = None, mig_uuid_lookup: bool = True,
                  init_error: Optional[Exception] = None, driver_version: str = "550.54.15",
                  cuda_driver_version: int = 12040) -> None:
         self.gpus = list(gpus) if gpus is not None else [FakeGpu()]
         self.missing = set(missing)
+        self.not_supported = set(not_supported)
         self.fail_calls = fail_calls or {}
         self.mig_uuid_lookup = mig_uuid_lookup
         self.init_error = init_error
@@ -200,12 +203,19 @@ class FakeNvml:
     NVML_TEMPERATURE_GPU = NVML_TEMPERATURE_GPU
     NVML_DEVICE_MIG_ENABLE = NVML_DEVICE_MIG_ENABLE
 
+    @property
+    def initialised(self) -> bool:
+        """Whether NVML is still open (every nvmlInit not yet matched by an nvmlShutdown)."""
+        return self._refcount > 0
+
     def _enter(self, fn_name: str, needs_init: bool = True) -> None:
         n = self.calls[fn_name] = self.calls.get(fn_name, 0) + 1
         if needs_init and self._refcount == 0:
             raise NVMLError_Uninitialized()
         if fn_name in self.missing:
             raise NVMLError_FunctionNotFound()
+        if fn_name in self.not_supported:
+            raise NVMLError_NotSupported()
         if n in self.fail_calls.get(fn_name, ()):
             raise NVMLError_Unknown()
 
