@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from speedtrain.atomic import write_text_atomic
-from speedtrain.baselines import lower_median
 from speedtrain.errors import ReportError
-from speedtrain.report import Case, as_float, load_run, run_cases, run_date
+from speedtrain.record import CurvePoint
+from speedtrain.runs import RunCase, RunMeta, SavedRun, load_run
+from speedtrain.stats import lower_median
 
 DAWNBENCH_VERSION = "v1.0"
 
@@ -33,9 +34,9 @@ def export_dawnbench(run_path: str, out_dir: str, case: Optional[str] = None,
                      author: str = "speedtrain") -> list[str]:
     """Write ``<name>.json`` and ``<name>.tsv`` for one case of a saved run; returns the paths."""
     run = load_run(run_path)
-    chosen = _choose_case(run_cases(run, Path(run_path).stem, run_path), case, run_path)
+    chosen = _choose_case(run.cases, case, run_path)
     seed = _median_seed(chosen)
-    curve = chosen.curves[seed]
+    curve = chosen.record.curves[seed]
 
     entry = _entry(run, chosen, seed, author)
     name = "_".join(_slug(part) for part in (author, entry["model"], _hardware_tag(chosen.meta), "pytorch"))
@@ -45,58 +46,52 @@ def export_dawnbench(run_path: str, out_dir: str, case: Optional[str] = None,
             raise ReportError(f"{target}: the export would overwrite its input run; choose another folder")
 
     lines = ["epoch\thours\ttop1Accuracy"]
-    lines += [
-        f"{_epoch(p, i)}\t{float(p['train_s']) / 3600:.10f}\t{100 * float(p['test_acc']):.2f}"
-        for i, p in enumerate(curve)
-    ]
+    lines += [f"{_epoch(p, i)}\t{p.train_s / 3600:.10f}\t{100 * p.test_acc:.2f}" for i, p in enumerate(curve)]
     write_text_atomic(json_path, json.dumps(entry, indent=4) + "\n")
     write_text_atomic(tsv_path, "\n".join(lines) + "\n")
     return [str(json_path), str(tsv_path)]
 
 
-def _epoch(point: dict, index: int) -> int:
-    epoch = point.get("epoch")
-    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else index + 1
+def _epoch(point: CurvePoint, index: int) -> int:
+    return point.epoch if point.epoch is not None else index + 1
 
 
-def _choose_case(cases: list[Case], wanted: Optional[str], run_path: str) -> Case:
+def _choose_case(cases: list[RunCase], wanted: Optional[str], run_path: str) -> RunCase:
     """The named case (benchmark name or case id), else the first dawnbench case with curves,
     else the first case with curves."""
-    with_curves = [c for c in cases if c.curves]
+    with_curves = [c for c in cases if c.record.curves]
     if wanted is not None:
-        matches = [c for c in cases if c.name == wanted] or [c for c in cases if c.case == wanted]
+        matches = [c for c in cases if c.name == wanted] or [c for c in cases if c.record.case == wanted]
         if not matches:
             raise ReportError(f"{run_path}: no case {wanted!r}; cases: {', '.join(c.name for c in cases)}")
         if len(matches) > 1:
             raise ReportError(f"{run_path}: case {wanted!r} is ambiguous; use one of "
                               f"{', '.join(c.name for c in matches)}")
-        if not matches[0].curves:
+        if not matches[0].record.curves:
             raise ReportError(f"{run_path}: case {matches[0].name} has no accuracy curves to export")
         return matches[0]
     if not with_curves:
         raise ReportError(f"{run_path}: no case has accuracy curves (extra_info.curves) to export")
-    return next((c for c in with_curves if c.section == "dawnbench"), with_curves[0])
+    return next((c for c in with_curves if c.record.section == "dawnbench"), with_curves[0])
 
 
-def _median_seed(case: Case) -> int:
-    """Index (into case.curves) of the median seed by time to target; ties go to train time."""
-    def per_seed(field: str, i: int) -> float:
-        values = case.info.get(field)
-        value = as_float(values[i]) if isinstance(values, list) and i < len(values) else None
+def _median_seed(case: RunCase) -> int:
+    """Index (into the curves) of the median seed by time to target; ties go to train time."""
+    def per_seed(values: list[Optional[float]], i: int) -> float:
+        value = values[i] if i < len(values) else None
         return math.inf if value is None else value
 
-    return lower_median(range(len(case.curves)),
-                        key=lambda i: (per_seed("time_to_target_s", i), per_seed("train_time_s", i)))
+    rec = case.record
+    return lower_median(range(len(rec.curves)),
+                        key=lambda i: (per_seed(rec.time_to_target_s, i), per_seed(rec.train_time_s, i)))
 
 
-def _entry(run: dict, case: Case, seed: int, author: str) -> dict[str, Any]:
-    meta, info = case.meta, case.info
-    config = info.get("config") if isinstance(info.get("config"), dict) else {}
-    commit = run.get("commit_info") if isinstance(run.get("commit_info"), dict) else {}
-    seeds = info.get("seeds") if isinstance(info.get("seeds"), list) else meta.get("seeds") or []
-    torch_version = meta.get("torch")
+def _entry(run: SavedRun, case: RunCase, seed: int, author: str) -> dict[str, Any]:
+    meta, rec, commit = case.meta, case.record, run.commit
+    seeds = rec.seeds or meta.seeds
+    torch_version = meta.torch
     misc_note = {}
-    if case.profile == "smoke" or info.get("synthetic") is True or meta.get("synthetic") is True:
+    if case.profile == "smoke" or rec.synthetic is True or meta.synthetic is True:
         misc_note = {"warning": "smoke profile / synthetic data: not a valid DAWNBench entry"}
     return {
         "version": DAWNBENCH_VERSION,
@@ -105,43 +100,43 @@ def _entry(run: dict, case: Case, seed: int, author: str) -> dict[str, Any]:
         "framework": f"PyTorch {torch_version}" if torch_version else "PyTorch",
         # pytest-benchmark's commit info has no remote URL; the commit id is in misc.
         "codeURL": str(commit["url"]) if commit.get("url") else "",
-        "model": str(config.get("model") or "resnet"),
+        "model": str(rec.config.get("model") or "resnet"),
         "hardware": _hardware(meta),
         "costPerHour": None,
         # DAWNBench's timestamp is the entry's date: the run's, else today's.
-        "timestamp": run_date(run) or datetime.date.today().isoformat(),
+        "timestamp": run.date or datetime.date.today().isoformat(),
         "misc": {
             **misc_note,
             "case": case.name,
-            "section": case.section,
+            "section": rec.section,
             "profile": case.profile,
-            "dataset": info.get("dataset") or meta.get("dataset"),
-            "synthetic": bool(info.get("synthetic", meta.get("synthetic", False))),
+            "dataset": rec.dataset or meta.dataset,
+            "synthetic": bool(rec.synthetic if rec.synthetic is not None else meta.synthetic),
             "seeds": seeds,
             "exported seed": seeds[seed] if seed < len(seeds) else seed,
-            "target accuracy": info.get("target_acc"),
-            "time to target (s), per seed": info.get("time_to_target_s"),
-            "training time (s), per seed": info.get("train_time_s"),
-            "timer": info.get("timer") or meta.get("timer"),
-            "CUDA version": meta.get("cuda"),
-            "cuDNN version": meta.get("cudnn"),
+            "target accuracy": rec.target_acc,
+            "time to target (s), per seed": rec.time_to_target_s,
+            "training time (s), per seed": rec.train_time_s,
+            "timer": rec.timer or meta.timer,
+            "CUDA version": meta.cuda,
+            "cuDNN version": meta.cudnn,
             "commit": commit.get("id"),
-            "config": config,
+            "config": rec.config,
         },
     }
 
 
-def _hardware(meta: dict) -> str:
-    gpu = meta.get("gpu") if isinstance(meta.get("gpu"), dict) else {}
+def _hardware(meta: RunMeta) -> str:
+    gpu = meta.gpu
     if gpu.get("name"):
         count = gpu.get("count") if isinstance(gpu.get("count"), int) else 1
         return f"{count} x {gpu['name']}"
-    return str(meta.get("device") or "unknown")
+    return str(meta.device or "unknown")
 
 
-def _hardware_tag(meta: dict) -> str:
+def _hardware_tag(meta: RunMeta) -> str:
     """DAWNBench's short hardware tag, e.g. '1v100' for one V100; 'cpu' without a GPU."""
-    gpu = meta.get("gpu") if isinstance(meta.get("gpu"), dict) else {}
+    gpu = meta.gpu
     if not gpu.get("name"):
         return "cpu"
     count = gpu.get("count") if isinstance(gpu.get("count"), int) else 1

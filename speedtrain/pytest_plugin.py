@@ -8,14 +8,16 @@ A case only describes a configuration::
 
 ``run_case`` builds the config (see speedtrain.profiles for the order), runs the shared
 trainer once per seed as pytest-benchmark rounds (so the saved stats are whole-run times),
-and puts every measured figure into ``benchmark.extra_info``. At the end of the session each
-case is compared with ``baselines.json`` and a verdict table is printed.
+and saves the case's :class:`~speedtrain.record.CaseRecord` in ``benchmark.extra_info``. At
+the end of the session each record is compared with ``baselines.json`` and a verdict table
+is printed. The session's state is one :class:`SuiteSession` in ``config.stash``.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -23,12 +25,31 @@ from typing import Any, Callable, Optional
 import pytest
 
 from speedtrain import baselines as bl
+from speedtrain import stats
+from speedtrain.compare import format_rows
 from speedtrain.config import TrainConfig, check_device
 from speedtrain.errors import ConfigError, DataError, SpeedtrainError
 from speedtrain.profiles import PROFILES, Profile, default_profile, suite_base
+from speedtrain.record import CaseRecord
+from speedtrain.runs import RunMeta
 
-STATE = pytest.StashKey[dict]()
 BASELINE_MODES = ("check", "update", "off")
+
+
+@dataclass
+class SuiteSession:
+    """What the plugin knows about this pytest session: its settings, then what it measured."""
+
+    profile: Profile
+    seeds: list[int]
+    baselines_file: str
+    records: dict[str, CaseRecord] = field(default_factory=dict)  # benchmark name -> record
+    verdicts: list[stats.VerdictRow] = field(default_factory=list)
+    error: Optional[str] = None  # the baselines file could not be used
+    note: Optional[str] = None  # what happened to the baselines, for the terminal summary
+
+
+STATE = pytest.StashKey[SuiteSession]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,16 +92,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--st-device cuda was asked for but torch sees no CUDA GPU; use --st-device cpu or auto")
     profile = PROFILES[profile_name]
     file = opt("--st-baselines-file") or str(Path(config.rootpath) / "baselines.json")
-    config.stash[STATE] = {
-        "profile": profile,
-        "seeds": list(range(seeds if seeds is not None else profile.seeds)),
-        "baselines_file": file,
-        "cases": {},  # benchmark name -> extra_info
-        "verdicts": [],
-    }
+    config.stash[STATE] = SuiteSession(profile, list(range(seeds if seeds is not None else profile.seeds)), file)
 
 
-def _state(config: pytest.Config) -> dict[str, Any]:
+def _state(config: pytest.Config) -> SuiteSession:
     return config.stash[STATE]
 
 
@@ -99,12 +114,12 @@ def _device_label(config: pytest.Config) -> str:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     st = _state(config)
-    p: Profile = st["profile"]
+    p = st.profile
     data = "synthetic data" if p.synthetic else f"dataset {config.getoption('--st-dataset')} from {config.getoption('--st-data-dir')}"
     return [
         f"speedtrain: profile {p.name}: {p.description}",
-        f"speedtrain: device {_device_label(config)}, {data}, seeds {st['seeds']}, "
-        f"baselines {config.getoption('--st-baselines')} ({st['baselines_file']})",
+        f"speedtrain: device {_device_label(config)}, {data}, seeds {st.seeds}, "
+        f"baselines {config.getoption('--st-baselines')} ({st.baselines_file})",
     ]
 
 
@@ -115,19 +130,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
     st = _state(config)
     env = environment(torch.device(_session_device(config)))
-    machine_info["speedtrain"] = {
-        "profile": st["profile"].name,
-        "device": env["device"],
-        "gpu": env["gpu"],
-        "torch": env["torch"],
-        "cuda": env["cuda"],
-        "cudnn": env["cudnn"],
-        "cpu": env["cpu"],
-        "commit": env["commit"],
-        "dataset": config.getoption("--st-dataset"),
-        "synthetic": st["profile"].synthetic,
-        "seeds": st["seeds"],
-    }
+    machine_info["speedtrain"] = RunMeta(
+        profile=st.profile.name, device=env["device"], gpu=env["gpu"] or {}, torch=env["torch"],
+        cuda=env["cuda"], cudnn=env["cudnn"], cpu=env["cpu"], commit=env["commit"],
+        dataset=config.getoption("--st-dataset"), synthetic=st.profile.synthetic, seeds=st.seeds,
+    ).to_machine_info()
 
 
 def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
@@ -146,63 +153,6 @@ def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
     return write
 
 
-def case_extra_info(results: list, *, section: str, case: str, reference: bool, step: Optional[int],
-                    profile: Profile, seeds: list[int], cfg: TrainConfig) -> dict[str, Any]:
-    """Everything a case measured, per seed, in the shape reports and baselines read."""
-    first = results[0]
-    statuses = [r.status for r in results]
-    status = next((s for s in ("oom", "diverged") if s in statuses), "ok")
-    return {
-        "section": section,
-        "case": case,
-        "reference": reference,
-        "ladder": step is not None,
-        "step": step,
-        "profile": profile.name,
-        "synthetic": first.synthetic,
-        "dataset": cfg.dataset,
-        "data_source": first.data_source,
-        "device": first.device,
-        "seeds": seeds,
-        "status": status,
-        "error": next((r.error for r in results if r.error), None),
-        "metric": profile.metric,
-        # a diverged seed's partial time is not comparable with a finished run's: left out
-        "train_time_s": [r.train_time_s if r.status == "ok" else None for r in results],
-        "time_to_target_s": [r.time_to_target_s for r in results],
-        "reached_target": [r.reached_target for r in results],
-        "reached_fraction": sum(r.reached_target for r in results) / len(results),
-        "target_acc": cfg.target,
-        "final_acc": [r.final_acc for r in results],
-        "images_per_s": [r.images_per_s for r in results],
-        "epoch_time_s": [bl.median_or_none(e.epoch_s for e in r.epochs) for r in results],
-        "eval_time_s": [r.eval_time_s for r in results],
-        "warmup_s": [r.warmup_s for r in results],
-        "n_params": first.n_params,
-        "peak_mem_allocated_bytes": max((r.peak_mem_allocated_bytes or 0 for r in results), default=0) or None,
-        "peak_mem_reserved_bytes": max((r.peak_mem_reserved_bytes or 0 for r in results), default=0) or None,
-        "diverged": any(r.diverged for r in results),
-        "timer": first.timer,
-        "config": cfg.to_dict(),
-        "gpu": _merge_gpu(results),
-        "curves": [[{"epoch": e.epoch, "train_s": e.train_s, "test_acc": e.test_acc, "train_loss": e.train_loss}
-                    for e in r.epochs] for r in results],
-    }
-
-
-def _merge_gpu(results: list) -> Optional[dict[str, Any]]:
-    """One telemetry summary per case: that of the seed with the median training time (the
-    lower one for an even count), so its figures belong to one real run; every seed's energy kept."""
-    watched = [r for r in results if r.gpu]
-    if not watched:
-        return None
-    chosen = bl.lower_median(watched, key=lambda r: (r.train_time_s is None, r.train_time_s or 0.0))
-    merged = dict(chosen.gpu)
-    merged["seed"] = chosen.config.get("seed")
-    merged["energy_j_per_seed"] = [(r.gpu or {}).get("energy_j") for r in results]
-    return merged
-
-
 def _case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool]:
     """(section, case id, is the section's reference case) from the test's name and parameters."""
     section = request.function.__name__.removeprefix("test_")
@@ -213,13 +163,13 @@ def _case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool]:
 
 
 @pytest.fixture
-def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., dict[str, Any]]:
+def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., CaseRecord]:
     """``run_case(**config_fields, step=None, monitor=True)``: train the case, record it."""
     config = request.config
     st = _state(config)
-    profile: Profile = st["profile"]
+    profile = st.profile
 
-    def run(*, step: Optional[int] = None, monitor: bool = True, **fields: Any) -> dict[str, Any]:
+    def run(*, step: Optional[int] = None, monitor: bool = True, **fields: Any) -> CaseRecord:
         from speedtrain.gpumonitor import GpuMonitor
         from speedtrain.train import train
 
@@ -227,7 +177,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., di
                    "download": config.getoption("--st-download"), "device": config.getoption("--st-device")}
         try:
             base = TrainConfig(**{**suite_base(_session_device(config)), **session, **fields})
-            cfgs = [profile.apply(base, seed) for seed in st["seeds"]]
+            cfgs = [profile.apply(base, seed) for seed in st.seeds]
         except ConfigError as exc:
             pytest.fail(f"invalid case configuration: {exc}", pytrace=False)
         try:
@@ -250,14 +200,15 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., di
                 pytest.fail(str(exc), pytrace=False)
 
         benchmark.pedantic(one_training_run, setup=lambda: ((next(rounds),), {}), rounds=len(cfgs), iterations=1)
-        info = case_extra_info(results, section=section, case=case, reference=reference, step=step,
-                               profile=profile, seeds=[c.seed for c in cfgs[:len(results)]], cfg=cfgs[0])
-        info["monitor"] = monitor
-        benchmark.extra_info.update(info)
-        st["cases"][benchmark.name] = info
-        if info["status"] != "ok":
-            warnings.warn(f"{benchmark.name}: {info['status']}: {info['error']}", stacklevel=2)
-        return info
+        record = CaseRecord.from_results(
+            results, section=section, case=case, reference=reference, step=step, profile=profile.name,
+            metric=profile.metric, seeds=[c.seed for c in cfgs[:len(results)]], target_acc=cfgs[0].target,
+            config=cfgs[0].to_dict(), monitor=monitor)
+        benchmark.extra_info.update(record.to_extra_info())
+        st.records[benchmark.name] = record
+        if not record.ok:
+            warnings.warn(f"{benchmark.name}: {record.status}: {record.error}", stacklevel=2)
+        return record
 
     return run
 
@@ -270,32 +221,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     st = _state(config)
     mode = config.getoption("--st-baselines")
-    if not st["cases"] or mode == "off":
+    if not st.records or mode == "off":
         return
     try:
-        data = bl.load(st["baselines_file"])
+        data = bl.load(st.baselines_file)
     except SpeedtrainError as exc:
-        st["baseline_error"] = str(exc)
+        st.error = str(exc)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
-    machine, profile = _device_label(config), st["profile"].name
-    for name, info in st["cases"].items():
-        new = bl.CaseSummary.from_extra_info(info)
-        base = bl.lookup(data, machine, profile, name)
-        st["verdicts"].append((name, bl.compare(base, new, threshold=config.getoption("--st-threshold")), base, new))
+    machine, profile = _device_label(config), st.profile.name
+    st.verdicts = [stats.verdict_row(name, bl.lookup(data, machine, profile, name), record.summary(),
+                                     threshold=config.getoption("--st-threshold"))
+                   for name, record in st.records.items()]
     if mode == "update":
         if exitstatus == pytest.ExitCode.INTERRUPTED:
-            st["update_note"] = "session interrupted: baselines left unchanged"
+            st.note = "session interrupted: baselines left unchanged"
             return
-        source = _source(config)
-        for name, info in st["cases"].items():
-            if info["status"] == "ok":
-                bl.record(data, machine, profile, name, info, source)
-        bl.save(st["baselines_file"], data)
-        st["update_note"] = f"baselines for {len(st['cases'])} cases on {machine} ({profile}) written to {st['baselines_file']}"
-    elif config.getoption("--st-fail-on-regression") and bl.regressed([v for _, v, _, _ in st["verdicts"]]):
+        try:
+            written = bl.update(st.baselines_file, machine, profile, st.records, _source(config))
+        except SpeedtrainError as exc:
+            st.error = str(exc)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        st.note = f"baselines for {len(written)} cases on {machine} ({profile}) written to {st.baselines_file}"
+    elif config.getoption("--st-fail-on-regression") and stats.regressed(st.verdicts):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        st["update_note"] = "regression against the baselines: failing the session (--st-fail-on-regression)"
+        st.note = "regression against the baselines: failing the session (--st-fail-on-regression)"
 
 
 def _source(config: pytest.Config) -> dict[str, Any]:
@@ -312,25 +263,25 @@ def _source(config: pytest.Config) -> dict[str, Any]:
         "cuda": env["cuda"],
         "driver": gpu.get("driver"),
         "gpu": env["device"],
-        "profile": _state(config)["profile"].name,
+        "profile": _state(config).profile.name,
         "dataset": config.getoption("--st-dataset"),
-        "synthetic": _state(config)["profile"].synthetic,
+        "synthetic": _state(config).profile.synthetic,
         "run": config.getoption("benchmark_save", None) or "",
     }
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     st = _state(config)
-    if not st["cases"]:
+    if not st.records:
         return
     tr = terminalreporter
     tr.section("speedtrain verdicts")
-    if "baseline_error" in st:
-        tr.write_line(f"error: {st['baseline_error']}")
+    if st.error is not None:
+        tr.write_line(f"error: {st.error}")
         return
-    if st["profile"].synthetic:
-        tr.write_line(f"profile {st['profile'].name}: synthetic data and tiny runs; these times check plumbing, they measure nothing.")
-    if st["verdicts"]:
-        tr.write_line(bl.format_table(st["verdicts"]))
-    if "update_note" in st:
-        tr.write_line(st["update_note"])
+    if st.profile.synthetic:
+        tr.write_line(f"profile {st.profile.name}: synthetic data and tiny runs; these times check plumbing, they measure nothing.")
+    if st.verdicts:
+        tr.write_line(format_rows(st.verdicts))
+    if st.note is not None:
+        tr.write_line(st.note)

@@ -1,0 +1,229 @@
+"""Noise-aware verdicts: is a case's new time faster, slower, or within the noise?
+
+Verdicts compare :class:`CaseSummary` objects, the per-seed figures of one case (made by
+``CaseRecord.summary()`` for a saved or live run and by ``baselines.lookup`` for a stored
+baseline), so the plugin, ``speedtrain compare`` and ``speedtrain report --baselines`` can
+never disagree on what counts as slower.
+
+Verdict rule (modelled on ``asv compare``, which flags a change only when the ratio of the
+results passes a factor *and* ``asv``'s ``is_different`` finds the samples statistically
+different). A time change counts only if
+
+1. the ratio of medians (now / baseline) is beyond ``1 +/- threshold`` (default 5%): a
+   change smaller than that is not worth acting on even when it is real; and
+2. it is larger than the run-to-run noise: with at least 2 seeds on each side, an exact
+   two-sided Mann-Whitney U test gives p < 0.05 where the sample sizes let the test reach
+   that level at all (4+4 or 3+5 seeds and more); for smaller samples (3+3, 3+4, 2 against
+   fewer than 8), where even complete separation cannot reach p < 0.05, the two samples'
+   ranges must not overlap. Mann-Whitney because it assumes no distribution (training
+   times are skewed by warm-up and stragglers) and is exact for tiny samples; asv uses the
+   same test, with its own fallback to non-overlapping intervals for small samples. asv
+   asks p < 0.002 of its many repeats; a training case has 3-5 seeds, for which 0.002 is
+   unreachable, and the threshold in (1) already keeps small drifts out. Measured on
+   normal noise, same-distribution samples are flagged in 0% (1% noise) to ~4% (5% noise)
+   of trials, and a 10% change with 1% noise is always caught. With only one seed on a
+   side there is no spread to measure, so only the threshold applies.
+
+"accuracy lost" takes precedence over any time verdict: a smaller fraction of seeds reached
+the target than in the baseline, or the median final accuracy fell by more than
+``max(acc_tolerance, range of the baseline's accuracies)`` -- the baseline's spread, not the
+new run's, so that a run which collapses on some seeds cannot widen its own tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Optional, TypeVar
+
+METRICS = ("train_time_s", "time_to_target_s")  # the figures a verdict can compare
+VERDICTS = ("faster", "unchanged", "slower", "accuracy lost", "no baseline")
+REGRESSIONS = ("slower", "accuracy lost")
+P_THRESHOLD = 0.05  # Mann-Whitney significance level (see module docstring)
+THRESHOLD = 0.05  # smallest relative time change that counts
+ACC_TOLERANCE = 0.005  # accuracy drop (fraction) that never counts as lost
+_EXACT_MAX_N = 40  # beyond this many samples in all, the normal approximation is used
+
+T = TypeVar("T")
+
+
+def median_or_none(xs: Iterable[Optional[float]]) -> Optional[float]:
+    """The median of the values that are not None; None when there are none."""
+    values = [x for x in xs if x is not None]
+    return statistics.median(values) if values else None
+
+
+def lower_median(items: Iterable[T], key: Callable[[T], Any]) -> T:
+    """The item at the lower middle when sorted by ``key``: with seeds, a run that happened
+    rather than an average of two. ``items`` must not be empty."""
+    ranked = sorted(items, key=key)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """One case's per-seed figures: the times compared (``metric``), accuracies, targets.
+
+    ``time_s`` holds only the seeds that produced the metric (a seed that missed the target
+    has no time to target; it shows in ``reached``)."""
+
+    metric: str
+    time_s: list[float]
+    acc: list[float]
+    reached: list[bool]
+    images_per_s: Optional[float]
+
+    @property
+    def median_s(self) -> Optional[float]:
+        return median_or_none(self.time_s)
+
+    @property
+    def spread_s(self) -> Optional[float]:
+        """Range (max - min) of the times: what the overlap rule uses, see the docstring."""
+        return max(self.time_s) - min(self.time_s) if self.time_s else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str  # one of VERDICTS
+    ratio: Optional[float]  # new median time / baseline median time
+    detail: str  # short human reason, e.g. "+11.8% (baseline 10.02 s [9.90-10.10], now ...)"
+
+
+@dataclass
+class VerdictRow:
+    """One line of a verdict table (plugin, ``speedtrain compare``); ``verdict`` is a label
+    of VERDICTS, or ``"missing"`` for a baseline case the new run lacks."""
+
+    case: str
+    metric: Optional[str]
+    baseline_median_s: Optional[float]
+    now_median_s: Optional[float]
+    verdict: str
+    detail: str
+    ratio: Optional[float] = None
+
+    @property
+    def change_pct(self) -> Optional[float]:
+        return None if self.ratio is None else 100 * (self.ratio - 1)
+
+
+@lru_cache(maxsize=None)
+def _u_counts(n: int, m: int) -> tuple[int, ...]:
+    """Number of orderings of n + m distinct values giving each Mann-Whitney U = 0..n*m."""
+    if n == 0 or m == 0:
+        return (1,)
+    # The largest value belongs to the first sample (it beats all m others: U += m) or to
+    # the second (U unchanged): Mann & Whitney's 1947 recurrence.
+    out = [0] * (n * m + 1)
+    for u, c in enumerate(_u_counts(n - 1, m)):
+        out[u + m] += c
+    for u, c in enumerate(_u_counts(n, m - 1)):
+        out[u] += c
+    return tuple(out)
+
+
+def mann_whitney_p(a: list[float], b: list[float]) -> float:
+    """Two-sided p-value of the Mann-Whitney U test (exact for small samples).
+
+    Ties count one half; the exact null distribution assumes none, which is close enough
+    for float timings. Above ``_EXACT_MAX_N`` values the normal approximation is used.
+    """
+    n, m = len(a), len(b)
+    u = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
+    u_low = min(u, n * m - u)  # the distribution is symmetric
+    if n + m <= _EXACT_MAX_N:
+        counts = _u_counts(n, m)
+        tail = sum(counts[: math.floor(u_low) + 1])
+        return min(1.0, 2.0 * tail / math.comb(n + m, n))
+    mu, sigma = n * m / 2.0, math.sqrt(n * m * (n + m + 1) / 12.0)
+    z = max(0.0, (mu - u_low - 0.5) / sigma)  # 0.5: continuity correction
+    return min(1.0, math.erfc(z / math.sqrt(2.0)))
+
+
+def beyond_noise(a: list[float], b: list[float], p_threshold: float = P_THRESHOLD) -> bool:
+    """Whether samples a and b differ by more than their run-to-run spread (docstring rule)."""
+    n, m = len(a), len(b)
+    if n < 2 or m < 2:
+        return True  # no spread to measure on one side: the threshold alone decides
+    if 2.0 / math.comb(n + m, n) < p_threshold:  # the test can reach p_threshold at all
+        return mann_whitney_p(a, b) < p_threshold
+    return max(a) < min(b) or max(b) < min(a)  # too few for the test: ranges must not overlap
+
+
+def _describe(xs: list[float]) -> str:
+    med = statistics.median(xs)
+    if len(xs) == 1:
+        return f"{med:.2f} s"
+    return f"{med:.2f} s [{min(xs):.2f}-{max(xs):.2f}]"
+
+
+def _accuracy_loss(base: CaseSummary, new: CaseSummary, acc_tolerance: float) -> Optional[str]:
+    """Why accuracy counts as lost, or None."""
+    if base.reached and new.reached:
+        frac_base = sum(base.reached) / len(base.reached)
+        frac_new = sum(new.reached) / len(new.reached)
+        if frac_new < frac_base:
+            return (f"{sum(new.reached)}/{len(new.reached)} seeds reached the target "
+                    f"(baseline {sum(base.reached)}/{len(base.reached)})")
+    if base.acc and new.acc:
+        med_base, med_new = statistics.median(base.acc), statistics.median(new.acc)
+        allowed = max(acc_tolerance, max(base.acc) - min(base.acc))
+        drop = med_base - med_new
+        if drop > allowed:
+            return (f"median accuracy {100 * med_new:.2f}% (baseline {100 * med_base:.2f}%, "
+                    f"-{100 * drop:.2f} pt > {100 * allowed:.2f} pt allowed)")
+    return None
+
+
+def compare(base: Optional[CaseSummary], new: CaseSummary, *, threshold: float = THRESHOLD,
+            acc_tolerance: float = ACC_TOLERANCE) -> Verdict:
+    """Verdict of ``new`` against ``base`` under the rule in the module docstring."""
+    if base is None:
+        return Verdict("no baseline", None, "no baseline for this case")
+    if base.metric != new.metric:
+        return Verdict("no baseline", None,
+                       f"metric differs: baseline {base.metric}, now {new.metric}")
+    ratio = None
+    if base.time_s and new.time_s and statistics.median(base.time_s) > 0:
+        ratio = statistics.median(new.time_s) / statistics.median(base.time_s)
+    lost = _accuracy_loss(base, new, acc_tolerance)
+    if lost is not None:
+        return Verdict("accuracy lost", ratio, lost)
+    if not base.time_s:
+        return Verdict("no baseline", None, f"no {base.metric} data in the baseline")
+    if not new.time_s:
+        # The baseline finished and this run did not (every seed diverged, ran out of memory
+        # or missed the target): a regression, not a missing baseline.
+        return Verdict("accuracy lost", None, f"no seed produced {new.metric} this time "
+                       f"(baseline {_describe(base.time_s)})")
+    if ratio is None:
+        return Verdict("no baseline", None, f"baseline {base.metric} median is 0")
+    figures = f"(baseline {_describe(base.time_s)}, now {_describe(new.time_s)})"
+    change = f"{100 * (ratio - 1):+.1f}%"
+    if abs(ratio - 1) <= threshold:
+        return Verdict("unchanged", ratio,
+                       f"{change} within the {100 * threshold:g}% threshold {figures}")
+    if not beyond_noise(base.time_s, new.time_s):
+        return Verdict("unchanged", ratio, f"{change} within run-to-run noise {figures}")
+    caveat = ""
+    if min(len(base.time_s), len(new.time_s)) < 2:
+        caveat = " - one seed: run-to-run noise unknown, use more seeds to confirm"
+    return Verdict("slower" if ratio > 1 else "faster", ratio, f"{change} {figures}{caveat}")
+
+
+def verdict_row(case: str, base: Optional[CaseSummary], new: CaseSummary, *,
+                threshold: float = THRESHOLD, acc_tolerance: float = ACC_TOLERANCE) -> VerdictRow:
+    """The verdict of ``new`` against ``base`` as a table row."""
+    verdict = compare(base, new, threshold=threshold, acc_tolerance=acc_tolerance)
+    return VerdictRow(case=case, metric=new.metric,
+                      baseline_median_s=None if base is None else base.median_s,
+                      now_median_s=new.median_s, verdict=verdict.label, detail=verdict.detail,
+                      ratio=verdict.ratio)
+
+
+def regressed(rows: Iterable[VerdictRow]) -> bool:
+    """Whether any row's verdict is 'slower' or 'accuracy lost'."""
+    return any(row.verdict in REGRESSIONS for row in rows)
