@@ -47,7 +47,7 @@ def git_commit() -> Optional[str]:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware, JSON-able, for results and pytest-benchmark's machine_info."""
-    from speedtrain.nvmlprobe import identify_gpu, nvml_environment
+    from speedtrain.gpumonitor import nvml_environment
 
     env: dict[str, Any] = {
         "python": platform.python_version(),
@@ -62,7 +62,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "gpu": None,
     }
     if device.type == "cuda":
-        nvml = nvml_environment()
+        nvml = nvml_environment(device=device)
         env["gpu"] = {
             "name": torch.cuda.get_device_name(device),
             "count": torch.cuda.device_count(),
@@ -70,7 +70,7 @@ def environment(device: torch.device) -> dict[str, Any]:
             "memory_bytes": torch.cuda.get_device_properties(device).total_memory,
             "driver": nvml.get("driver_version"),
             # Which physical GPU (NVML UUID and index, MIG or not): NVML's index 0 is often another.
-            "identity": identify_gpu(device),
+            "identity": nvml.pop("identity"),
             "nvml": nvml,
         }
     return env

@@ -93,15 +93,20 @@ def _driver_versions(nvml: Any) -> tuple[Optional[str], Optional[str]]:
     return (None if driver is None else text(driver), None if cuda is None else cuda_version_text(cuda))
 
 
-def nvml_environment(nvml: Optional[ModuleType] = None) -> dict[str, Any]:
+def nvml_environment(nvml: Optional[ModuleType] = None, *, device: Device = None) -> dict[str, Any]:
     """Driver, NVML and CUDA-driver versions and the GPUs NVML sees (PCI order); never raises.
 
     Returns ``{'available': True, 'driver_version', 'nvml_version', 'cuda_driver_version',
-    'gpu_count', 'gpus': [names]}`` or ``{'available': False, 'reason': ...}``.
+    'gpu_count', 'gpus': [names]}`` or ``{'available': False, 'reason': ...}``. Given a torch
+    CUDA ``device``, also ``'identity'``: its :class:`GpuIdentity` as a dict, or
+    ``{'cuda_index', 'reason'}`` when it cannot be found (one NVML session for both).
     """
     nvml, reason = _open(nvml)
     if reason is not None:
-        return {"available": False, "reason": reason}
+        env: dict[str, Any] = {"available": False, "reason": reason}
+        if device is not None:
+            env["identity"] = _identity(None, reason, device)
+        return env
     try:
         driver, cuda = _driver_versions(nvml)
         nvml_version = ask(nvml, "nvmlSystemGetNVMLVersion")
@@ -111,9 +116,10 @@ def nvml_environment(nvml: Optional[ModuleType] = None) -> dict[str, Any]:
             handle = ask(nvml, "nvmlDeviceGetHandleByIndex", i)
             name = None if handle is None else ask(nvml, "nvmlDeviceGetName", handle)
             gpus.append(None if name is None else text(name))
+        identity = None if device is None else _identity(nvml, None, device)
     finally:
         _close(nvml)
-    return {
+    env = {
         "available": True,
         "driver_version": driver,
         "nvml_version": None if nvml_version is None else text(nvml_version),
@@ -121,23 +127,22 @@ def nvml_environment(nvml: Optional[ModuleType] = None) -> dict[str, Any]:
         "gpu_count": None if count is None else int(count),
         "gpus": gpus,
     }
+    if identity is not None:
+        env["identity"] = identity
+    return env
 
 
-def identify_gpu(device: Device, nvml: Optional[ModuleType] = None) -> dict[str, Any]:
-    """:class:`GpuIdentity` of a torch CUDA device as a dict, or ``{'cuda_index', 'reason'}``; never raises."""
+def _identity(nvml: Any, reason: Optional[str], device: Device) -> dict[str, Any]:
     try:
-        cuda_index: Optional[int] = resolve_cuda_index(device)
+        cuda_index = resolve_cuda_index(device)
     except LookupError as exc:
         return {"cuda_index": None, "reason": str(exc)}
-    nvml, reason = _open(nvml)
     if reason is not None:
         return {"cuda_index": cuda_index, "reason": reason}
     try:
         return locate_nvml_device(nvml, cuda_index).identity.to_dict()
     except LookupError as exc:
         return {"cuda_index": cuda_index, "reason": str(exc)}
-    finally:
-        _close(nvml)
 
 
 def probe_nvml(cuda_index: int = 0, nvml: Optional[ModuleType] = None) -> NvmlProbe:

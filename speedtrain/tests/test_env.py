@@ -55,3 +55,12 @@ def test_unmatched_gpu_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     box.cuda[0].pci_bus_id = 0x99
     identity = environment(torch.device("cuda", 0))["gpu"]["identity"]
     assert identity["cuda_index"] == 0 and identity["reason"].startswith("no NVML device matches")
+
+
+def test_gpu_without_nvml_records_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    box = reordered_box()
+    _install(box, monkeypatch)
+    box.nvml.init_error = box.nvml.NVMLError(9)
+    gpu = environment(torch.device("cuda", 1))["gpu"]
+    assert gpu["identity"] == {"cuda_index": 1, "reason": "NVML init failed: Driver Not Loaded"}
+    assert gpu["driver"] is None and gpu["nvml"]["available"] is False
