@@ -5,6 +5,10 @@ to disk and renamed over the target: ``os.replace`` is atomic on POSIX and Windo
 interrupted run (an error, Ctrl-C, a kill between the write and the rename) leaves either the
 old file or the new one, never a torn mix, and the temporary file is removed.
 
+``check_writable`` refuses an output path before any work is done, and
+``write_with_fallback`` saves a result somewhere else (named in one line) when the write
+still fails at the end: a finished training run is never thrown away for its output path.
+
 ``file_lock`` serialises a load-modify-save of a shared file (the baselines store) between
 processes: without it, two suites that read the file before either writes would each write
 back their own copy and one update would be silently lost.
@@ -16,12 +20,12 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import LockTimeoutError
+from .errors import LockTimeoutError, OutputError
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -54,6 +58,55 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
 
 def json_text(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def check_writable(path: str | os.PathLike[str], folder: bool = False) -> None:
+    """Raise OutputError unless ``path`` (a file, or a folder if ``folder``) can be written.
+
+    Probes by creating and removing a file in the nearest existing folder on the way, which
+    also catches a read-only file system and works for root, whom permission bits never stop.
+    Missing folders are not created here: the write does that, only once there is a result.
+    """
+    target = existing = Path(path).expanduser()
+    try:
+        if target.is_dir() and not folder:
+            raise OutputError(f"cannot write {path}: it is a folder; give a file path")
+        if target.exists() and not target.is_dir() and folder:
+            raise OutputError(f"cannot write into {path}: it is a file; give a folder path")
+        existing = target if folder else target.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OutputError(f"cannot write {path}: {existing} is a file, not a folder")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e} ({e.filename or existing})") from e
+
+
+def write_with_fallback(path: str | os.PathLike[str], write: Callable[[Path], None], what: str) -> None:
+    """``write(path)``; if that fails, ``write`` a fallback file and raise OutputError naming it.
+
+    The fallback goes to the temporary folder, else the current folder, else the home folder,
+    under a name that keeps the original one, so the result is never lost.
+    """
+    target = Path(path)
+    try:
+        write(target)
+        return
+    except OSError as e:
+        reason = f"{e.strerror or e}"
+    stamp = f"speedtrain-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{target.name}"
+    tried = []
+    for folder in (Path(tempfile.gettempdir()), Path.cwd(), Path.home()):
+        fallback = folder / stamp
+        try:
+            write(fallback)
+        except OSError:
+            tried.append(str(folder))
+            continue
+        raise OutputError(f"cannot write {what} to {path} ({reason}); it was saved to {fallback} instead")
+    raise OutputError(f"cannot write {what} to {path} ({reason}), nor to a fallback in {', '.join(tried)}")
 
 
 def _try_lock(fd: int) -> bool:

@@ -11,12 +11,12 @@ Bad input exits with code 2 and one ``error: ...`` line on stderr, never a trace
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
-from speedtrain.config import TrainConfig
-from speedtrain.errors import SpeedtrainError
+from speedtrain.atomic import check_writable, write_with_fallback
+from speedtrain.config import FieldSpec, TrainConfig, field_specs
+from speedtrain.errors import OutputError, SpeedtrainError, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,14 +26,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
-def _number(kind: Callable[[str], Any], words: str, optional: bool) -> Callable[[str], Any]:
+_NONE_WORDS = ("none", "null")
+
+
+def _parse_value(spec: FieldSpec) -> Callable[[str], Any]:
+    """The option's text to the field's value; ``none`` for an optional field. Range and
+    finiteness are left to TrainConfig, so the CLI and the Python API refuse the same values."""
+    words = {int: "a whole number", float: "a number"}.get(spec.kind, "")
+    allowed = "one of " + ", ".join(spec.choices) if spec.choices else words
+
     def parse(text: str) -> Any:
-        if optional and text.lower() in ("none", "null", ""):
+        if spec.optional and text.lower() in _NONE_WORDS:
             return None
+        if spec.choices:
+            if text not in spec.choices:
+                raise argparse.ArgumentTypeError(f"must be {allowed}{', or none' if spec.optional else ''}; got {text!r}")
+            return text
+        if spec.kind is tuple:
+            return _int_list(text)
         try:
-            return kind(text)
+            return spec.kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {words}{' or none' if optional else ''}; got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {allowed}{' or none' if spec.optional else ''}; got {text!r}") from None
     return parse
 
 
@@ -44,32 +58,38 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"must be comma-separated whole numbers (e.g. 1,3), or empty; got {text!r}") from None
 
 
+def _as_typed(value: Any) -> str:
+    """A default as a user would type it on the command line: none, on/off, 1,3, cifar10."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "empty"
+    return str(value)
+
+
+def _metavar(spec: FieldSpec) -> str:
+    if spec.choices:
+        return "{" + ",".join(spec.choices + (("none",) if spec.optional else ())) + "}"
+    base = {int: "N", float: "X", tuple: "LIST"}.get(spec.kind, "PATH" if spec.name == "data_dir" else "TEXT")
+    return f"{base}|none" if spec.optional else base
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One ``--kebab-case`` option per TrainConfig field; unset options keep the config default."""
     group = parser.add_argument_group("training configuration (defaults: the myrtle.ai ResNet-9 recipe in fp32)")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        optional = kind.startswith("Optional[")
-        kind = kind.removeprefix("Optional[").removesuffix("]")
-        help_text = f"{f.metadata['help']} [default: {f.default!r}]"
-        common: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
-        if kind == "bool":
+    for spec in field_specs().values():
+        flag = "--" + spec.name.replace("_", "-")
+        common: dict[str, Any] = {"dest": spec.name, "default": argparse.SUPPRESS,
+                                  "help": f"{spec.help} [default: {_as_typed(spec.default)}]"}
+        if spec.kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
-        elif kind == "int":
-            group.add_argument(flag, type=_number(int, "a whole number", optional), metavar="N", **common)
-        elif kind == "float":
-            group.add_argument(flag, type=_number(float, "a number", optional), metavar="X", **common)
-        elif kind.startswith("tuple"):
-            group.add_argument(flag, type=_int_list, metavar="LIST", **common)
-        else:
-            metavar = "PATH" if f.name == "data_dir" else "NAME"
-            group.add_argument(flag, type=_optional_str if optional else str,
-                               metavar=metavar if not optional else f"{metavar}|none", **common)
-
-
-def _optional_str(text: str) -> Optional[str]:
-    return None if text.lower() in ("none", "null") else text
+            continue
+        # choices= lets tools (shell completion, the plugin's tests) read the list; the type
+        # function already refused anything else with a message naming the allowed values.
+        choices = (*spec.choices, *((None,) if spec.optional else ())) if spec.choices else None
+        group.add_argument(flag, type=_parse_value(spec), choices=choices, metavar=_metavar(spec), **common)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,15 +120,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from speedtrain.gpumonitor import GpuMonitor
     from speedtrain.train import format_summary, stderr_log, train
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields}
+    from speedtrain.resources import machine_limits, resource_warnings
+
+    values = {k: v for k, v in vars(args).items() if k in field_specs()}
     cfg = TrainConfig(**values)
+    if args.json:
+        check_writable(args.json)
+    for warning in resource_warnings(cfg, machine_limits(cfg)):
+        print(f"warning: {warning}", file=sys.stderr)
     log = (lambda line: None) if args.quiet else stderr_log
     monitor = GpuMonitor() if args.monitor else None
     result = train(cfg, monitor=monitor, log=log)
     print(format_summary(result))
     if args.json:
-        result.save_json(args.json)
+        write_with_fallback(args.json, lambda path: result.save_json(str(path)), "the result")
         print(f"result written to {args.json}")
     return 0 if result.status == "ok" else 1
 
@@ -119,13 +144,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if not args.output and not args.dawnbench:
         raise SpeedtrainError("report needs -o REPORT.md, --dawnbench DIR, or both")
+    if args.dawnbench and len(args.runs) != 1:
+        raise SpeedtrainError(f"--dawnbench exports one run; got {len(args.runs)}")
+    if args.output:
+        check_writable(args.output)
+    if args.dawnbench:
+        check_writable(args.dawnbench, folder=True)
     if args.output:
         path = build_report(args.runs, args.output, baselines_path=args.baselines)
         print(f"report written to {path}")
     if args.dawnbench:
-        if len(args.runs) != 1:
-            raise SpeedtrainError(f"--dawnbench exports one run; got {len(args.runs)}")
-        for path in export_dawnbench(args.runs[0], args.dawnbench, case=args.case):
+        try:
+            paths = export_dawnbench(args.runs[0], args.dawnbench, case=args.case)
+        except OSError as e:  # the saved run is untouched: nothing is lost, the export can be rerun
+            raise OutputError(f"cannot write the DAWNBench entry files into {args.dawnbench}: {e.strerror or e}") from e
+        for path in paths:
             print(f"DAWNBench entry file written to {path}")
     return 0
 
@@ -152,7 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return commands[args.command](args)
     except SpeedtrainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

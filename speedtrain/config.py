@@ -12,24 +12,17 @@ hardware-specific option switched on; benchmark cases change what they measure.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from speedtrain.errors import ConfigError
 
 if TYPE_CHECKING:  # torch is imported lazily: validating a config should not need it
     import torch
-
-DATASETS = ("cifar10", "fashion-mnist")
-MODELS = ("resnet9", "resnet18")
-STEMS = ("cifar", "imagenet")
-DOWNSAMPLES = ("maxpool", "strided", "strided1x1")
-ACTIVATIONS = ("relu", "celu", "gelu")
-GLOBAL_POOLS = ("max", "avg")
-SCHEDULES = ("piecewise", "onecycle", "constant")
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "half")
-LOADERS = ("gpu", "torch")
-DEVICES = ("auto", "cpu", "cuda")
 
 # (channels, height, width, train images, test images, classes) of each dataset.
 DATASET_SHAPES: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -42,6 +35,9 @@ DEFAULT_TARGETS = {"cifar10": 0.94, "fashion-mnist": 0.93}
 
 # Fields that only the ResNet-9 builder reads: refused with resnet18 unless left at default.
 RESNET9_ONLY = ("residual", "layer_convs", "pool_before_bn")
+# A machine-independent ceiling (a typo like 1000 would fork a thousand processes); the CLI
+# also warns above the machine's CPU count (speedtrain.resources).
+MAX_WORKERS = 256
 
 
 def _f(default: Any, help: str) -> Any:
@@ -52,34 +48,34 @@ def _f(default: Any, help: str) -> Any:
 @dataclass(frozen=True)
 class TrainConfig:
     # --- data -------------------------------------------------------------------------
-    dataset: str = _f("cifar10", "dataset: cifar10 or fashion-mnist")
+    dataset: Literal["cifar10", "fashion-mnist"] = _f("cifar10", "dataset: cifar10 or fashion-mnist")
     data_dir: str = _f("data", "folder (or .tar/.tar.xz archive) holding the dataset")
     download: bool = _f(False, "let torchvision download the dataset into data-dir if missing (ignored with synthetic)")
     synthetic: bool = _f(False, "random data of the dataset's shape (throughput only: accuracy is meaningless)")
-    train_subset: Optional[int] = _f(None, "use only the first N training images (images; none = all)")
-    test_subset: Optional[int] = _f(None, "use only the first N test images (images; none = all)")
+    train_subset: int | None = _f(None, "use only the first N training images (images; none = all)")
+    test_subset: int | None = _f(None, "use only the first N test images (images; none = all)")
     # --- model ------------------------------------------------------------------------
-    model: str = _f("resnet9", "resnet9 (myrtle.ai DAWNBench) or resnet18 (student reports)")
+    model: Literal["resnet9", "resnet18"] = _f("resnet9", "resnet9 (myrtle.ai DAWNBench) or resnet18 (student reports)")
     width: float = _f(1.0, "channel width multiplier (0.5 = 'channel halving')")
-    stem: str = _f("cifar", "resnet18 stem: cifar (3x3 conv) or imagenet (7x7 stride-2 conv + max-pool)")
-    downsample: str = _f("maxpool", "downsampling: maxpool (conv then 2x2 max-pool), strided (3x3 stride-2 conv), strided1x1 (1x1 stride-2 conv)")
-    activation: str = _f("relu", "activation: relu, celu or gelu")
+    stem: Literal["cifar", "imagenet"] = _f("cifar", "resnet18 stem: cifar (3x3 conv) or imagenet (7x7 stride-2 conv + max-pool)")
+    downsample: Literal["maxpool", "strided", "strided1x1"] = _f("maxpool", "downsampling: maxpool (conv then 2x2 max-pool), strided (3x3 stride-2 conv), strided1x1 (1x1 stride-2 conv)")
+    activation: Literal["relu", "celu", "gelu"] = _f("relu", "activation: relu, celu or gelu")
     celu_alpha: float = _f(0.075, "CELU alpha (myrtle.ai bag of tricks value)")
     residual: tuple[int, ...] = _f((1, 3), "resnet9: layers (1-3) followed by a residual branch, comma-separated; empty = none")
     layer_convs: int = _f(1, "resnet9: conv-BN-activation groups per layer (2 = the backbone's repeated BN-ReLU)")
     pool_before_bn: bool = _f(False, "resnet9: max-pool before batch norm and activation (bag of tricks)")
-    global_pool: Optional[str] = _f(None, "global pooling before the classifier: max or avg (none = max for resnet9, avg for resnet18)")
-    output_scale: Optional[float] = _f(None, "multiplier on the logits (none = 0.125 for resnet9 as myrtle.ai, 1 for resnet18)")
-    bn_scale_init: Optional[float] = _f(1.0, "initial batch-norm scale; none = uniform in [0, 1), old PyTorch's default")
+    global_pool: Literal["max", "avg"] | None = _f(None, "global pooling before the classifier: max or avg (none = max for resnet9, avg for resnet18)")
+    output_scale: float | None = _f(None, "multiplier on the logits (none = 0.125 for resnet9 as myrtle.ai, 1 for resnet18)")
+    bn_scale_init: float | None = _f(1.0, "initial batch-norm scale; none = uniform in [0, 1), old PyTorch's default")
     freeze_bn_scale: bool = _f(False, "keep batch-norm scales fixed at their initial value")
     ghost_bn_splits: int = _f(1, "ghost batch norm: statistics over batch-size/splits images (1 = plain BN)")
     # --- input ------------------------------------------------------------------------
-    image_size: Optional[int] = _f(None, "resize images once to this side (pixels; none = native 32 or 28)")
+    image_size: int | None = _f(None, "resize images once to this side (pixels; none = native 32 or 28)")
     # --- optimisation -----------------------------------------------------------------
     batch_size: int = _f(512, "training batch size (images)")
     epochs: int = _f(24, "training epochs")
     lr: float = _f(0.4, "peak learning rate (per mean-loss gradient)")
-    schedule: str = _f("piecewise", "LR schedule: piecewise (linear up, linear down to 0), onecycle (linear up, cosine down), constant (linear up, then flat)")
+    schedule: Literal["piecewise", "onecycle", "constant"] = _f("piecewise", "LR schedule: piecewise (linear up, linear down to 0), onecycle (linear up, cosine down), constant (linear up, then flat)")
     warmup_frac: float = _f(5 / 24, "fraction of training at which the LR peaks")
     momentum: float = _f(0.9, "SGD momentum")
     nesterov: bool = _f(True, "Nesterov momentum")
@@ -91,16 +87,16 @@ class TrainConfig:
     cutout: int = _f(8, "cutout square side (pixels; 0 = off)")
     tta_flip: bool = _f(False, "test-time augmentation: average the logits of the image and its mirror")
     # --- precision and memory ---------------------------------------------------------
-    precision: str = _f("fp32", "fp32, tf32, fp16 (autocast + grad scaling), bf16 (autocast), half (fp16 weights, fp32 batch norm)")
+    precision: Literal["fp32", "tf32", "fp16", "bf16", "half"] = _f("fp32", "fp32, tf32, fp16 (autocast + grad scaling), bf16 (autocast), half (fp16 weights, fp32 batch norm)")
     channels_last: bool = _f(False, "NHWC memory format for inputs and weights")
     compile: bool = _f(False, "torch.compile the model (compilation is excluded from the timer)")
     # --- data loader ------------------------------------------------------------------
-    loader: str = _f("gpu", "gpu: dataset resident on the device, augmented in bulk there; torch: DataLoader augmenting on the CPU")
+    loader: Literal["gpu", "torch"] = _f("gpu", "gpu: dataset resident on the device, augmented in bulk there; torch: DataLoader augmenting on the CPU")
     workers: int = _f(0, "DataLoader worker processes (torch loader only)")
     # --- run --------------------------------------------------------------------------
-    target_acc: Optional[float] = _f(None, "test accuracy that counts as reached (fraction; none = 0.94 CIFAR-10, 0.93 Fashion-MNIST)")
+    target_acc: float | None = _f(None, "test accuracy that counts as reached (fraction; none = 0.94 CIFAR-10, 0.93 Fashion-MNIST)")
     seed: int = _f(0, "random seed (model init, shuffling, augmentation)")
-    device: str = _f("auto", "auto (cuda if available), cpu or cuda")
+    device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto (cuda if available), cpu or cuda")
     warmup_steps: int = _f(3, "untimed training steps run first for cuDNN autotuning and compilation, then undone")
 
     def __post_init__(self) -> None:
@@ -162,52 +158,94 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)]
 
 
+@dataclass(frozen=True)
+class FieldSpec:
+    """What a field's annotation allows, read once with ``typing`` (never by parsing text)."""
+
+    name: str
+    kind: type  # bool, int, float, str, or tuple (of whole numbers)
+    optional: bool  # ``X | None``: none is allowed
+    choices: tuple[str, ...]  # the values of a ``Literal[...]``; empty when any value of kind goes
+    default: Any
+    help: str
+
+
+def _spec(f: dataclasses.Field, hint: Any) -> FieldSpec:
+    optional = False
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"TrainConfig.{f.name}: only 'X | None' unions are supported")
+        optional, hint = len(args) < len(typing.get_args(hint)), args[0]
+    values: tuple[str, ...] = ()
+    if typing.get_origin(hint) is Literal:
+        values, hint = typing.get_args(hint), str
+    elif typing.get_origin(hint) is tuple and typing.get_args(hint) == (int, ...):
+        hint = tuple
+    if hint not in (bool, int, float, str, tuple) or not all(isinstance(v, str) for v in values):
+        raise TypeError(f"TrainConfig.{f.name}: unsupported annotation {f.type!r}")
+    return FieldSpec(f.name, hint, optional, values, f.default, f.metadata["help"])
+
+
+@functools.cache
+def field_specs() -> dict[str, FieldSpec]:
+    """Every field's spec, in declaration order: the validator and the CLI both read these."""
+    hints = typing.get_type_hints(TrainConfig)
+    return {f.name: _spec(f, hints[f.name]) for f in dataclasses.fields(TrainConfig)}
+
+
+def choices(name: str) -> tuple[str, ...]:
+    """The allowed values of a choice field (``dataset``, ``device``...), for CLIs to offer."""
+    spec = field_specs().get(name)
+    if spec is None or not spec.choices:
+        raise ValueError(f"{name!r} is not a choice field of TrainConfig")
+    return spec.choices
+
+
+# Read by models.py; the list itself is the field's Literal.
+PRECISIONS = choices("precision")
+
+
 def _fail(name: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"{name} must be {allowed}; got {value!r}")
 
 
-_TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string",
+               tuple: "a list of whole numbers"}
+
+
+def _is_finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _check_type(cfg: TrainConfig) -> None:
-    """Check each value against its annotation (``int``, ``Optional[float]``...)."""
-    for f in dataclasses.fields(cfg):
-        value, kind = getattr(cfg, f.name), str(f.type)
-        optional = kind.startswith("Optional[")
-        kind = kind.removeprefix("Optional[").removesuffix("]")
+    """Check each value against its annotation; NaN and inf are refused for every float field
+    (``x <= 0`` is false for NaN, and inf passes checks that have no upper bound)."""
+    for spec in field_specs().values():
+        value = getattr(cfg, spec.name)
         if value is None:
-            if not optional:
-                _fail(f.name, value, _TYPE_WORDS.get(kind, kind) + ", not none")
+            if not spec.optional:
+                _fail(spec.name, value, _TYPE_WORDS[spec.kind] + ", not none")
             continue
-        if kind == "bool":
-            ok = isinstance(value, bool)
-        elif kind == "int":
+        if spec.choices:
+            if not isinstance(value, str) or value not in spec.choices:
+                _fail(spec.name, value, "one of " + ", ".join(spec.choices) + (", or none" if spec.optional else ""))
+            continue
+        if spec.kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _is_finite(value)
+        elif spec.kind is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
-        elif kind == "float":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif kind == "str":
-            ok = isinstance(value, str)
-        else:  # tuple[int, ...]: checked with its range below
-            ok = isinstance(value, tuple)
+        else:
+            ok = isinstance(value, spec.kind)
         if not ok:
-            _fail(f.name, value, _TYPE_WORDS.get(kind, "a list of whole numbers"))
-
-
-def _one_of(cfg: TrainConfig, name: str, allowed: tuple[str, ...]) -> None:
-    value = getattr(cfg, name)
-    if value not in allowed:
-        _fail(name, value, "one of " + ", ".join(allowed))
+            _fail(spec.name, value, _TYPE_WORDS[spec.kind] + (", or none" if spec.optional else ""))
 
 
 def _validate(cfg: TrainConfig) -> None:
     _check_type(cfg)
-    for name, allowed in (
-        ("dataset", DATASETS), ("model", MODELS), ("stem", STEMS), ("downsample", DOWNSAMPLES),
-        ("activation", ACTIVATIONS), ("schedule", SCHEDULES),
-        ("precision", PRECISIONS), ("loader", LOADERS), ("device", DEVICES),
-    ):
-        _one_of(cfg, name, allowed)
-
     if not 0 < cfg.width <= 4:
         _fail("width", cfg.width, "a number in (0, 4]")
     if cfg.celu_alpha <= 0:
@@ -216,8 +254,6 @@ def _validate(cfg: TrainConfig) -> None:
         _fail("residual", cfg.residual, "distinct layer numbers from 1, 2, 3 (or empty)")
     if cfg.layer_convs not in (1, 2):
         _fail("layer_convs", cfg.layer_convs, "1 or 2")
-    if cfg.global_pool is not None and cfg.global_pool not in GLOBAL_POOLS:
-        _fail("global_pool", cfg.global_pool, "one of " + ", ".join(GLOBAL_POOLS) + ", or none for the model's default")
     if cfg.output_scale is not None and cfg.output_scale <= 0:
         _fail("output_scale", cfg.output_scale, "a number above 0, or none for the model's default")
     if cfg.bn_scale_init is not None and cfg.bn_scale_init <= 0:
@@ -246,8 +282,8 @@ def _validate(cfg: TrainConfig) -> None:
         _fail("crop_padding", cfg.crop_padding, "a whole number of pixels of at least 0")
     if cfg.cutout < 0:
         _fail("cutout", cfg.cutout, "a whole number of pixels of at least 0")
-    if cfg.workers < 0:
-        _fail("workers", cfg.workers, "a whole number of at least 0")
+    if not 0 <= cfg.workers <= MAX_WORKERS:
+        _fail("workers", cfg.workers, f"a whole number from 0 to {MAX_WORKERS}")
     if cfg.target_acc is not None and not 0 < cfg.target_acc <= 1:
         _fail("target_acc", cfg.target_acc, "a fraction in (0, 1]")
     if cfg.warmup_steps < 0:

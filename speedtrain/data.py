@@ -3,7 +3,8 @@
 Images are kept as uint8 ``(N, C, H, W)`` tensors and only turned into normalised floats a
 batch at a time. Where the data comes from:
 
-* CIFAR-10: torchvision's pickled ``cifar-10-batches-py/``, an image-folder tree
+* CIFAR-10: torchvision's pickled ``cifar-10-batches-py/`` (read by a restricted unpickler:
+  see ``_BatchUnpickler``), an image-folder tree
   ``train/<class>/*`` + ``test/<class>/*``, or a ``.tar[.gz|.xz]`` archive of such a tree.
   Trees and archives are decoded once (PIL, a process pool) into a uint8 ``.npz`` cache in
   ``$SPEEDTRAIN_CACHE`` or ``~/.cache/speedtrain``, since data_dir may be read-only.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import importlib
 import io
 import itertools
 import multiprocessing
@@ -145,7 +147,11 @@ def _resize(images: Tensor, side: int, chunk: int = 2048) -> Tensor:
 def _read_source(name: str, root: str, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
     """The full dataset at its native size, plus where it was read from."""
     reader = _read_cifar10 if name == "cifar10" else _read_fashion_mnist
-    (train_x, train_y, test_x, test_y), source = reader(Path(root), download)
+    try:
+        (train_x, train_y, test_x, test_y), source = reader(Path(root), download)
+    except OSError as e:  # an unreadable folder or file anywhere in the readers: one line
+        where = e.filename or root
+        raise DataError(f"cannot read {TITLES[name]} from {str(root)!r}: {e.strerror or e}: {str(where)!r}") from e
     _check_arrays(name, source, train_x, train_y, test_x, test_y)
     return (torch.from_numpy(train_x), torch.from_numpy(train_y.astype(np.int64)),
             torch.from_numpy(test_x), torch.from_numpy(test_y.astype(np.int64)), source)
@@ -207,6 +213,56 @@ def _read_cifar_pickles(folder: Path) -> Arrays:
     return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), test_x, test_y)
 
 
+def _numpy_attr(submodule: str, name: str) -> object:
+    """``numpy._core.<submodule>.<name>`` (numpy 2), else ``numpy.core...`` (numpy 1)."""
+    for package in ("numpy._core", "numpy.core"):
+        try:
+            return getattr(importlib.import_module(f"{package}.{submodule}"), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"numpy has no {submodule}.{name}")
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """What a protocol-2 pickle calls to rebuild ``bytes``; only the codec such pickles name."""
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with codec {encoding!r}")
+    return text.encode("latin1")
+
+
+@functools.cache
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    """The only callables a CIFAR-10 batch may name: numpy's array and dtype rebuilders, under
+    both their numpy 1 (``numpy.core``, the original files) and numpy 2 (``numpy._core``)
+    homes, and the latin1 ``bytes`` rebuilder of protocol-2 pickles written by Python 3."""
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1_encode}
+    for submodule, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer")):
+        rebuilder = _numpy_attr(submodule, name)
+        for package in ("numpy.core", "numpy._core"):
+            allowed[(f"{package}.{submodule}", name)] = rebuilder
+    return allowed
+
+
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle named a callable that a CIFAR-10 batch never contains."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Loads dicts, lists, str, bytes, ints and numpy arrays, and nothing else.
+
+    ``pickle.load`` (which torchvision uses) calls any function a file names, so a doctored
+    batch would run code the moment it is read, and could then return a valid batch leaving no
+    trace. Every global outside ``_allowed_globals`` is refused before it is imported.
+    """
+
+    def find_class(self, module: str, name: str) -> object:
+        found = _allowed_globals().get((module, name))
+        if found is None:
+            raise _ForbiddenGlobal(f"{module}.{name}")
+        return found
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{str(path)!r} is missing: a CIFAR-10 batches folder holds data_batch_1..5 and test_batch")
@@ -214,9 +270,14 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as f:
             # latin1: the original pickles come from Python 2, whose str keys and numpy
             # buffers only unpickle this way (torchvision does the same).
-            batch = pickle.load(f, encoding="latin1")
+            batch = _BatchUnpickler(f, encoding="latin1").load()
         batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
         data, labels = np.asarray(batch["data"]), np.asarray(batch["labels"])
+    except _ForbiddenGlobal as e:
+        raise DataError(f"{str(path)!r} is not a plain CIFAR-10 batch: it asks to call {e}, which a batch never "
+                        "contains; refusing to load it (a dataset file must not run code)") from None
+    except OSError:
+        raise  # an unreadable file: reported by _read_source
     except Exception as e:  # any unpickling failure means the file is not what we expect
         raise DataError(f"{str(path)!r} is not a CIFAR-10 batch (a pickled dict with 'data' and 'labels'): {e!r}") from e
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):

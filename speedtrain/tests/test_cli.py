@@ -21,7 +21,12 @@ def run_cli(capsys, *argv):
 
 @pytest.mark.parametrize("argv, words", [
     (["train", "--epochs", "two"], ["--epochs", "whole number", "'two'"]),
-    (["train", "--precision", "fp8"], ["precision", "fp32, tf32, fp16, bf16, half", "'fp8'"]),
+    (["train", "--precision", "fp8"], ["--precision", "fp32, tf32, fp16, bf16, half", "'fp8'"]),
+    (["train", "--global-pool", "min"], ["--global-pool", "max, avg, or none", "'min'"]),
+    (["train", "--lr", "nan"], ["lr", "finite number", "nan"]),
+    (["train", "--weight-decay", "inf"], ["weight_decay", "finite number", "inf"]),
+    (["train", "--target-acc", "nan"], ["target_acc", "finite number"]),
+    (["train", "--loader", "torch", "--workers", "100000"], ["workers", "0 to 256"]),
     (["train", "--width", "0"], ["width", "(0, 4]"]),
     (["train", "--stem", "imagenet"], ["stem", "resnet18"]),
     (["train", "--workers", "4"], ["workers", "loader 'torch'"]),
@@ -81,3 +86,114 @@ def test_help_lists_every_config_field(capsys):
     out = capsys.readouterr().out
     for name in field_names():
         assert "--" + name.replace("_", "-") in out
+
+
+def test_choices_and_defaults_in_help_are_as_users_type_them(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "{cifar10,fashion-mnist}" in out and "{max,avg,none}" in out
+    assert "[default: cifar10]" in out and "[default: 1,3]" in out and "[default: none]" in out
+    assert "[default: off]" in out and "[default: on]" in out
+    assert "'cifar10'" not in out and "(1, 3)" not in out and "None]" not in out
+
+
+def test_cli_choices_are_the_config_choices():
+    from speedtrain.cli import build_parser
+    from speedtrain.config import choices
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    by_dest = {a.dest: a for a in train._actions}
+    assert tuple(by_dest["dataset"].choices) == choices("dataset")
+    assert tuple(by_dest["global_pool"].choices) == (*choices("global_pool"), None)
+    args = build_parser().parse_args(["train", "--global-pool", "none", "--image-size", "none", "--residual", ""])
+    assert args.global_pool is None and args.image_size is None and args.residual == ()
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_an_unwritable_json_path_is_refused_before_training(capsys, tmp_path, monkeypatch):
+    # On the start commit the run trained, then died on the write with a traceback.
+    from speedtrain import train as train_module
+
+    def must_not_train(*a, **k):
+        raise AssertionError("trained although the output path cannot be written")
+
+    monkeypatch.setattr(train_module, "train", must_not_train)
+    (tmp_path / "a-file").write_text("x")
+    for target in (tmp_path / "a-file" / "run.json", tmp_path):
+        code, _, err = run_cli(capsys, "train", *TINY, "--json", str(target))
+        assert code == 2
+        assert str(target) in one_error_line(err)
+
+
+def test_a_write_that_fails_at_the_end_goes_to_a_fallback_file(capsys, tmp_path, monkeypatch):
+    from speedtrain import atomic
+    from speedtrain.train import RunResult
+
+    out_json = tmp_path / "run.json"
+    real_save = RunResult.save_json
+
+    def save_json(self, path):
+        if path == str(out_json):  # the disk filled up during training
+            raise OSError(28, "No space left on device")
+        real_save(self, path)
+
+    monkeypatch.setattr(RunResult, "save_json", save_json)
+    monkeypatch.setattr(atomic.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    code, out, err = run_cli(capsys, "train", *TINY, "--quiet", "--json", str(out_json))
+    assert code == 2 and "train time" in out
+    line = one_error_line(err)
+    assert "No space left on device" in line and str(out_json) in line
+    [fallback] = (tmp_path / "tmp").iterdir()
+    assert str(fallback) in line and fallback.name.endswith("run.json")
+    assert json.loads(fallback.read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("option", [["-o", "{bad}/REPORT.md"], ["--dawnbench", "{bad}"]])
+def test_report_outputs_are_checked_before_reporting(capsys, tmp_path, option):
+    from pathlib import Path
+
+    run = Path(__file__).resolve().parents[2] / "reports" / "smoke-cpu"
+    runs = sorted(run.glob("*.json")) if run.is_dir() else []
+    bad = tmp_path / "a-file"
+    bad.write_text("x")
+    argv = ["report", str(runs[0]) if runs else str(tmp_path / "missing.json")]
+    code, _, err = run_cli(capsys, *argv, *[o.format(bad=bad) for o in option])
+    assert code == 2
+    assert str(bad) in one_error_line(err)
+
+
+def test_a_multiline_library_message_is_printed_on_one_line(capsys, monkeypatch):
+    from speedtrain import cli
+    from speedtrain.errors import SpeedtrainError
+
+    class Custom(SpeedtrainError):
+        def __str__(self):
+            return "first\n- method gz: bad\n\n- method xz: bad"
+
+    def fail(args):
+        raise Custom("x")
+
+    monkeypatch.setattr(cli, "_cmd_train", fail)
+    code, _, err = run_cli(capsys, "train")
+    assert code == 2 and one_error_line(err) == "error: first; - method gz: bad; - method xz: bad"
+
+
+def test_an_unreadable_data_folder_is_one_error_line(capsys, tmp_path, monkeypatch):
+    # Root reads anything, so the refusal is simulated where the reader opens the folder.
+    from pathlib import Path
+
+    def denied(self, *a, **k):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "stat", denied)
+    code, _, err = run_cli(capsys, "train", "--data-dir", str(tmp_path), "--device", "cpu")
+    assert code == 2
+    line = one_error_line(err)
+    assert "Permission denied" in line and str(tmp_path) in line

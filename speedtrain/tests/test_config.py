@@ -1,6 +1,10 @@
 import pytest
 
-from speedtrain.config import DEFAULT_TARGETS, TrainConfig, check_device, field_names, resolve_device
+import dataclasses
+import math
+
+from speedtrain.config import (DEFAULT_TARGETS, TrainConfig, check_device, choices, field_names, field_specs,
+                               resolve_device)
 from speedtrain.errors import ConfigError
 
 
@@ -32,7 +36,9 @@ def test_dataset_shapes_and_targets():
     (dict(batch_size=0), ["batch_size"]),
     (dict(batch_size=True), ["batch_size", "whole number"]),
     (dict(epochs=2.5), ["epochs", "whole number"]),
-    (dict(lr="fast"), ["lr", "a number"]),
+    (dict(lr="fast"), ["lr", "a finite number"]),
+    (dict(global_pool=3), ["global_pool", "max, avg, or none"]),
+    (dict(workers=10_000, loader="torch"), ["workers", "0 to 256"]),
     (dict(epochs=None), ["epochs", "not none"]),
     (dict(channels_last="yes"), ["channels_last", "true or false"]),
     (dict(image_size=4), ["image_size", "8 to 512"]),
@@ -100,3 +106,46 @@ def test_resolve_device_on_a_machine_without_cuda():
     assert resolve_device(TrainConfig(device="auto")).type == "cpu"
     with pytest.raises(ConfigError, match="no CUDA GPU"):
         resolve_device(TrainConfig(device="cuda"))
+
+
+FLOAT_FIELDS = [s.name for s in field_specs().values() if s.kind is float]
+
+
+def test_every_float_field_is_found():
+    assert {"width", "lr", "momentum", "weight_decay", "warmup_frac", "output_scale", "bn_scale_init",
+            "target_acc", "celu_alpha", "label_smoothing"} <= set(FLOAT_FIELDS)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, 10**400])
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_every_float_field_refuses_nan_and_inf(name, bad):
+    # On the start commit NaN passed every range check (``x <= 0`` is false for NaN) and inf
+    # passed the checks without an upper bound (weight_decay, celu_alpha, output_scale...).
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{name: bad})
+    message = str(info.value)
+    assert message.startswith(f"{name} must be a finite number") and "\n" not in message
+
+
+def test_choices_come_from_the_field_annotations():
+    assert choices("dataset") == ("cifar10", "fashion-mnist")
+    assert choices("device") == ("auto", "cpu", "cuda")
+    assert choices("global_pool") == ("max", "avg") and field_specs()["global_pool"].optional
+    with pytest.raises(ValueError):
+        choices("lr")
+
+
+def test_annotations_are_read_with_typing_not_parsed_as_text():
+    """``X | None`` and ``Optional[X]`` mean the same to the validator."""
+    from typing import Optional
+
+    from speedtrain import config
+
+    spec = config._spec(dataclasses.field(default=None, metadata={"help": ""}), Optional[int])
+    assert (spec.kind, spec.optional) == (int, True)
+    spec = config._spec(dataclasses.field(default=None, metadata={"help": ""}), int | None)
+    assert (spec.kind, spec.optional) == (int, True)
+    assert field_specs()["image_size"].kind is int and field_specs()["image_size"].optional
+    assert field_specs()["residual"].kind is tuple
+    with pytest.raises(TypeError):
+        config._spec(dataclasses.field(default=None, metadata={"help": ""}), list[str])

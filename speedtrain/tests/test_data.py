@@ -275,11 +275,122 @@ def test_tree_with_wrong_image_size(tmp_path):
         data.load_dataset(cifar_cfg(root))
 
 
-def test_archive_that_is_not_one(tmp_path):
+def test_archive_that_is_not_one_is_one_line(tmp_path, capsys):
+    # tarfile's message lists one line per compression it tried: five lines on the start commit.
+    from speedtrain.cli import main
+
     bad = tmp_path / "cifar.tar.xz"
     bad.write_bytes(b"garbage")
-    with pytest.raises(DataError, match="cannot read the archive"):
+    with pytest.raises(DataError, match="cannot read the archive") as err:
         data.load_dataset(cifar_cfg(bad))
+    assert "\n" not in str(err.value) and "method" in str(err.value)
+    assert main(["train", "--data-dir", str(bad), "--device", "cpu"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("error: cannot read the archive") and not any(line.startswith("- ") for line in lines)
+
+
+@pytest.mark.parametrize("reader", ["stat", "iterdir", "read_bytes"])
+def test_an_unreadable_data_folder_is_one_line(tmp_path, monkeypatch, reader):
+    """Tests run as root, whom chmod 000 does not stop: the refusal is simulated where the
+    readers touch the disk (a folder's entries, a file's metadata or contents)."""
+    root = write_png_tree(tmp_path / "tree")
+    real = getattr(Path, reader)
+
+    def denied(self, *args, **kwargs):
+        if str(self).startswith(str(root)) and self != root:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, reader, denied)
+    with pytest.raises(DataError) as err:
+        data.load_dataset(cifar_cfg(root))
+    message = str(err.value)
+    assert "Permission denied" in message and str(root) in message and "\n" not in message
+
+
+# --- CIFAR-10 pickles are data, never code ------------------------------------------------------
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it calls ``call(*args)``."""
+
+    def __init__(self, call, *args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+def _payloads(marker: Path):
+    import os
+
+    return {
+        "exec": _RunsCode(exec, f"open({str(marker)!r}, 'w').close()"),
+        "os.system": _RunsCode(os.system, f"touch {marker}"),
+        "pathlib": _RunsCode(Path.touch, marker),
+    }
+
+
+@pytest.mark.parametrize("payload", ["exec", "os.system", "pathlib"])
+def test_a_doctored_batch_runs_nothing_and_is_refused_in_one_line(tmp_path, payload, capsys):
+    # A quiet payload beside a valid batch: on the start commit it ran and the batch trained.
+    from speedtrain.cli import main
+
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar_pickles(folder)
+    batch = pickle.loads((folder / "data_batch_2").read_bytes())
+    batch[b"extra"] = _payloads(marker)[payload]
+    (folder / "data_batch_2").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(DataError) as err:
+        data.load_dataset(cifar_cfg(tmp_path))
+    message = str(err.value)
+    assert str(folder / "data_batch_2") in message and "refusing" in message and "\n" not in message
+    assert not marker.exists()
+    data.clear_memo()
+    assert main(["train", "--data-dir", str(tmp_path), "--batch-size", "4", "--device", "cpu"]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "data_batch_2" in err_lines[0] and not marker.exists()
+
+
+class _Python2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2 ``str`` (BINSTRING), as the original CIFAR-10 files were made."""
+
+    def save_bytes(self, obj):
+        opcode = pickle.SHORT_BINSTRING + bytes([len(obj)]) if len(obj) < 256 else pickle.BINSTRING + struct.pack("<i", len(obj))
+        self.write(opcode + obj)
+        self.memoize(obj)
+
+    dispatch = dict(pickle._Pickler.dispatch)
+    dispatch[bytes] = save_bytes
+
+
+def _python2_style_batch(x: np.ndarray, y: list[int]) -> bytes:
+    buf = __import__("io").BytesIO()
+    _Python2Pickler(buf, protocol=2).dump({b"batch_label": b"training batch 1 of 5", b"labels": y, b"data": x,
+                                           b"filenames": [b"img_%d.png" % i for i in range(len(y))]})
+    # numpy 1's module name, as in the originals (GLOBAL opcodes are plain text lines).
+    return buf.getvalue().replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+
+
+@pytest.mark.parametrize("style", ["python2", "protocol2", "protocol5"])
+def test_real_format_batches_still_load(tmp_path, style):
+    folder = tmp_path / "cifar-10-batches-py"
+    x, y = write_cifar_pickles(folder)
+    flat = x.reshape(len(x), -1)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for i, name in enumerate(names):
+        rows = slice(3 * i, 3 * (i + 1))
+        if style == "python2":
+            blob = _python2_style_batch(flat[rows], y[rows].tolist())
+            assert b"numpy.core.multiarray\n_reconstruct" in blob and pickle.BINBYTES not in blob[:2]
+        else:
+            protocol = 2 if style == "protocol2" else 5
+            blob = pickle.dumps({b"batch_label": b"b", b"labels": y[rows].tolist(), b"data": flat[rows],
+                                 b"filenames": [b"a.png"] * 3}, protocol=protocol)
+        (folder / name).write_bytes(blob)
+    ds = data.load_dataset(cifar_cfg(tmp_path))
+    assert torch.equal(ds.train_images, torch.from_numpy(x[:15])) and ds.test_labels.tolist() == y[15:].tolist()
 
 
 # --- synthetic, subset, resize ---------------------------------------------------------------

@@ -42,3 +42,10 @@ def test_constant_stays_at_peak_after_warm_up():
     assert s(0.5) == pytest.approx(0.1)
     assert s(3.0) == pytest.approx(0.2) and s(10.0) == pytest.approx(0.2)
     assert lr_schedule(TrainConfig(schedule="constant", warmup_frac=0.0, lr=0.3))(0.0) == pytest.approx(0.3)
+
+
+def test_a_repeated_knot_takes_the_later_value():
+    s = PiecewiseLinear((0.0, 0.0, 24.0), (0.0, 0.4, 0.0))
+    assert s(0.0) == pytest.approx(0.4) and s(12.0) == pytest.approx(0.2)
+    step = PiecewiseLinear((0.0, 5.0, 5.0, 10.0), (0.0, 1.0, 0.5, 0.5))
+    assert step(5.0) == pytest.approx(0.5) and step(4.0) == pytest.approx(0.8)
