@@ -99,6 +99,7 @@ def airbench_net(
     in_channels: int = 3,
     whiten_kernel: int = 2,
     dirac: bool = True,
+    freeze_whiten: bool = True,
     bn_momentum: float = 0.4,
     bn_eps: float = 1e-12,
     logit_scale: float = 1 / 9,
@@ -107,13 +108,15 @@ def airbench_net(
 
     The whitening layer is ``net.whiten.conv`` with ``2 * in_channels * whiten_kernel**2``
     filters; until :func:`init_whitening` fills it from training images it holds PyTorch's
-    random init (still frozen). ``dirac`` identity-initialises the 3x3 convs.
+    random init. ``freeze_whiten`` keeps its weight out of training (set it False for a run
+    without whitening, where the layer learns like the others). ``dirac`` identity-initialises
+    the 3x3 convs.
     """
     if len(widths) != 3 or min(widths) < 1:
         raise ValueError(f"airbench_net needs three block widths of at least 1; got {tuple(widths)}")
     whiten_width = 2 * in_channels * whiten_kernel**2
     whiten = nn.Conv2d(in_channels, whiten_width, whiten_kernel, padding=0, bias=True)
-    whiten.weight.requires_grad_(False)
+    whiten.weight.requires_grad_(not freeze_whiten)
     with torch.no_grad():
         whiten.bias.zero_()
     stages: OrderedDict[str, nn.Module] = OrderedDict(whiten=nn.Sequential(OrderedDict(conv=whiten, act=nn.GELU())))

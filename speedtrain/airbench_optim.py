@@ -17,19 +17,26 @@ on the batch size. The decay is still L2 through the gradient and momentum, as i
 the same factor (:func:`set_lr_factor`), which scales the decay with it, as airbench's
 ``LambdaLR`` does.
 
+The update itself is plain Nesterov SGD, so the trainer's units (mean-loss ``lr``, torch LR
+``lr / batch``, weight decay ``weight_decay * batch``) can express it: airbench94 at batch
+1024 is ``lr = 11.5 * 1024 / kilostep = 1.50`` and ``weight_decay = 0.0153 / 11.5 = 0.00133``
+there. What the decoupled units change is which knobs move together when one is tuned.
+
 Batch-norm shifts learn ``bias_scaler`` (64) times faster than the other weights, with the
-same absolute decay: with frozen BN scales, the shifts are the only BN parameters and would
-otherwise move too slowly to matter in ~10 epochs.
+same absolute decay (:func:`param_groups`, usable in the trainer's units too): with frozen
+BN scales the shifts are the only BN parameters, and they would otherwise move too slowly
+to matter in ~10 epochs.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["split_bn_biases", "decoupled_sgd", "set_lr_factor", "epoch_steps"]
+__all__ = ["split_bn_biases", "param_groups", "decoupled_sgd", "set_lr_factor", "epoch_steps"]
 
 
 def split_bn_biases(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -63,13 +70,24 @@ def decoupled_sgd(
                          f"momentum in [0, 1), bias_scaler > 0; got {batch_size}, {lr}, {weight_decay}, {momentum}, {bias_scaler}")
     kilostep = 1024 * (1 + 1 / (1 - momentum))
     torch_lr = lr / kilostep
-    decay = weight_decay * batch_size / kilostep
+    groups = param_groups(model, torch_lr, weight_decay * batch_size / kilostep, bias_scaler)
+    return torch.optim.SGD(groups, lr=torch_lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+
+
+def param_groups(model: nn.Module, torch_lr: float, decay: float, bias_scaler: float = 1.0) -> list[dict[str, Any]]:
+    """SGD param groups in PyTorch's units: batch-norm shifts at ``bias_scaler * torch_lr``,
+    the rest at ``torch_lr``, each group's ``weight_decay`` set so that ``lr * weight_decay
+    == decay`` (the same shrink per step for both), and a ``base_lr`` for :func:`set_lr_factor`.
+
+    The trainer's own units (mean-loss ``lr``, summed loss) are
+    ``param_groups(model, lr / batch_size, lr * weight_decay, bias_scaler)``.
+    """
     shifts, others = split_bn_biases(model)
     groups = []
     for params, group_lr in ((shifts, torch_lr * bias_scaler), (others, torch_lr)):
         if params:
             groups.append({"params": params, "lr": group_lr, "base_lr": group_lr, "weight_decay": decay / group_lr})
-    return torch.optim.SGD(groups, lr=torch_lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+    return groups
 
 
 def set_lr_factor(optimizer: torch.optim.Optimizer, factor: float) -> None:

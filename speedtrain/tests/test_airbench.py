@@ -14,7 +14,7 @@ from speedtrain.airbench import (
     airbench_net, dirac_init_, init_whitening, set_whitening_bias_trainable, whitening_filters,
 )
 from speedtrain.airbench_augment import alternating_flip, alternating_flip_mask, flip_bits, multicrop_logits
-from speedtrain.airbench_optim import decoupled_sgd, epoch_steps, set_lr_factor, split_bn_biases
+from speedtrain.airbench_optim import decoupled_sgd, epoch_steps, param_groups, set_lr_factor, split_bn_biases
 from speedtrain.config import TrainConfig
 from speedtrain.flops import count_flops, train_flops_per_image
 from speedtrain.lookahead import Lookahead
@@ -60,6 +60,7 @@ def test_frozen_flags_and_batch_norm_settings() -> None:
     assert net.head.linear.bias is None and net.head.scale.factor == pytest.approx(1 / 9)
     set_whitening_bias_trainable(net, False)
     assert not net.whiten.conv.bias.requires_grad
+    assert airbench_net(freeze_whiten=False).whiten.conv.weight.requires_grad
 
 
 def test_dirac_init_is_the_identity_on_the_first_channels() -> None:
@@ -277,3 +278,14 @@ def test_the_blocks_train_a_tiny_network() -> None:
         la.step(step)
         losses.append(float(loss.detach()) / 32)
     assert losses[-1] < 0.75 * losses[0]  # measured: 2.30 -> 1.43
+
+
+def test_param_groups_in_the_trainers_units_match_decoupled_sgd() -> None:
+    # The same update, two spellings: airbench's units and the trainer's (lr / batch, wd * batch).
+    net, batch = airbench_net((4, 8, 8)), 1024
+    kilostep = 1024 * (1 + 1 / 0.15)
+    lr, wd = 11.5 * batch / kilostep, 0.0153 / 11.5
+    ours = param_groups(net, lr / batch, lr * wd, bias_scaler=64)
+    theirs = decoupled_sgd(net, batch).param_groups
+    for a, b in zip(ours, theirs):
+        assert a["lr"] == pytest.approx(b["lr"]) and a["weight_decay"] == pytest.approx(b["weight_decay"])
