@@ -38,8 +38,8 @@ from typing import Any, Callable, Iterator, Optional
 
 from speedtrain.nvmldevice import (  # noqa: F401  (GpuIdentity, find_nvml_device: public here too)
     THROTTLE_FUNCTIONS,
-    GpuIdentity,
     Device,
+    GpuIdentity,
     NvmlDevice,
     decode_throttle_reasons,
     error_message,
@@ -66,6 +66,7 @@ WHOLE_GPU_KEYS = (
     "util_mean_pct", "util_max_pct", "power_mean_w", "power_max_w", "energy_j",
     "sm_clock_mean_mhz", "sm_clock_min_mhz", "temp_max_c", "throttle_reasons",
 )
+
 
 def unavailable_summary(reason: str, cuda_index: Optional[int] = None) -> dict[str, Any]:
     """The summary of a monitor that could not watch a GPU: every figure None.
