@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp = sub.add_parser("compare", help="compare two saved runs, or a run with stored baselines (exit 1 on regression)")
     p_cmp.add_argument("runs", nargs="+", metavar="RUN.json", help="OLD.json NEW.json, or one run with --baselines")
     p_cmp.add_argument("--baselines", metavar="PATH", help="compare the run with these stored baselines instead")
+
+    p_doc = sub.add_parser("doctor", help="check this machine's GPU, driver, torch build, timer and telemetry (exit 1 on any FAIL)")
+    p_doc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="device to check; cuda without a usable GPU is a FAIL [default: auto]")
+    p_doc.add_argument("--json", metavar="PATH", help="also write the checks as JSON")
+    p_doc.add_argument("--quick", action="store_true", help="smaller matmuls, no monitor-overhead training (seconds, not a minute)")
     return parser
 
 
@@ -179,9 +185,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if regressed else 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from speedtrain.atomic import write_json_atomic
+    from speedtrain.doctor import format_table, resolve, run_doctor
+    from speedtrain.train import stderr_log
+
+    if args.json:
+        check_writable(args.json)  # before a minute of checks, not after
+    report = run_doctor(resolve(args.device), quick=args.quick, log=stderr_log)
+    print(format_table(report.checks))
+    print(report.summary_line())
+    if args.json:
+        write_json_atomic(args.json, report.to_dict())
+        print(f"doctor report written to {args.json}")
+    return 1 if report.failed else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": _cmd_train, "report": _cmd_report, "compare": _cmd_compare}
+    commands = {"train": _cmd_train, "report": _cmd_report, "compare": _cmd_compare, "doctor": _cmd_doctor}
     try:
         return commands[args.command](args)
     except SpeedtrainError as exc:
