@@ -78,10 +78,13 @@ def check_writable(path: str | os.PathLike[str], folder: bool = False) -> None:
             existing = existing.parent
         if not existing.is_dir():
             raise OutputError(f"cannot write {path}: {existing} is a file, not a folder")
+    except OSError as e:  # a folder on the way that cannot even be looked at
+        raise OutputError(f"cannot write {path}: {e.strerror or e} ({e.filename or existing})") from e
+    try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror or e} ({e.filename or existing})") from e
+        raise OutputError(f"cannot write {path}: cannot create files in {existing} ({e.strerror or e})") from e
 
 
 def write_with_fallback(path: str | os.PathLike[str], write: Callable[[Path], None], what: str) -> None:

@@ -72,7 +72,7 @@ def resource_warnings(cfg: TrainConfig, limits: MachineLimits) -> list[str]:
         out.append(f"the dataset at {cfg.input_shape[1]} px takes about {_gb(host)} of memory, more than "
                    f"{_HOST_FRACTION:.0%} of this machine's {_gb(limits.host_memory_bytes)}; "
                    "lower image_size or use train_subset/test_subset")
-    if limits.device_memory_bytes and device > _DEVICE_FRACTION * limits.device_memory_bytes:
+    if cfg.loader == "gpu" and limits.device_memory_bytes and device > _DEVICE_FRACTION * limits.device_memory_bytes:
         out.append(f"the gpu loader keeps about {_gb(device)} of images on the GPU, more than "
                    f"{_DEVICE_FRACTION:.0%} of its {_gb(limits.device_memory_bytes)}; expect status 'oom': "
                    "lower image_size, use train_subset, or loader torch")

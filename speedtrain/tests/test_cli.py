@@ -197,3 +197,36 @@ def test_an_unreadable_data_folder_is_one_error_line(capsys, tmp_path, monkeypat
     assert code == 2
     line = one_error_line(err)
     assert "Permission denied" in line and str(tmp_path) in line
+
+
+def test_resource_warnings_come_before_training(capsys, monkeypatch):
+    from speedtrain import resources
+    from speedtrain import train as train_module
+    from speedtrain.errors import SpeedtrainError
+
+    def stop(*a, **k):
+        raise SpeedtrainError("stopped where training would start")
+
+    monkeypatch.setattr(train_module, "train", stop)
+    monkeypatch.setattr(resources, "machine_limits", lambda cfg: resources.MachineLimits(2, 8 * 10**9, None))
+    code, _, err = run_cli(capsys, "train", "--synthetic", "--device", "cpu", "--loader", "torch", "--workers", "3",
+                           "--image-size", "512")
+    lines = err.strip().splitlines()
+    assert code == 2 and lines[-1] == "error: stopped where training would start"
+    assert lines[0].startswith("warning: workers 3 is more than the 2 CPUs")
+    gb = 60_000 * 3 * 512 * 512 / 1e9  # CIFAR-10 train + test, uint8, at 512 px
+    assert lines[1].startswith(f"warning: the dataset at 512 px takes about {gb:.1f} GB") and "image_size" in lines[1]
+
+
+def test_gpu_memory_warning_counts_the_padded_copy():
+    from speedtrain.config import TrainConfig
+    from speedtrain.resources import MachineLimits, dataset_bytes, resource_warnings
+
+    cfg = TrainConfig(image_size=256)
+    host, device = dataset_bytes(cfg)
+    assert host == 60_000 * 3 * 256 * 256
+    assert device == 50_000 * 3 * (264 * 264 + 256 * 256) + 10_000 * 3 * 256 * 256
+    [line] = resource_warnings(cfg, MachineLimits(64, None, 16 * 10**9))
+    assert "on the GPU" in line and "16.0 GB" in line
+    assert resource_warnings(cfg.replace(loader="torch"), MachineLimits(64, None, 16 * 10**9)) == []
+    assert resource_warnings(TrainConfig(), MachineLimits(64, 64 * 10**9, 16 * 10**9)) == []
