@@ -1,17 +1,20 @@
-"""Shared fixtures: real saved runs made by running the smoke suite (not hand-written JSON)."""
+"""Shared fixtures: real saved runs made by running the smoke suite, and hand-made runs."""
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Small but covering: plain sections, a cumulative ladder, time-to-target recipes, a skipped case.
 SMOKE_FILES = ["benchmarks/test_precision.py", "benchmarks/test_architecture.py", "benchmarks/test_dawnbench.py"]
+GPU = "Tesla V100-SXM2-16GB"
 
 
 def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -34,3 +37,109 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def smoke_data(smoke_run: Path) -> dict:
     return json.loads(smoke_run.read_text())
+
+
+class FakeRuns:
+    """Saved runs shaped like those the benchmark suite writes, for tests that need figures
+    a smoke run cannot produce (GPU telemetry, several seeds, chosen times)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @staticmethod
+    def curves(train_times: list[float], epochs: int = 4, final: float = 0.94) -> list[list[dict]]:
+        """One accuracy curve per seed, epochs evenly spread over the seed's training time."""
+        return [[{"epoch": e, "train_s": t * e / epochs, "test_acc": final * (0.6 + 0.4 * e / epochs),
+                  "train_loss": 2.0 / e} for e in range(1, epochs + 1)] for t in train_times]
+
+    def bench(self, section: str, case: str, times: Optional[list[float]], *, test: Optional[str] = None,
+              reference: bool = False, ladder: bool = False, step: Optional[int] = None, status: str = "ok",
+              profile: str = "quick", synthetic: bool = False, drop: tuple[str, ...] = (), **extra: Any) -> dict:
+        """One benchmark entry; ``drop`` removes extra_info fields, as an older run would lack them."""
+        test = test or f"test_{section}"
+        times = times or []
+        info: dict[str, Any] = {
+            "section": section, "case": case, "reference": reference, "ladder": ladder, "step": step,
+            "profile": profile, "synthetic": synthetic, "dataset": "cifar10", "device": GPU,
+            "seeds": list(range(len(times))) or [0], "status": status,
+            "error": None if status == "ok" else "CUDA out of memory",
+            "metric": "train_time_s", "train_time_s": times,
+            "time_to_target_s": [t * 0.9 for t in times], "reached_target": [True] * len(times),
+            "reached_fraction": 1.0, "target_acc": 0.94, "final_acc": [0.941] * len(times),
+            "images_per_s": [50_000 * 24 / t for t in times], "epoch_time_s": [t / 24 for t in times],
+            "eval_time_s": [0.5] * len(times), "peak_mem_allocated_bytes": 2**30,
+            "peak_mem_reserved_bytes": 2**31, "diverged": status == "diverged",
+            "timer": {"clock": "cuda_events", "includes": ["forward", "backward", "step"],
+                      "excludes": ["evaluation", "data upload"]},
+            "config": {"model": "resnet9", "epochs": 24, "batch_size": 512, "precision": "fp16"},
+            "gpu": {"available": True, "reason": None, "gpu_name": GPU, "util_mean_pct": 97.0,
+                    "power_mean_w": 250.0, "energy_j": 250.0 * sum(times), "throttle_reasons": []},
+            "curves": self.curves(times),
+        }
+        info.update(extra)
+        for key in drop:
+            info.pop(key, None)
+        stats = {"min": min(times), "max": max(times), "mean": statistics.mean(times),
+                 "median": statistics.median(times), "rounds": len(times), "iterations": 1} if times else {}
+        return {"group": section, "name": f"{test}[{case}]", "fullname": f"benchmarks/{test}.py::{test}[{case}]",
+                "params": {"case": case}, "param": case, "extra_info": info, "options": {}, "stats": stats}
+
+    @staticmethod
+    def run(benches: list[dict], *, profile: str = "quick", synthetic: bool = False, device: str = GPU) -> dict:
+        return {
+            "machine_info": {
+                "node": "gpu-box", "python_version": "3.11.9", "cpu": {"brand_raw": "Intel Xeon"},
+                "speedtrain": {
+                    "profile": profile, "device": device,
+                    "gpu": {"name": device, "count": 1, "driver": "550.54", "cuda": "12.4", "cudnn": 90100},
+                    "torch": "2.4.0", "cuda": "12.4", "cudnn": 90100, "dataset": "cifar10",
+                    "synthetic": synthetic, "seeds": [0, 1, 2],
+                    "timer": {"clock": "cuda_events", "includes": ["forward", "backward", "step"],
+                              "excludes": ["evaluation"]},
+                },
+            },
+            "commit_info": {"id": "0123456789abcdef0123", "branch": "main", "dirty": False, "project": "speedtrain"},
+            "benchmarks": benches,
+            "datetime": "2024-05-01T12:34:56.789+00:00",
+            "version": "5.1.0",
+        }
+
+    def sample(self, profile: str = "quick") -> list[dict]:
+        """Two plain sections (one 2x-faster case, one oom, one with fields missing) and a ladder."""
+        b = self.bench
+        return [
+            b("precision", "fp32", [10.0, 10.5, 9.5], reference=True, profile=profile),
+            b("precision", "fp16", [5.0, 5.2, 4.8], profile=profile),
+            b("precision", "bf16", [], status="oom", profile=profile, drop=("curves", "gpu")),
+            b("batch_size", "512", [8.0, 8.0, 8.0], reference=True, profile=profile),
+            b("batch_size", "1024", [6.0], profile=profile,
+              drop=("final_acc", "images_per_s", "gpu", "time_to_target_s", "curves", "timer")),
+            b("tricks", "baseline", [40.0, 40.0], ladder=True, step=0, reference=True, profile=profile),
+            b("tricks", "celu", [20.0, 20.0], ladder=True, step=2, profile=profile),
+            b("tricks", "nesterov", [30.0, 30.0], ladder=True, step=1, profile=profile),
+        ]
+
+    def write(self, name: str, run: dict) -> Path:
+        """``run`` saved as ``name`` (a path relative to the test's folder)."""
+        path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(run))
+        return path
+
+
+@pytest.fixture
+def fake_runs(tmp_path: Path) -> FakeRuns:
+    return FakeRuns(tmp_path)
+
+
+@pytest.fixture
+def quick_run(fake_runs: FakeRuns) -> Path:
+    return fake_runs.write("quick.json", fake_runs.run(fake_runs.sample()))
+
+
+@pytest.fixture
+def no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the plots (about half a second each) in tests that only read the markdown."""
+    from speedtrain import report
+
+    monkeypatch.setattr(report, "PLOTS", ())

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from test_report import make_bench, make_run, sample_benches, write_run
 
 from speedtrain.dawnbench import export_dawnbench
 from speedtrain.errors import ReportError
 
+if TYPE_CHECKING:
+    from speedtrain.tests.conftest import FakeRuns
 
-def dawnbench_run(tmp_path: Path) -> Path:
+
+@pytest.fixture
+def dawnbench_run(fake_runs: "FakeRuns") -> Path:
     """The sample run plus a dawnbench case whose seeds reach the target at 24, 20 and 30 s."""
-    dawn = make_bench("dawnbench", "resnet9", [26.0, 22.0, 33.0], test="test_dawnbench", metric="time_to_target_s",
+    dawn = fake_runs.bench("dawnbench", "resnet9", [26.0, 22.0, 33.0], test="test_dawnbench", metric="time_to_target_s",
                       time_to_target_s=[24.0, 20.0, 30.0])
-    return write_run(tmp_path / "run.json", make_run(sample_benches() + [dawn]))
+    return fake_runs.write("run.json", fake_runs.run(fake_runs.sample() + [dawn]))
 
 
 def read_tsv(path: str) -> list[list[str]]:
     return [line.split("\t") for line in Path(path).read_text().splitlines()]
 
 
-def test_export_writes_json_and_tsv(tmp_path: Path) -> None:
-    paths = export_dawnbench(str(dawnbench_run(tmp_path)), str(tmp_path / "dawn"))
+def test_export_writes_json_and_tsv(dawnbench_run: Path, tmp_path: Path) -> None:
+    paths = export_dawnbench(str(dawnbench_run), str(tmp_path / "dawn"))
     assert [Path(p).suffix for p in paths] == [".json", ".tsv"]
     assert Path(paths[0]).name == "speedtrain_resnet9_1v100_pytorch.json"
 
@@ -48,15 +52,15 @@ def test_export_writes_json_and_tsv(tmp_path: Path) -> None:
     assert float(rows[-1][2]) == pytest.approx(94.0)  # percent, not a fraction
 
 
-def test_tsv_follows_the_median_seed(tmp_path: Path) -> None:
-    paths = export_dawnbench(str(dawnbench_run(tmp_path)), str(tmp_path / "dawn"))
+def test_tsv_follows_the_median_seed(dawnbench_run: Path, tmp_path: Path) -> None:
+    paths = export_dawnbench(str(dawnbench_run), str(tmp_path / "dawn"))
     # Seeds reach the target at 24, 20, 30 s: the median seed is seed 0, which trained 26 s.
     assert float(read_tsv(paths[1])[-1][1]) == pytest.approx(26.0 / 3600)
     assert json.loads(Path(paths[0]).read_text())["misc"]["exported seed"] == 0
 
 
-def test_named_case_and_fallback_to_any_case_with_curves(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "run.json", make_run(sample_benches()))
+def test_named_case_and_fallback_to_any_case_with_curves(fake_runs: "FakeRuns", tmp_path: Path) -> None:
+    run = fake_runs.write("run.json", fake_runs.run(fake_runs.sample()))
     default = export_dawnbench(str(run), str(tmp_path / "a"))
     assert json.loads(Path(default[0]).read_text())["misc"]["case"] == "test_precision[fp32]"
     named = export_dawnbench(str(run), str(tmp_path / "b"), case="fp16", author="Jane Doe")
@@ -65,9 +69,9 @@ def test_named_case_and_fallback_to_any_case_with_curves(tmp_path: Path) -> None
     assert Path(named[0]).name.startswith("jane-doe_resnet9_")
 
 
-def test_errors(tmp_path: Path) -> None:
-    no_curves = [make_bench("precision", "fp32", [10.0], drop=("curves",))]
-    run = write_run(tmp_path / "run.json", make_run(no_curves))
+def test_errors(fake_runs: "FakeRuns", tmp_path: Path) -> None:
+    no_curves = [fake_runs.bench("precision", "fp32", [10.0], drop=("curves",))]
+    run = fake_runs.write("run.json", fake_runs.run(no_curves))
     with pytest.raises(ReportError, match="no case has accuracy curves"):
         export_dawnbench(str(run), str(tmp_path / "out"))
     with pytest.raises(ReportError, match="no case 'nope'"):
@@ -77,7 +81,7 @@ def test_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_smoke_run_entry_carries_a_warning(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "run.json", make_run(sample_benches(profile="smoke"), profile="smoke"))
+def test_smoke_run_entry_carries_a_warning(fake_runs: "FakeRuns", tmp_path: Path) -> None:
+    run = fake_runs.write("run.json", fake_runs.run(fake_runs.sample(profile="smoke"), profile="smoke"))
     entry = json.loads(Path(export_dawnbench(str(run), str(tmp_path / "out"))[0]).read_text())
     assert "not a valid DAWNBench entry" in entry["misc"]["warning"]

@@ -2,10 +2,13 @@
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
 from speedtrain.cli import main
+from speedtrain.tests.conftest import ROOT
 
 
 def run_cli(capsys, *argv):
@@ -63,11 +66,12 @@ def test_compare_flags_a_planted_slowdown(capsys, smoke_data, tmp_path):
 
 def test_compare_against_baselines_recorded_from_the_run(capsys, smoke_run, smoke_data, tmp_path):
     from speedtrain import baselines as bl
+    from speedtrain.record import CaseRecord
 
     data = bl.empty()
     machine = smoke_data["machine_info"]["speedtrain"]["device"]
     for bench in smoke_data["benchmarks"]:
-        bl.record(data, machine, "smoke", bench["name"], bench["extra_info"], {"date": "2026-11-23", "gpu": machine,
+        bl.record(data, machine, "smoke", bench["name"], CaseRecord.from_extra_info(bench["extra_info"]), {"date": "2026-11-23", "gpu": machine,
                   "commit": None, "torch": "x", "cuda": None, "driver": None, "profile": "smoke",
                   "dataset": "cifar10", "synthetic": True, "run": "test"})
     file = tmp_path / "baselines.json"
@@ -100,3 +104,48 @@ def test_garbage_input_is_a_clear_error_and_overwrites_nothing(capsys, tmp_path,
     assert out.read_text() == "previous report"
     code, _, err = run_cli(capsys, "compare", bad, bad)
     assert code == 2 and err.startswith("error: ")
+
+
+# --- golden: the committed smoke run renders what it rendered before the record refactor ----
+
+GOLDEN = Path(__file__).parent / "golden"
+SMOKE_CPU = ROOT / "reports" / "smoke-cpu"
+
+
+@pytest.fixture
+def in_golden_folder(tmp_path, monkeypatch):
+    """A folder holding the baselines the golden outputs were rendered with, as ./baselines.json
+    (the report names the path it was given); plots are drawn but not rendered to PNG."""
+    from speedtrain import plots
+
+    shutil.copy(GOLDEN / "smoke-cpu-baselines.json", tmp_path / "baselines.json")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(plots, "_png", lambda fig: b"\x89PNG")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, golden", [
+    ([], SMOKE_CPU / "REPORT.md"),
+    (["--baselines", "baselines.json"], GOLDEN / "smoke-cpu-REPORT-with-baselines.md"),
+])
+def test_committed_smoke_run_renders_the_golden_report(capsys, in_golden_folder, args, golden):
+    code, _, err = run_cli(capsys, "report", SMOKE_CPU / "run.json", "-o", "REPORT.md", *args)
+    assert code == 0, err
+    assert (in_golden_folder / "REPORT.md").read_bytes() == golden.read_bytes()
+
+
+@pytest.mark.parametrize("args, golden", [
+    (["--baselines", "baselines.json", SMOKE_CPU / "run.json"], "smoke-cpu-compare-baselines.txt"),
+    ([SMOKE_CPU / "run.json", SMOKE_CPU / "run.json"], "smoke-cpu-compare-itself.txt"),
+])
+def test_committed_smoke_run_compares_as_before(capsys, in_golden_folder, args, golden):
+    code, out, err = run_cli(capsys, "compare", *args)
+    assert code == 0, err
+    assert out == (GOLDEN / golden).read_text()
+
+
+def test_committed_smoke_run_exports_the_committed_dawnbench_entry(capsys, in_golden_folder):
+    code, _, err = run_cli(capsys, "report", SMOKE_CPU / "run.json", "--dawnbench", "dawn")
+    assert code == 0, err
+    for committed in (SMOKE_CPU / "dawnbench").iterdir():
+        assert (in_golden_folder / "dawn" / committed.name).read_bytes() == committed.read_bytes()
