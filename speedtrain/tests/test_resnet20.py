@@ -9,14 +9,6 @@ from speedtrain.config import TrainConfig
 from speedtrain.models import count_parameters, resnet20
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def expected_parameters(c_in: int = 3, classes: int = 10, widths: tuple[int, int, int] = (16, 32, 64)) -> int:
     """ResNet-20 counted by hand: 3x3 convs without bias, BN scale + shift, two 1x1 projections."""
     a, b, c = widths
