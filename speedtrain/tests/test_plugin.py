@@ -1,13 +1,19 @@
-"""The suite's pytest plugin, exercised by running real smoke sessions in a subprocess."""
+"""The suite's pytest plugin, exercised by real smoke sessions in a subprocess (pytester).
+
+The shared session-scoped ``smoke_data`` fixture (conftest.py) covers what every case saves;
+the other tests run their own small session in a pytester folder.
+"""
 
 import json
-import shutil
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from speedtrain import baselines as bl
-from speedtrain.tests.conftest import ROOT, run_suite
+
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[2]
 
 REQUIRED = ["section", "case", "reference", "ladder", "profile", "synthetic", "dataset", "device", "seeds",
             "status", "metric", "train_time_s", "time_to_target_s", "reached_target", "final_acc",
@@ -47,30 +53,39 @@ def test_machine_info_names_the_software(smoke_data):
     assert "gpu" in info and "cuda" in info and "cudnn" in info
 
 
-def test_header_skip_reason_and_verdict_table(tmp_path):
-    file = tmp_path / "baselines.json"
-    proc = run_suite("benchmarks/test_precision.py", "-rs", "--st-baselines", "update", f"--st-baselines-file={file}")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "speedtrain: profile smoke" in proc.stdout
-    assert "tf32" in proc.stdout and "CUDA" in proc.stdout  # the skip reason
-    assert "speedtrain verdicts" in proc.stdout and "no baseline" in proc.stdout
-    data = bl.load(file)
+@pytest.fixture
+def suite(pytester: pytest.Pytester):
+    """``suite(*args)``: the smoke suite of ``benchmarks/test_precision.py`` (plus any test files
+    the test adds to ``pytester.path``) in a fresh interpreter, on the CPU."""
+    pytester.makeconftest('pytest_plugins = ["speedtrain.pytest_plugin"]')
+    pytester.makepyfile(test_precision=(ROOT / "benchmarks" / "test_precision.py").read_text())
+
+    def run(*args: str) -> pytest.RunResult:
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--st-profile", "smoke",
+                                             "--st-device", "cpu", *args, timeout=600)
+    return run
+
+
+def test_header_skip_reason_and_verdict_table(suite, pytester):
+    result = suite("test_precision.py", "-k", "fp32 or tf32", "-rs", "--st-baselines", "update")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["speedtrain: profile smoke*", "*speedtrain verdicts*", "test_precision[[]fp32[]]*no baseline*",
+                                 "baselines for 1 cases on * (smoke) written to *", "SKIPPED*tf32*CUDA*"])
+    data = bl.load(pytester.path / "baselines.json")  # the default file: at the root
     (machine,) = data["machines"]
-    cases = data["machines"][machine]["smoke"]
-    assert set(cases) == {"test_precision[fp32]", "test_precision[fp16]", "test_precision[bf16]", "test_precision[half]"}
-    assert cases["test_precision[fp32]"]["source"]["profile"] == "smoke"
+    assert set(data["machines"][machine]["smoke"]) == {"test_precision[fp32]"}
+    assert data["machines"][machine]["smoke"]["test_precision[fp32]"]["source"]["profile"] == "smoke"
 
     # a second session compares with what the first stored
-    proc = run_suite("benchmarks/test_precision.py", f"--st-baselines-file={file}")
-    assert proc.returncode == 0
-    table = proc.stdout.split("speedtrain verdicts")[1]
-    assert "no baseline" not in table
-    assert any(label in table for label in ("unchanged", "faster", "slower"))
+    result = suite("test_precision.py", "-k", "fp32")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*speedtrain verdicts*", "test_precision[[]fp32[]]*train_time_s*s*s*"])
+    assert "no baseline" not in result.stdout.str().split("speedtrain verdicts")[1]
 
 
-def test_a_planted_regression_fails_the_session_when_asked(tmp_path):
-    file = tmp_path / "baselines.json"
-    run_suite("benchmarks/test_precision.py", "-k", "fp32", "--st-baselines", "update", f"--st-baselines-file={file}")
+def test_a_planted_regression_fails_the_session_when_asked(suite, pytester):
+    file = pytester.path / "baselines.json"
+    suite("test_precision.py", "-k", "fp32", "--st-baselines", "update").assert_outcomes(passed=1)
     data = json.loads(file.read_text())
     (machine,) = data["machines"]
     entry = data["machines"][machine]["smoke"]["test_precision[fp32]"]
@@ -78,37 +93,37 @@ def test_a_planted_regression_fails_the_session_when_asked(tmp_path):
     entry["median_s"] = entry["median_s"] / 100
     entry["spread_s"] = entry["spread_s"] / 100
     file.write_text(json.dumps(data))
-    proc = run_suite("benchmarks/test_precision.py", "-k", "fp32", f"--st-baselines-file={file}")
-    assert proc.returncode == 0 and "slower" in proc.stdout
-    proc = run_suite("benchmarks/test_precision.py", "-k", "fp32", f"--st-baselines-file={file}", "--st-fail-on-regression")
-    assert proc.returncode == 1 and "slower" in proc.stdout
+    result = suite("test_precision.py", "-k", "fp32")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["test_precision[[]fp32[]]*slower*"])
+    result = suite("test_precision.py", "-k", "fp32", "--st-fail-on-regression")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["test_precision[[]fp32[]]*slower*", "regression against the baselines: failing*"])
 
 
-def test_a_malformed_baselines_file_is_a_clear_error_and_is_kept(tmp_path):
-    file = tmp_path / "baselines.json"
+def test_a_malformed_baselines_file_is_a_clear_error_and_is_kept(suite, pytester):
+    file = pytester.path / "baselines.json"
     file.write_text('{"schema": 1, "machines": [')
-    proc = run_suite("benchmarks/test_precision.py", "-k", "fp32", f"--st-baselines-file={file}", "--st-baselines", "update")
-    assert proc.returncode != 0
-    assert "error:" in proc.stdout and "baselines.json" in proc.stdout
+    result = suite("test_precision.py", "-k", "fp32", "--st-baselines", "update")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["error: *baselines.json: not valid JSON*"])
     assert file.read_text() == '{"schema": 1, "machines": ['
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--st-seeds", "0"], ["--st-seeds"]),
-    (["--st-profile", "huge"], ["--st-profile", "huge"]),
-    (["--st-threshold", "2"], ["--st-threshold"]),
+    (["--st-seeds", "0"], "*--st-seeds*"),
+    (["--st-profile", "huge"], "*--st-profile*huge*"),
+    (["--st-threshold", "2"], "*--st-threshold*"),
 ])
-def test_bad_suite_options_are_usage_errors(args, words):
-    proc = run_suite("benchmarks/test_precision.py", *args)
-    assert proc.returncode == 4
-    for word in words:
-        assert word in proc.stderr
+def test_bad_suite_options_are_usage_errors(suite, args, words):
+    result = suite("test_precision.py", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([words])
 
 
-def test_oom_and_divergence_are_recorded_and_the_suite_goes_on(tmp_path):
+def test_oom_and_divergence_are_recorded_and_the_suite_goes_on(suite, pytester):
     """A fake trainer raises OOM for one case and diverges for another; the third still runs."""
-    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
-    (tmp_path / "conftest.py").write_text(textwrap.dedent('''
+    pytester.makeconftest(textwrap.dedent('''
         import torch
         import speedtrain.train as train_module
         pytest_plugins = ["speedtrain.pytest_plugin"]
@@ -121,51 +136,29 @@ def test_oom_and_divergence_are_recorded_and_the_suite_goes_on(tmp_path):
             def forward(self, x):
                 return (x.flatten(1)[:, :10] * self.w) * float("nan")
 
+        class Boom(NaNLogits):
+            def forward(self, x):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+
         def build(cfg):
             if cfg.celu_alpha == 0.5:  # the "diverges" case
                 return NaNLogits()
             if cfg.width > 0.4:  # the case asked for width 4 (x1/8 in smoke)
-                class Boom(torch.nn.Module):
-                    def __init__(self):
-                        super().__init__()
-                        self.w = torch.nn.Parameter(torch.zeros(1))
-                    def forward(self, x):
-                        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
                 return Boom()
             return real_build(cfg)
 
         train_module.build_model = build
     '''))
-    (tmp_path / "test_faults.py").write_text(textwrap.dedent('''
+    pytester.makepyfile(test_faults=textwrap.dedent('''
         import pytest
 
         @pytest.mark.parametrize("case", [dict(width=4.0), dict(celu_alpha=0.5), dict()], ids=["oom", "diverges", "fine"])
         def test_faults(run_case, case):
             run_case(**case)
     '''))
-    out = tmp_path / "run.json"
-    proc = run_suite(str(tmp_path / "test_faults.py"), "--rootdir", str(tmp_path), "--st-baselines", "off",
-                     f"--benchmark-json={out}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:]
+    out = pytester.path / "run.json"
+    result = suite("test_faults.py", "--st-baselines", "off", f"--benchmark-json={out}")
+    result.assert_outcomes(passed=3, warnings=2)
+    result.stdout.fnmatch_lines(["*test_faults[[]oom[]]: oom: *out of memory*", "*test_faults[[]diverges[]]: diverged: *non-finite*"])
     status = {b["name"]: b["extra_info"]["status"] for b in json.loads(out.read_text())["benchmarks"]}
     assert status == {"test_faults[oom]": "oom", "test_faults[diverges]": "diverged", "test_faults[fine]": "ok"}
-    assert "out of memory" in proc.stdout and "non-finite" in proc.stdout  # warnings summary
-
-
-def test_telemetry_of_a_case_is_the_median_time_seeds_run():
-    from types import SimpleNamespace
-
-    from speedtrain.pytest_plugin import _merge_gpu
-
-    def run(seed, train_s, energy):
-        return SimpleNamespace(config={"seed": seed}, train_time_s=train_s,
-                               gpu={"available": True, "energy_j": energy, "power_mean_w": energy / 10})
-
-    runs = [run(0, 12.0, 300.0), run(1, 10.0, 250.0), run(2, 11.0, 280.0)]
-    merged = _merge_gpu(runs)
-    assert merged["seed"] == 2 and merged["energy_j"] == 280.0 and merged["power_mean_w"] == 28.0
-    assert merged["energy_j_per_seed"] == [300.0, 250.0, 280.0]  # in seed order
-    # a failed seed (no time) ranks last; with two left the lower median is taken
-    merged = _merge_gpu([run(0, None, 999.0), run(1, 10.0, 250.0)])
-    assert merged["seed"] == 1
-    assert _merge_gpu([SimpleNamespace(config={"seed": 0}, train_time_s=1.0, gpu=None)]) is None
