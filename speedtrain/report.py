@@ -19,7 +19,7 @@ from speedtrain.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.errors import ReportError
 from speedtrain.plots import PLOTS
 from speedtrain.record import one_line
-from speedtrain.runs import RunCase, SavedRun, cases_frame, load_runs
+from speedtrain.runs import RunCase, cases_frame, load_runs
 from speedtrain.stats import Verdict
 
 # Sections in the order of the myrtle.ai journey; sections not listed here follow in the
