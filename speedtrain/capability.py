@@ -35,11 +35,12 @@ class PrecisionChoice:
 
 
 def device_capability(device: Union["torch.device", str]) -> Optional[Capability]:
-    """(major, minor) of a CUDA device (``"cuda"`` is the current one); None for any other device."""
+    """(major, minor) of a CUDA device (``"cuda"`` is the current one); None for any other
+    device, and when torch sees no CUDA GPU (the callers then explain that a GPU is needed)."""
     import torch
 
     device = torch.device(device)
-    if device.type != "cuda":
+    if device.type != "cuda" or not torch.cuda.is_available():
         return None
     major, minor = torch.cuda.get_device_capability(device)
     return int(major), int(minor)

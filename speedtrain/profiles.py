@@ -10,16 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from speedtrain.capability import PrecisionChoice, base_precision, device_capability
 from speedtrain.config import TrainConfig
+
+
+def base_choice(device_type: str) -> PrecisionChoice:
+    """The base precision of the suite on ``device_type`` ("cuda": the current CUDA device) and
+    the reason for it, for the session's records and ``speedtrain doctor``."""
+    cap = device_capability(device_type) if device_type == "cuda" else None
+    return base_precision(cap)
 
 
 def suite_base(device_type: str) -> dict[str, Any]:
     """What every case shares unless it varies it: the myrtle.ai ResNet-9 recipe with the
-    device's usual fast settings. On CUDA: bf16 autocast, NHWC, data resident on the GPU. On a
-    CPU bf16 and NHWC convolutions are emulated on most chips (3x slower here), so fp32 NCHW."""
-    if device_type == "cuda":
-        return {"precision": "bf16", "channels_last": True, "loader": "gpu"}
-    return {"precision": "fp32", "channels_last": False, "loader": "gpu"}
+    device's usual fast settings. On CUDA: NHWC, data resident on the GPU, and the precision
+    :func:`base_choice` picks by compute capability (bf16 autocast from Ampere on, fp16
+    autocast before, where cuDNN has no bf16 convolutions). On a CPU bf16 and NHWC
+    convolutions are emulated on most chips (3x slower here), so fp32 NCHW."""
+    precision = base_choice(device_type).precision
+    return {"precision": precision, "channels_last": device_type == "cuda", "loader": "gpu"}
 
 
 @dataclass(frozen=True)

@@ -6,24 +6,32 @@ then per epoch a timed training pass and a separately timed evaluation.
 Timer rule (after cifar10-fast): the training clock covers what a user waits for while the
 model learns and nothing else. It runs per epoch from the first training step to the last,
 so it includes forward, backward and optimiser steps and the loader's work (augmentation,
-host-to-device copies, DataLoader worker start-up in the first epoch). It excludes dataset
-decoding and upload, model construction, the warm-up steps (cuDNN autotuning, torch.compile
-compilation) and evaluation, which is timed on its own (flip TTA included there).
+host-to-device copies). It excludes dataset decoding and upload, model construction, the
+warm-up (one loader batch: kernel loading, buffer allocation, DataLoader worker start-up; then
+training steps on it: cuDNN autotuning, torch.compile compilation; all undone, the loader's
+random state included) and evaluation, which is timed on its own (flip TTA included there).
 ``time_to_target_s`` sums training seconds up to the end of the first epoch whose test
 accuracy reaches the target, as DAWNBench did with validation excluded.
 
 Loss convention (myrtle.ai): the loss is summed over the batch and SGD gets ``lr / batch``
 and ``weight_decay * batch``, which is the same update as mean loss with ``lr`` and
 ``weight_decay`` but keeps fp16 gradients far from underflow in the ``half`` mode, which has
-no loss scaler.
+no loss scaler. The fp16 mode's GradScaler therefore starts ``batch_size`` times below its
+mean-loss default (:func:`initial_grad_scale`), and the untimed warm-up lowers it further until
+a step does not overflow, so the timed run does not skip its first steps on overflow. SGD runs its fused kernel where the device has one: with a GradScaler, the foreach
+and for-loop steps read the overflow flag back to the host every step, the fused one does not.
+
+Memory: a run starts and ends by releasing the allocator's cache and restarting the peak
+statistics (``timing.release_memory``), even when it fails, so each case's peak is its own and
+a failed case does not starve the next.
 """
 
 from __future__ import annotations
 
 import copy
-import gc
 import math
 import sys
+import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
@@ -37,11 +45,29 @@ from speedtrain.data import load_dataset, make_test_batches, make_train_loader, 
 from speedtrain.env import device_name, environment
 from speedtrain.models import build_model, count_parameters, prepare_for_precision
 from speedtrain.schedule import lr_schedule
-from speedtrain.timing import Timer, synchronize
+from speedtrain.timing import Timer, peak_memory, release_memory, reset_peak_memory, synchronize, timer_policy
 
 Log = Callable[[str], None]
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+# fp16 warm-up steps allowed beyond cfg.warmup_steps to find a scale that does not overflow:
+# each overflow halves the scale, so 16 cover a start 65536 times too high.
+MAX_CALIBRATION_STEPS = 16
+
+# Devices with a fused SGD kernel in torch >= 2.5 (torch.utils._foreach_utils lists them).
+FUSED_SGD_DEVICES = ("cuda", "cpu")
+
+# Allocation failures that do not arrive as torch.OutOfMemoryError, as torch 2.14 words them
+# (strings of libtorch_cuda, cuDNN 9 and cuDNN 8 status names).
+OOM_MARKERS = (
+    "out of memory",  # "CUDA error: out of memory"; cuDNN's "ran out of memory outside PyTorch's allocator"
+    "can't allocate memory",  # the CPU allocator
+    "CUBLAS_STATUS_ALLOC_FAILED",  # cuBLAS could not allocate its handle or workspace
+    "CUDNN_STATUS_ALLOC_FAILED",  # cuDNN 8
+    "CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED",  # cuDNN 9
+    "CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED",  # cuDNN 9
+)
 
 
 class Monitor(Protocol):
@@ -92,6 +118,9 @@ class RunResult:
     diverged: bool = False
     timer: dict[str, Any] = field(default_factory=dict)
     gpu: Optional[dict[str, Any]] = None
+    optimizer_impl: Optional[str] = None  # SGD implementation that ran: fused | foreach | for-loop
+    grad_scale_init: Optional[float] = None  # fp16 GradScaler's initial scale (None: no scaler)
+    grad_scale_final: Optional[float] = None  # its scale after the last step
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,27 +146,6 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def timer_policy(cfg: TrainConfig, clock: str) -> dict[str, Any]:
-    """What the training clock includes and excludes, stored with every result."""
-    includes = ["forward, backward and optimiser steps"]
-    if cfg.loader == "gpu":
-        includes.append("augmentation of each epoch on the device")
-    else:
-        includes += [
-            "DataLoader augmentation on the CPU and waiting for batches",
-            "host-to-device copies of batches",
-            "DataLoader worker start-up (first epoch)",
-        ]
-    excludes = [
-        "dataset decoding and upload to the device",
-        "model construction",
-        f"warm-up ({cfg.warmup_steps} steps: cuDNN autotuning, torch.compile compilation), undone before timing",
-        "evaluation (timed separately as eval_s" + (", flip TTA included)" if cfg.tta_flip else ")"),
-    ]
-    telemetry = "NVML samples and energy cover the timed training epochs only (paused for evaluation)"
-    return {"clock": clock, "includes": includes, "excludes": excludes, "telemetry": telemetry}
-
-
 def _set_matmul_precision(precision: str) -> None:
     # PyTorch lets cuDNN convolutions use TF32 by default; "fp32" must mean real fp32
     # for the fp32-vs-tf32 comparison to be honest.
@@ -159,38 +167,66 @@ def _evaluate(model: nn.Module, batches: list, cfg: TrainConfig, autocast: Any) 
     return correct / max(total, 1)
 
 
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    msg = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+def is_oom(exc: BaseException) -> bool:
+    """Did ``exc``, or an error it was raised from (torch.compile wraps them), fail to allocate?"""
+    cause: Optional[BaseException] = exc
+    for _ in range(8):  # a chain of causes, never a cycle
+        if cause is None:
+            return False
+        if isinstance(cause, torch.OutOfMemoryError):
+            return True
+        if isinstance(cause, RuntimeError) and any(marker in str(cause) for marker in OOM_MARKERS):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def initial_grad_scale(batch_size: int) -> float:
+    """GradScaler's default 2**16 is set for a mean loss; the summed loss's gradients are
+    ``batch_size`` times larger, so start that much lower (rounded to a power of two, so
+    scaling stays exact) rather than halve the scale on overflow for ~log2(batch) skipped steps."""
+    return 2.0 ** max(0, 16 - math.ceil(math.log2(batch_size)))
+
+
+def make_sgd(params: list[torch.Tensor], cfg: TrainConfig, device: torch.device) -> torch.optim.SGD:
+    """The trainer's SGD (summed-loss convention: the lr is set per step), fused where the device
+    has the kernel, else torch's own default (foreach on CUDA, a for-loop elsewhere)."""
+    fused = device.type in FUSED_SGD_DEVICES
+    return torch.optim.SGD(params, lr=0.0, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay * cfg.batch_size,
+                           fused=fused, foreach=None if fused else device.type == "cuda")
+
+
+def sgd_implementation(opt: torch.optim.Optimizer) -> str:
+    """Which step implementation ``opt`` runs: fused, foreach or for-loop."""
+    group = opt.param_groups[0]
+    return "fused" if group.get("fused") else "foreach" if group.get("foreach") else "for-loop"
 
 
 def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[Log] = None) -> RunResult:
     """Train once as ``cfg`` describes and return what was measured.
 
     Invalid configurations and missing data raise :class:`speedtrain.errors.SpeedtrainError`.
-    Running out of memory does not raise: the result says ``status='oom'`` and the memory is
-    released, so a benchmark suite can go on with its next case.
+    Running out of memory does not raise: the result says ``status='oom'``. Either way the
+    run's memory is released before returning or raising, so a suite can go on with its next case.
     """
     device = resolve_device(cfg)
     result = RunResult(config=cfg.to_dict(), env=environment(device), device=device_name(device))
+    release_memory(device)  # earlier runs' cached blocks and peaks are not this run's
     try:
         _train(cfg, device, result, monitor, log or (lambda line: None))
     except Exception as exc:  # noqa: BLE001 - only OOM is swallowed, see below
-        if not _is_oom(exc):
+        # The traceback holds the failed run's model and activations, and pytest keeps the
+        # traceback of a failed test: drop the frames' locals so the memory can be freed.
+        traceback.clear_frames(exc.__traceback__)
+        if not is_oom(exc):
             raise
         result.status = "oom"
         result.error = str(exc).strip().splitlines()[0][:300]
     finally:
         if monitor is not None and result.gpu is None:
             result.gpu = monitor.stop()
-    if result.status == "oom":
-        # The exception's frames held the model and activations; now that it is gone,
-        # give the memory back so the next case starts clean.
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        release_memory(device)
     return result
 
 
@@ -200,10 +236,6 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     half = cfg.precision == "half"
     input_dtype = torch.float16 if half else torch.float32
     layout = memory_format(cfg)
-    amp_dtype = AUTOCAST_DTYPES.get(cfg.precision)
-
-    def autocast() -> Any:
-        return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
     data = load_dataset(cfg)
     result.synthetic, result.data_source = data.synthetic, data.source
@@ -215,52 +247,20 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     net = build_model(cfg)
     result.n_params = count_parameters(net)
     net = prepare_for_precision(net.to(device=device, memory_format=layout), cfg.precision)
-    model = torch.compile(net) if cfg.compile else net
+    model = torch.compile(net, mode=cfg.compile_mode) if cfg.compile else net
 
     schedule = lr_schedule(cfg)
-    params = [p for p in net.parameters() if p.requires_grad]
+    step = _Step(cfg, device, net, model)
+    autocast = step.autocast
 
-    def make_optimizer() -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
-        opt = torch.optim.SGD(
-            params, lr=0.0, momentum=cfg.momentum, nesterov=cfg.nesterov,
-            weight_decay=cfg.weight_decay * cfg.batch_size,
-        )
-        return opt, torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
-
-    def step(x: torch.Tensor, y: torch.Tensor, lr: float, opt: torch.optim.Optimizer,
-             scaler: torch.amp.GradScaler) -> tuple[torch.Tensor, torch.Tensor]:
-        for group in opt.param_groups:
-            group["lr"] = lr / cfg.batch_size
-        with autocast():
-            logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=cfg.label_smoothing)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
-        return loss.detach(), (logits.argmax(dim=1) == y).sum()
-
-    # --- warm-up, off the clock: autotune cuDNN and compile, then undo every update ----------
     warm_timer = Timer(device)
     warm_timer.start()
-    if cfg.warmup_steps:
-        saved = copy.deepcopy(net.state_dict())
-        opt, scaler = make_optimizer()
-        model.train()
-        c, h, w = cfg.input_shape
-        gen = torch.Generator(device=device).manual_seed(cfg.seed)
-        x = torch.randn(cfg.batch_size, c, h, w, device=device, generator=gen, dtype=input_dtype)
-        x = x.contiguous(memory_format=layout)
-        y = torch.randint(0, cfg.num_classes, (cfg.batch_size,), device=device, generator=gen)
-        for _ in range(cfg.warmup_steps):
-            step(x, y, cfg.lr * 0.01, opt, scaler)
-        _evaluate(model, test_batches[:1], cfg, autocast)
-        net.load_state_dict(saved)
-        del saved, opt, scaler, x, y
+    calibrated = _warm_up(cfg, step, train_loader, test_batches[:1]) if cfg.warmup_steps else None
     result.warmup_s = warm_timer.stop()
-    opt, scaler = make_optimizer()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    opt, scaler = step.optimizer(init_scale=calibrated)
+    result.optimizer_impl = sgd_implementation(opt)
+    result.grad_scale_init = scaler.get_scale() if step.scaling else None
+    reset_peak_memory(device)
 
     result.target_acc = cfg.target
     result.timer = timer_policy(cfg, warm_timer.clock)
@@ -320,9 +320,69 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     result.final_acc = result.epochs[-1].test_acc if result.epochs else None
     images = steps_per_epoch * cfg.batch_size * (len(result.epochs) + (1 if result.diverged else 0))
     result.images_per_s = images / train_s if train_s > 0 else None
-    if device.type == "cuda":
-        result.peak_mem_allocated_bytes = torch.cuda.max_memory_allocated(device)
-        result.peak_mem_reserved_bytes = torch.cuda.max_memory_reserved(device)
+    result.peak_mem_allocated_bytes, result.peak_mem_reserved_bytes = peak_memory(device)
+    if step.scaling:
+        result.grad_scale_final = scaler.get_scale()
+
+
+class _Step:
+    """One training step of the summed-loss recipe, and the optimizer it steps.
+
+    An object, not a closure inside ``_train``: a failed run's traceback (which pytest keeps)
+    references the functions of its frames, and a closure's cells would keep the model alive
+    after ``train`` has cleared the frames' locals.
+    """
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, net: nn.Module, model: nn.Module) -> None:
+        self.cfg, self.device, self.net, self.model = cfg, device, net, model
+        self.amp_dtype = AUTOCAST_DTYPES.get(cfg.precision)
+        self.scaling = cfg.precision == "fp16"
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def optimizer(self, init_scale: Optional[float] = None) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        scale = init_scale if init_scale is not None else initial_grad_scale(self.cfg.batch_size)
+        scaler = torch.amp.GradScaler(self.device.type, init_scale=scale, enabled=self.scaling)
+        return make_sgd(params, self.cfg, self.device), scaler
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, opt: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        for group in opt.param_groups:
+            group["lr"] = lr / cfg.batch_size
+        with self.autocast():
+            logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=cfg.label_smoothing)
+        scaler.scale(loss).backward()
+        scaler.step(opt)  # fused SGD takes the scale and the overflow flag on the device: no sync
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach(), (logits.argmax(dim=1) == y).sum()
+
+
+def _warm_up(cfg: TrainConfig, step: _Step, loader: Any, test_batches: list) -> Optional[float]:
+    """Off the clock, then undone: one loader batch (its kernels load, its buffers are allocated,
+    its workers start; its random state is restored), ``cfg.warmup_steps`` training steps on it
+    (cuDNN autotuning, compilation) with a throw-away optimizer, one evaluation batch.
+
+    With a GradScaler the steps go on (at most ``MAX_CALIBRATION_STEPS`` more) until one does
+    not overflow; the scale reached is returned, for the timed run's scaler to start at. This
+    is the warm-up's one lasting effect, and the reason an fp16 run skips no steps.
+    """
+    saved = copy.deepcopy(step.net.state_dict())
+    step.model.train()
+    x, y = loader.warm_up()
+    opt, scaler = step.optimizer()
+    for i in range(cfg.warmup_steps + (MAX_CALIBRATION_STEPS if step.scaling else 0)):
+        before = scaler.get_scale() if step.scaling else 0.0  # a host sync: off the clock here
+        step(x, y, cfg.lr * 0.01, opt, scaler)
+        if i + 1 >= cfg.warmup_steps and (not step.scaling or scaler.get_scale() >= before):
+            break
+    _evaluate(step.model, test_batches, cfg, step.autocast)
+    step.net.load_state_dict(saved)
+    return scaler.get_scale() if step.scaling else None
 
 
 def format_summary(result: RunResult) -> str:

@@ -158,3 +158,201 @@ def test_resnet9_quarter_width_learns_fashion_mnist_on_cpu():
     result = train(cfg)
     assert result.status == "ok" and not result.synthetic
     assert result.final_acc >= 0.88, f"test accuracy after 2 epochs: {result.final_acc:.4f}"
+
+
+# --- GPU-path hygiene: OOM classification, memory release, fused step, loader warm-up ---------
+
+OOM_ERRORS = [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported"),
+    RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+    RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED"),
+    RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED"),
+    RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+    RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes."),
+]
+NOT_OOM_ERRORS = [
+    RuntimeError("shape mismatch"),
+    RuntimeError("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling `cublasSgemm( handle, ...)`"),
+    RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED"),
+    ValueError("out of memory"),  # not a runtime failure of an allocation
+]
+
+
+def _raised_from(cause: BaseException) -> RuntimeError:
+    try:
+        raise RuntimeError("backend='inductor' raised an error while compiling") from cause
+    except RuntimeError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("exc", OOM_ERRORS, ids=lambda e: str(e)[:40])
+def test_allocation_failures_are_oom_also_when_wrapped(exc):
+    assert train_module.is_oom(exc)
+    assert train_module.is_oom(_raised_from(exc))  # torch.compile re-raises from the original
+
+
+@pytest.mark.parametrize("exc", NOT_OOM_ERRORS, ids=lambda e: str(e)[:40])
+def test_other_failures_are_not_oom(exc):
+    assert not train_module.is_oom(exc) and not train_module.is_oom(_raised_from(exc))
+
+
+class _Failing(torch.nn.Module):
+    def __init__(self, exc):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.exc = exc
+
+    def forward(self, x):
+        raise self.exc
+
+
+def test_a_cublas_allocation_failure_is_recorded_as_oom(monkeypatch):
+    monkeypatch.setattr(train_module, "build_model", lambda cfg: _Failing(OOM_ERRORS[2]))
+    result = train(TrainConfig(**TINY))
+    assert result.status == "oom" and "CUBLAS_STATUS_ALLOC_FAILED" in result.error
+
+
+@pytest.mark.parametrize("exc", [OOM_ERRORS[0], RuntimeError("shape mismatch")], ids=["oom", "other error"])
+def test_a_failed_run_releases_its_memory(monkeypatch, exc):
+    """Memory is released before the run and in a finally, and the failed run's model is
+    collectable although the caller (pytest) still holds the exception and its traceback."""
+    import weakref
+
+    models, releases = [], []
+    monkeypatch.setattr(train_module, "build_model", lambda cfg: models.append(_Failing(exc)) or models[-1])
+    monkeypatch.setattr(train_module, "release_memory", lambda device: releases.append(len(models)))
+    caught = None
+    try:
+        train(TrainConfig(**TINY))
+    except RuntimeError as error:
+        caught = error
+    assert (caught is None) == train_module.is_oom(exc)
+    assert releases == [0, 1]  # before the model existed, and after the failure
+    model = weakref.ref(models.pop())
+    import gc
+    gc.collect()
+    assert model() is None, "the failed run's frames still hold its model"
+
+
+def test_release_memory_empties_the_cuda_cache_and_restarts_the_peak(monkeypatch):
+    from speedtrain import timing
+
+    calls = []
+    monkeypatch.setattr(timing.gc, "collect", lambda: calls.append("gc"))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append(("reset", device)))
+    cuda = torch.device("cuda", 0)
+    timing.release_memory(cuda)
+    assert calls == ["gc", "empty_cache", ("reset", cuda)]
+    calls.clear()
+    timing.release_memory(torch.device("cpu"))
+    assert calls == ["gc"]
+
+
+def test_the_initial_grad_scale_suits_the_summed_loss():
+    assert train_module.initial_grad_scale(1) == 2.0**16
+    assert train_module.initial_grad_scale(512) == 2.0**7  # 2**16 / 512
+    assert train_module.initial_grad_scale(100) == 2.0**9  # rounded down to a power of two
+    assert train_module.initial_grad_scale(2**20) == 1.0
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_the_result_records_the_optimizer_and_the_scaler(precision):
+    result = train(TrainConfig(**TINY, precision=precision))
+    assert result.optimizer_impl == "fused"  # torch >= 2.4 has a fused SGD kernel on the CPU
+    if precision == "fp16":
+        # the warm-up lowered the first guess until a step did not overflow: no timed step is skipped
+        guess = train_module.initial_grad_scale(TINY["batch_size"])
+        assert result.grad_scale_init <= guess and math.log2(result.grad_scale_init).is_integer()
+        assert result.grad_scale_final == result.grad_scale_init
+        assert train(TrainConfig(**{**TINY, "warmup_steps": 0}, precision=precision)).grad_scale_init == guess
+    else:
+        assert result.grad_scale_init is None and result.grad_scale_final is None
+    assert RunResult.from_dict(result.to_dict()).optimizer_impl == "fused"
+
+
+@pytest.mark.parametrize("dtype,scaled", [(torch.float32, True), (torch.float32, False), (torch.float16, False)],
+                         ids=["fp32-params-grad-scaler", "fp32-params", "fp16-params"])
+def test_the_fused_step_matches_foreach_on_the_cpu(dtype, scaled):
+    """Three steps of the trainer's SGD on the same gradients, fused against foreach: the same
+    update (fp16 parameters within fp16 rounding: the fused kernel computes in fp32 and rounds once)."""
+    cfg = TrainConfig(batch_size=8)
+    gen = torch.Generator().manual_seed(0)
+    start = [torch.randn(16, 8, generator=gen), torch.randn(8, generator=gen)]
+    grads = [[torch.randn(p.shape, generator=gen) * 8 for p in start] for _ in range(3)]
+    finals = []
+    for implementation in ("fused", "foreach"):
+        params = [p.clone().to(dtype).requires_grad_() for p in start]
+        if implementation == "fused":
+            opt = train_module.make_sgd(params, cfg, torch.device("cpu"))
+        else:
+            opt = torch.optim.SGD(params, lr=0.0, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                                  weight_decay=cfg.weight_decay * cfg.batch_size, foreach=True)
+        assert train_module.sgd_implementation(opt) == implementation
+        scaler = torch.amp.GradScaler("cpu", init_scale=train_module.initial_grad_scale(8), enabled=scaled)
+        for step_grads in grads:
+            opt.param_groups[0]["lr"] = 0.4 / cfg.batch_size
+            loss = sum((p.float() * g).sum() for p, g in zip(params, step_grads))
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+        finals.append([p.detach().float() for p in params])
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-3, atol=2e-3)
+    for fused, foreach, before in zip(*finals, start):
+        torch.testing.assert_close(fused, foreach, **tol)
+        assert (fused - before).abs().max() > 0.1  # the steps did move the parameters
+
+
+@pytest.mark.parametrize("loader,workers", [("gpu", 0), ("torch", 0), ("torch", 1)])
+def test_the_loader_warm_up_leaves_no_trace(loader, workers):
+    """Two epochs of batches are identical with and without a warm-up batch drawn first."""
+    from speedtrain.data import load_dataset, make_train_loader
+
+    cfg = TrainConfig(**{**TINY, "loader": loader, "workers": workers})
+    data = load_dataset(cfg)
+    epochs = []
+    for warm in (False, True):
+        train_loader = make_train_loader(data, cfg, torch.device("cpu"))
+        if warm:
+            x, y = train_loader.warm_up()
+            assert x.shape == (cfg.batch_size, *cfg.input_shape) and y.shape == (cfg.batch_size,)
+        epochs.append([batch for _ in range(2) for batch in train_loader])
+    assert len(epochs[0]) == 2 * len(train_loader)
+    for (xa, ya), (xb, yb) in zip(*epochs):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(epochs[0][0][0], epochs[0][len(train_loader)][0])  # epochs do differ
+
+
+@pytest.mark.parametrize("loader", ["gpu", "torch"])
+def test_trained_weights_are_the_same_with_and_without_the_warm_up(monkeypatch, loader):
+    from speedtrain.models import build_model
+
+    nets = []
+    monkeypatch.setattr(train_module, "build_model", lambda cfg: nets.append(build_model(cfg)) or nets[-1])
+    for warmup_steps in (0, 2):
+        result = train(TrainConfig(**{**TINY, "loader": loader, "warmup_steps": warmup_steps}))
+        assert result.status == "ok"
+    for (name, a), b in zip(nets[0].state_dict().items(), nets[1].state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_compile_mode_reaches_torch_compile(monkeypatch):
+    modes = []
+
+    def fake_compile(model, mode=None):
+        modes.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    train(TrainConfig(**TINY, compile=True, compile_mode="max-autotune"))
+    assert modes == ["max-autotune"]
+
+
+def test_the_warm_up_lowers_a_too_high_grad_scale_until_no_step_overflows(monkeypatch):
+    monkeypatch.setattr(train_module, "initial_grad_scale", lambda batch_size: 2.0**24)  # overflows in fp16
+    result = train(TrainConfig(**TINY, precision="fp16"))
+    assert result.status == "ok"
+    assert result.grad_scale_init < 2.0**24
+    assert result.grad_scale_final == result.grad_scale_init  # the timed steps skipped nothing
