@@ -90,6 +90,7 @@ class TrainConfig:
     precision: Literal["fp32", "tf32", "fp16", "bf16", "half"] = _f("fp32", "fp32, tf32, fp16 (autocast + grad scaling), bf16 (autocast), half (fp16 weights, fp32 batch norm)")
     channels_last: bool = _f(False, "NHWC memory format for inputs and weights")
     compile: bool = _f(False, "torch.compile the model (compilation is excluded from the timer)")
+    compile_mode: str = _f("default", "torch.compile mode when compile is on: default, reduce-overhead (CUDA graphs) or max-autotune (autotuned kernels, longest compile)")
     # --- data loader ------------------------------------------------------------------
     loader: Literal["gpu", "torch"] = _f("gpu", "gpu: dataset resident on the device, augmented in bulk there; torch: DataLoader augmenting on the CPU")
     workers: int = _f(0, "DataLoader worker processes (torch loader only)")
@@ -327,11 +328,20 @@ def _validate(cfg: TrainConfig) -> None:
 
 
 def check_device(cfg: TrainConfig, device_type: str) -> None:
-    """Refuse the options that the resolved device cannot run."""
-    if device_type != "cuda" and cfg.precision == "tf32":
-        raise ConfigError(
-            f"precision 'tf32' needs a CUDA GPU (it is a tensor-core mode); on {device_type} use fp32, fp16, bf16 or half"
-        )
+    """Refuse the options that the resolved device cannot run.
+
+    On ``"cuda"`` the current CUDA device's compute capability decides: ``tf32`` before Ampere
+    would silently run as fp32, so it is refused with the reason (the benchmark plugin turns
+    this error into a skip).
+    """
+    if cfg.precision != "tf32":
+        return
+    from speedtrain.capability import device_capability, tf32_refusal
+
+    reason = tf32_refusal(device_capability(device_type) if device_type == "cuda" else None)
+    if reason is not None:
+        on = "" if device_type == "cuda" else f" (device {device_type})"
+        raise ConfigError(f"{reason}{on}; use fp32, fp16, bf16 or half")
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:

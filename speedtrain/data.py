@@ -519,6 +519,19 @@ def memory_format(cfg: TrainConfig) -> torch.memory_format:
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
+def _first_batch_without_trace(loader: Iterable[tuple[Tensor, Tensor]],
+                               *generators: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The loader's first batch, after which ``generators`` are back in the state they were in."""
+    states = [g.get_state() for g in generators]
+    batches = iter(loader)
+    try:
+        return next(batches)
+    finally:
+        batches.close()  # type: ignore[attr-defined]
+        for generator, state in zip(generators, states):
+            generator.set_state(state)
+
+
 def _check_batch(data: Dataset, cfg: TrainConfig) -> None:
     if len(data.train_labels) < cfg.batch_size:
         raise DataError(f"{data.source!r} has {len(data.train_labels)} training images, fewer than "
@@ -540,6 +553,12 @@ class GpuLoader:
 
     def __len__(self) -> int:
         return len(self.labels) // self.batch_size
+
+    def warm_up(self) -> tuple[Tensor, Tensor]:
+        """One batch drawn off the clock: the epoch's augmentation kernels load and its
+        dataset-sized buffer is allocated (then cached). The generator is restored, so the
+        epochs draw exactly what they would have drawn without it."""
+        return _first_batch_without_trace(self, self.generator)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         images = self.pipeline.crop_flip(self.images, self.generator)
@@ -598,6 +617,14 @@ class TorchLoader:
 
     def __len__(self) -> int:
         return len(self.loader)
+
+    def warm_up(self) -> tuple[Tensor, Tensor]:
+        """One batch drawn off the clock: the worker processes start (persistent, so the epochs
+        reuse them) and the device copy path runs once. The sampler's generator (order and
+        per-sample augmentation seeds) and the DataLoader's (worker seeds) are restored; the
+        first epoch then restarts the workers' iteration, dropping what they prefetched."""
+        sampler: _SeededShuffle = self.loader.sampler  # type: ignore[assignment]
+        return _first_batch_without_trace(self, sampler.generator, self.loader.generator)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for x, y in self.loader:
