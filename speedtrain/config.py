@@ -90,7 +90,7 @@ class TrainConfig:
     precision: Literal["fp32", "tf32", "fp16", "bf16", "half"] = _f("fp32", "fp32, tf32, fp16 (autocast + grad scaling), bf16 (autocast), half (fp16 weights, fp32 batch norm)")
     channels_last: bool = _f(False, "NHWC memory format for inputs and weights")
     compile: bool = _f(False, "torch.compile the model (compilation is excluded from the timer)")
-    compile_mode: str = _f("default", "torch.compile mode when compile is on: default, reduce-overhead (CUDA graphs) or max-autotune (autotuned kernels, longest compile)")
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = _f("default", "torch.compile mode when compile is on: default, reduce-overhead (CUDA graphs) or max-autotune (autotuned kernels, longest compile)")
     # --- data loader ------------------------------------------------------------------
     loader: Literal["gpu", "torch"] = _f("gpu", "gpu: dataset resident on the device, augmented in bulk there; torch: DataLoader augmenting on the CPU")
     workers: int = _f(0, "DataLoader worker processes (torch loader only)")
