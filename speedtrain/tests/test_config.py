@@ -92,8 +92,18 @@ def test_dict_round_trip():
     assert set(data) == set(field_names())
 
 
-def test_tf32_needs_cuda():
-    check_device(TrainConfig(precision="tf32"), "cuda")
+@pytest.mark.parametrize("capability, allowed", [((8, 0), True), ((9, 0), True), ((7, 5), False), ((7, 0), False)])
+def test_tf32_needs_an_ampere_or_later_gpu(monkeypatch, capability, allowed):
+    import torch
+
+    # A faked GPU of the given compute capability: tf32 exists from 8.0 (Ampere) on.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    if allowed:
+        check_device(TrainConfig(precision="tf32"), "cuda")
+    else:
+        with pytest.raises(ConfigError, match="tf32.*8.0"):
+            check_device(TrainConfig(precision="tf32"), "cuda")
     with pytest.raises(ConfigError, match="tf32.*CUDA"):
         check_device(TrainConfig(precision="tf32"), "cpu")
 
