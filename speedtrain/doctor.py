@@ -29,6 +29,7 @@ import torch
 
 from speedtrain import capability, microbench
 from speedtrain.augcheck import check_gpu_loader
+from speedtrain.env import cudnn_version
 from speedtrain.diagnosis import (
     FAIL, PASS, SKIP, WARN, Check, cuda_unavailable_reason, driver_compatibility, kernel_support,
     matmul_verdict, monitor_overhead, nvml_checks, precision_check, timer_agreement, wheel_builds,
@@ -107,12 +108,7 @@ def run_checks(device: torch.device, *, quick: bool = False, nvml: Any = None, l
 
 
 def _versions(env: dict[str, Any]) -> Check:
-    cudnn, error = None, None
-    if torch.backends.cudnn.is_available():
-        try:
-            cudnn = torch.backends.cudnn.version()
-        except RuntimeError as exc:  # e.g. cuDNN >= 9.11 refuses GPUs below compute capability 7.5
-            error = _first_line(exc)
+    cudnn, error = cudnn_version()  # cuDNN >= 9.11 refuses GPUs below compute capability 7.5
     cudnn_text = f"unusable: {error}" if error else "none" if cudnn is None else _cudnn_text(cudnn)
     driver = env.get("driver_version") or "not found"
     text = (f"torch {torch.__version__}, CUDA runtime {torch.version.cuda or 'none (CPU build)'}, "

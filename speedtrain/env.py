@@ -45,6 +45,21 @@ def git_commit() -> Optional[str]:
         return None
 
 
+def cudnn_version() -> tuple[Optional[int], Optional[str]]:
+    """(cuDNN version, None), or (None, why) when cuDNN cannot be used here.
+
+    torch raises on the first ``cudnn.version()`` call when cuDNN >= 9.11 meets a GPU below
+    compute capability 7.5 (torch/backends/cudnn/__init__.py): on a V100 or older GPU, merely
+    recording the environment must not crash the run.
+    """
+    if not torch.backends.cudnn.is_available():
+        return None, None
+    try:
+        return torch.backends.cudnn.version(), None
+    except RuntimeError as exc:
+        return None, " ".join(str(exc).split()) or type(exc).__name__
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware, JSON-able, for results and pytest-benchmark's machine_info."""
     from speedtrain.gpumonitor import nvml_environment
@@ -56,7 +71,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cudnn": cudnn_version()[0],
         "device": device_name(device),
         "commit": git_commit(),
         "gpu": None,

@@ -93,6 +93,7 @@ def test_precision_check_by_capability(cap, base, status):
 
 
 def test_precision_check_reads_the_device_capability(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     check = precision_check(capability.device_capability("cuda"))
     assert "bf16 convolutions no" in check.reason and "fp16 tensor cores yes" in check.reason

@@ -64,3 +64,19 @@ def test_gpu_without_nvml_records_why(monkeypatch: pytest.MonkeyPatch) -> None:
     gpu = environment(torch.device("cuda", 1))["gpu"]
     assert gpu["identity"] == {"cuda_index": 1, "reason": "NVML init failed: Driver Not Loaded"}
     assert gpu["driver"] is None and gpu["nvml"]["available"] is False
+
+
+def test_cudnn_refusing_an_old_gpu_does_not_crash_the_environment(monkeypatch):
+    """cuDNN >= 9.11 raises on its first version() call with a GPU below 7.5 (a V100)."""
+    import torch
+
+    from speedtrain.env import cudnn_version, environment
+
+    def refuse() -> int:
+        raise RuntimeError("cuDNN version incompatibility:\n PyTorch was compiled against 91100 ... sm_70")
+
+    monkeypatch.setattr(torch.backends.cudnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.cudnn, "version", refuse)
+    version, why = cudnn_version()
+    assert version is None and why.startswith("cuDNN version incompatibility: PyTorch") and "\n" not in why
+    assert environment(torch.device("cpu"))["cudnn"] is None
