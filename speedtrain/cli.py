@@ -15,7 +15,7 @@ import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from speedtrain.atomic import check_writable, write_with_fallback
-from speedtrain.config import FieldSpec, TrainConfig, field_specs
+from speedtrain.config import FieldSpec, TrainConfig, choices, field_specs
 from speedtrain.errors import OutputError, SpeedtrainError, one_line
 
 
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("--baselines", metavar="PATH", help="compare the run with these stored baselines instead")
 
     p_doc = sub.add_parser("doctor", help="check this machine's GPU, driver, torch build, timer and telemetry (exit 1 on any FAIL)")
-    p_doc.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    p_doc.add_argument("--device", choices=choices("device"), default="auto",
                        help="device to check; cuda without a usable GPU is a FAIL [default: auto]")
     p_doc.add_argument("--json", metavar="PATH", help="also write the checks as JSON")
     p_doc.add_argument("--quick", action="store_true", help="smaller matmuls, no monitor-overhead training (seconds, not a minute)")
@@ -123,10 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from speedtrain.config import resolve_device
     from speedtrain.gpumonitor import GpuMonitor
-    from speedtrain.train import format_summary, stderr_log, train
-
     from speedtrain.resources import machine_limits, resource_warnings
+    from speedtrain.train import format_summary, stderr_log, train
 
     values = {k: v for k, v in vars(args).items() if k in field_specs()}
     cfg = TrainConfig(**values)
@@ -135,7 +135,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for warning in resource_warnings(cfg, machine_limits(cfg)):
         print(f"warning: {warning}", file=sys.stderr)
     log = (lambda line: None) if args.quiet else stderr_log
-    monitor = GpuMonitor() if args.monitor else None
+    # The monitor watches the GPU this run trains on (not NVML's GPU 0).
+    monitor = GpuMonitor(resolve_device(cfg)) if args.monitor else None
     result = train(cfg, monitor=monitor, log=log)
     print(format_summary(result))
     if args.json:
@@ -196,7 +197,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     print(format_table(report.checks))
     print(report.summary_line())
     if args.json:
-        write_json_atomic(args.json, report.to_dict())
+        write_with_fallback(args.json, lambda path: write_json_atomic(path, report.to_dict()), "the doctor report")
         print(f"doctor report written to {args.json}")
     return 1 if report.failed else 0
 
