@@ -34,6 +34,8 @@ from speedtrain.record import CaseRecord
 from speedtrain.runs import RunMeta
 
 BASELINE_MODES = ("check", "update", "off")
+# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
+pytest_plugins = ["speedtrain.scaleout"]
 
 
 @dataclass
