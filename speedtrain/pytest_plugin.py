@@ -1,21 +1,30 @@
 """The pytest plugin behind ``benchmarks/``: options, the ``run_case`` fixture, the verdict table.
 
-A case only describes a configuration::
+Installed with the package as a ``pytest11`` entry point, so the ``--st-*`` options and
+``run_case`` work in any repository of benchmark files. A case only describes a configuration::
 
     @pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16", "half"])
     def test_precision(run_case, precision):
         run_case(precision=precision)
 
-``run_case`` builds the config (see speedtrain.profiles for the order), runs the shared
-trainer once per seed as pytest-benchmark rounds (so the saved stats are whole-run times),
-and saves the case's :class:`~speedtrain.record.CaseRecord` in ``benchmark.extra_info``. At
-the end of the session each record is compared with ``baselines.json`` and a verdict table
-is printed. The session's state is one :class:`SuiteSession` in ``config.stash``.
+``run_case`` builds the config (see speedtrain.profiles for the order) and runs the shared
+trainer once per seed itself (:func:`run_seeds`), so ``--benchmark-disable`` and xdist never
+drop seeds. pytest-benchmark's statistics of the case are then the per-seed values of the
+figure the verdicts compare (``train_time_s``, or ``time_to_target_s`` in the full profile),
+so its table, ``--benchmark-compare`` and ``--benchmark-compare-fail`` speak of the same
+figure as the verdicts; the whole-call time per seed is kept as ``call_time_s`` in the
+case's :class:`~speedtrain.record.CaseRecord` (``benchmark.extra_info``). At the end of the
+session each record is compared with ``baselines.json`` and a verdict table is printed.
+Before the first case the session is checked (:mod:`speedtrain.suite_session`); Ctrl-C
+stops after the current seed and keeps the finished cases as a run marked partial.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,53 +36,46 @@ import pytest
 from speedtrain import baselines as bl
 from speedtrain import stats
 from speedtrain.compare import format_rows
-from speedtrain.config import TrainConfig, check_device
+from speedtrain.config import TrainConfig, check_device, choices
 from speedtrain.errors import ConfigError, DataError, SpeedtrainError
-from speedtrain.profiles import PROFILES, Profile, default_profile, suite_base
+from speedtrain.profiles import PROFILES, Profile, base_choice, suite_base
+from speedtrain.progress import Progress
 from speedtrain.record import CaseRecord
 from speedtrain.runs import RunMeta
-
-BASELINE_MODES = ("check", "update", "off")
-# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
-pytest_plugins = ["speedtrain.scaleout"]
-
-
-@dataclass
-class SuiteSession:
-    """What the plugin knows about this pytest session: its settings, then what it measured."""
-
-    profile: Profile
-    seeds: list[int]
-    baselines_file: str
-    records: dict[str, CaseRecord] = field(default_factory=dict)  # benchmark name -> record
-    verdicts: list[stats.VerdictRow] = field(default_factory=list)
-    error: Optional[str] = None  # the baselines file could not be used
-    note: Optional[str] = None  # what happened to the baselines, for the terminal summary
-
+from speedtrain.suite_session import (BASELINE_MODES, SuiteSession, check_baselines, check_data, check_doctor,
+                                      choose_profile, explicit_args, parse_seeds)
 
 STATE = pytest.StashKey[SuiteSession]()
+# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
+pytest_plugins = ["speedtrain.scaleout"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("speedtrain", "speedtrain benchmark suite")
     group.addoption("--st-profile", choices=sorted(PROFILES), default=None,
                     help="smoke (plumbing, anywhere), quick (short GPU training), full (time to target); "
-                         "default: quick with CUDA, else smoke")
-    group.addoption("--st-dataset", choices=("cifar10", "fashion-mnist"), default="cifar10",
+                         "default: quick when benchmarks are named on the command line of a CUDA machine, else smoke")
+    group.addoption("--st-dataset", choices=choices("dataset"), default="cifar10",
                     help="dataset of the cases that do not name one [default: cifar10]")
     group.addoption("--st-data-dir", default=os.environ.get("SPEEDTRAIN_DATA_DIR", "data"),
                     help="dataset folder or archive [default: $SPEEDTRAIN_DATA_DIR or ./data]")
-    group.addoption("--st-download", action="store_true", help="let torchvision download missing datasets")
-    group.addoption("--st-device", choices=("auto", "cpu", "cuda"), default="auto", help="[default: auto]")
-    group.addoption("--st-seeds", type=int, default=None, help="training runs per case [default: the profile's]")
+    group.addoption("--st-download", action="store_true",
+                    help="let torchvision download a missing dataset (checksum verified) before the first case")
+    group.addoption("--st-device", choices=choices("device"), default="auto",
+                    help="auto, cpu or cuda (cuda: no GPU or a doctor FAIL is an error) [default: auto]")
+    group.addoption("--st-seeds", default=None,
+                    help="training runs per case, or auto: as many as the case's noise needs (3-20) "
+                         "[default: the profile's]")
+    group.addoption("--st-threads", type=int, default=None,
+                    help="torch CPU threads [default: the physical cores on a CPU run, torch's own on a GPU run]")
     group.addoption("--st-baselines", choices=BASELINE_MODES, default="check",
                     help="check: verdicts against the stored baselines; update: store this session's results "
                          "as the new baselines; off [default: check]")
     group.addoption("--st-baselines-file", default=None, help="[default: baselines.json at the root]")
     group.addoption("--st-fail-on-regression", action="store_true",
-                    help="exit non-zero when a case is slower or lost accuracy against its baseline")
+                    help="exit non-zero when a case is slower or lost accuracy against its baseline (needs 2+ seeds)")
     group.addoption("--st-threshold", type=float, default=0.05,
-                    help="smallest relative time change that can count as faster/slower [default: 0.05]")
+                    help="smallest relative time change that can count as faster/slower; 0.05 is 5%% [default: 0.05]")
 
 
 def _cuda_available() -> bool:
@@ -84,26 +86,28 @@ def _cuda_available() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     opt = config.getoption
-    profile_name = opt("--st-profile") or default_profile(_cuda_available())
-    seeds = opt("--st-seeds")
-    if seeds is not None and seeds < 1:
-        raise pytest.UsageError(f"--st-seeds must be a whole number of at least 1; got {seeds}")
-    if not 0 < opt("--st-threshold") < 1:
-        raise pytest.UsageError(f"--st-threshold must be a fraction in (0, 1); got {opt('--st-threshold')}")
-    if opt("--st-device") == "cuda" and not _cuda_available():
+    seeds = parse_seeds(opt("--st-seeds"))
+    threshold = opt("--st-threshold")
+    if not 0 < threshold < 1:  # NaN fails both comparisons
+        raise pytest.UsageError(f"--st-threshold must be a fraction in (0, 1), 0.05 meaning 5%; got {threshold}")
+    if opt("--st-threads") is not None and opt("--st-threads") < 1:
+        raise pytest.UsageError(f"--st-threads must be a whole number of at least 1; got {opt('--st-threads')}")
+    device = opt("--st-device")
+    if device == "cuda" and not _cuda_available():
         raise pytest.UsageError("--st-device cuda was asked for but torch sees no CUDA GPU; use --st-device cpu or auto")
-    profile = PROFILES[profile_name]
+    device_type = ("cuda" if _cuda_available() else "cpu") if device == "auto" else device
+    profile = PROFILES[choose_profile(opt("--st-profile"), explicit_args(config), device_type == "cuda")]
+    n = profile.seeds if seeds is None else seeds
+    if opt("--st-fail-on-regression") and n == 1:
+        raise pytest.UsageError("--st-fail-on-regression needs 2+ seeds per case: one seed cannot tell a change "
+                                "from run-to-run noise; add --st-seeds 2 (or more, or auto)")
     file = opt("--st-baselines-file") or str(Path(config.rootpath) / "baselines.json")
-    config.stash[STATE] = SuiteSession(profile, list(range(seeds if seeds is not None else profile.seeds)), file)
+    config.stash[STATE] = SuiteSession(profile, None if n == "auto" else list(range(n)), file,
+                                       device_type=device_type, threads=opt("--st-threads"))
 
 
 def _state(config: pytest.Config) -> SuiteSession:
     return config.stash[STATE]
-
-
-def _session_device(config: pytest.Config) -> str:
-    wanted = config.getoption("--st-device")
-    return ("cuda" if _cuda_available() else "cpu") if wanted == "auto" else wanted
 
 
 def _device_label(config: pytest.Config) -> str:
@@ -111,7 +115,7 @@ def _device_label(config: pytest.Config) -> str:
 
     from speedtrain.env import device_name
 
-    return device_name(torch.device(_session_device(config)))
+    return device_name(torch.device(_state(config).device_type))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -120,7 +124,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     data = "synthetic data" if p.synthetic else f"dataset {config.getoption('--st-dataset')} from {config.getoption('--st-data-dir')}"
     return [
         f"speedtrain: profile {p.name}: {p.description}",
-        f"speedtrain: device {_device_label(config)}, {data}, seeds {st.seeds}, "
+        f"speedtrain: device {_device_label(config)}, {data}, seeds {st.seeds_label()}, "
         f"baselines {config.getoption('--st-baselines')} ({st.baselines_file})",
     ]
 
@@ -131,16 +135,21 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     from speedtrain.env import environment
 
     st = _state(config)
-    env = environment(torch.device(_session_device(config)))
-    machine_info["speedtrain"] = RunMeta(
+    env = environment(torch.device(st.device_type))
+    info = RunMeta(
         profile=st.profile.name, device=env["device"], gpu=env["gpu"] or {}, torch=env["torch"],
         cuda=env["cuda"], cudnn=env["cudnn"], cpu=env["cpu"], commit=env["commit"],
-        dataset=config.getoption("--st-dataset"), synthetic=st.profile.synthetic, seeds=st.seeds,
+        dataset=config.getoption("--st-dataset"), synthetic=st.profile.synthetic, seeds=st.seeds or [],
     ).to_machine_info()
+    info.update(st.machine)
+    info["seeds_rule"] = st.seeds_label()
+    if st.interrupted:
+        info["partial"] = "interrupted (Ctrl-C): only the cases that finished are in this run"
+    machine_info["speedtrain"] = info
 
 
-def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
-    """Per-epoch lines on the terminal while a long case trains, past pytest's capture."""
+def _writer(config: pytest.Config) -> Callable[[str], None]:
+    """Lines on the terminal while cases train, past pytest's capture."""
     reporter = config.pluginmanager.getplugin("terminalreporter")
     capman = config.pluginmanager.getplugin("capturemanager")
 
@@ -149,18 +158,150 @@ def _progress_writer(config: pytest.Config) -> Callable[[str], None]:
             return
         if capman is not None:
             with capman.global_and_fixture_disabled():
-                reporter.write_line("    " + line)
+                reporter.write_line(line)
         else:
-            reporter.write_line("    " + line)
+            reporter.write_line(line)
     return write
 
 
+# --- before the first case -------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Check the session once before its first case (only if it has cases: a unit-test session
+    pays nothing), print what the machine will do, and catch Ctrl-C between seeds."""
+    config = session.config
+    cases = [item for item in session.items if "run_case" in getattr(item, "fixturenames", ())]
+    if not cases or config.option.collectonly:
+        return
+    _prepare(config, len(cases))
+
+
+def _prepare(config: pytest.Config, n_cases: int) -> None:
+    import torch
+
+    from speedtrain.doctor import run_doctor
+    from speedtrain.progress import session_warning
+    from speedtrain.resources import machine_limits, resource_warnings
+    from speedtrain.runconditions import pin_threads
+
+    st, opt, write = _state(config), config.getoption, _writer(config)
+    check_baselines(st, opt("--st-baselines"))
+    choice = base_choice(st.device_type)
+    st.machine["base_precision"] = {"precision": choice.precision, "reason": choice.reason}
+    st.machine["torch_threads"] = pin_threads(st.device_type, st.threads)
+    base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config)})
+    for line in resource_warnings(base, machine_limits(base)):
+        write(f"speedtrain: warning: {line}")
+    warning = session_warning(st.profile.name, st.device_type, n_cases)
+    if warning:
+        write(warning)
+    if not st.profile.synthetic:  # the smoke profile never reads (or downloads) a dataset
+        check_data(opt("--st-dataset"), opt("--st-data-dir"), opt("--st-download"))
+    report = run_doctor(torch.device(st.device_type), quick=True)
+    st.machine["doctor"] = report.to_dict()
+    check_doctor(report, opt("--st-device"))
+    bench = config.pluginmanager.getplugin("pytest-benchmark")
+    if bench is None or getattr(bench, "disabled", False):
+        st.self_run_note = ("pytest-benchmark is off (--benchmark-disable, or under xdist): speedtrain runs every "
+                            "seed itself; the per-seed figures are in the verdicts and in extra_info")
+        write(f"speedtrain: {st.self_run_note}")
+    config.stash[PROGRESS] = Progress(n_cases, st.profile.name, st.device_type,
+                                      write if st.profile.name != "smoke" else (lambda line: None))
+    _catch_interrupts(config, write)
+    st.prepared = True
+
+
+def _session_fields(config: pytest.Config) -> dict[str, Any]:
+    return {"dataset": config.getoption("--st-dataset"), "data_dir": config.getoption("--st-data-dir"),
+            "download": config.getoption("--st-download"), "device": config.getoption("--st-device")}
+
+
+def _catch_interrupts(config: pytest.Config, write: Callable[[str], None]) -> None:
+    """First Ctrl-C: finish the current seed, keep the finished cases, stop. Second: abort."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    st = _state(config)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        st.interrupted = True
+        signal.signal(signal.SIGINT, previous)
+        write("speedtrain: interrupted: stopping after the current seed (Ctrl-C again to abort now); "
+              "finished cases are kept as a partial run, baselines are not written")
+
+    signal.signal(signal.SIGINT, handler)
+    config.add_cleanup(lambda: signal.signal(signal.SIGINT, previous))
+
+
+# --- one case ----------------------------------------------------------------------------------
+
+PROGRESS = pytest.StashKey[Progress]()
+
+
+@dataclass
+class SeedRuns:
+    """What :func:`run_seeds` produced: one result and whole-call time per seed run."""
+
+    results: list = field(default_factory=list)  # speedtrain.train.RunResult, in seed order
+    call_time_s: list[float] = field(default_factory=list)
+    note: Optional[str] = None  # why the seeds stopped (auto's reason, an interrupt, oom)
+
+
+def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool = True,
+              baseline: Optional[stats.CaseSummary] = None, threshold: float = 0.05,
+              log: Callable[[str], None] = lambda line: None, progress: Optional[Progress] = None) -> SeedRuns:
+    """Train ``base`` under the session's profile once per seed: the session's fixed seeds, or
+    (``--st-seeds auto``) until :func:`speedtrain.seeding.next_seed` says stop. Stops early
+    after a seed that ran out of memory (every later seed would too) or on Ctrl-C."""
+    from speedtrain.config import resolve_device
+    from speedtrain.gpumonitor import GpuMonitor
+    from speedtrain.seeding import MAX_SEEDS, next_seed
+    from speedtrain.train import train
+
+    runs = SeedRuns()
+    seeds = st.seeds if st.seeds is not None else list(range(MAX_SEEDS))
+    for seed in seeds:
+        cfg = st.profile.apply(base, seed)
+        if progress is not None:
+            left = progress.case_estimate(baseline.median_s if baseline else None, len(seeds) - len(runs.results))
+            progress.seed_started(name, seed, st.seeds_label() if st.auto else str(len(seeds)), left)
+        start = time.perf_counter()
+        result = train(cfg, monitor=GpuMonitor(resolve_device(cfg)) if monitor else None, log=log)
+        runs.call_time_s.append(time.perf_counter() - start)
+        runs.results.append(result)
+        if progress is not None:
+            progress.seed_done(result.train_time_s, runs.call_time_s[-1])
+        if result.status == "oom":
+            runs.note = "out of memory: the remaining seeds were not run"
+            break
+        if st.interrupted:
+            runs.note = f"interrupted after {len(runs.results)} seed(s)"
+            break
+        if st.auto:
+            figure = [r.train_time_s if st.profile.metric == "train_time_s" else r.time_to_target_s
+                      for r in runs.results]
+            plan = next_seed(figure, baseline.time_s if baseline else (), threshold)
+            runs.note = plan.reason
+            if not plan.more:
+                break
+    return runs
+
+
 def _case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool]:
-    """(section, case id, is the section's reference case) from the test's name and parameters."""
+    """(section, case id, is the section's reference case). The reference is the case whose
+    parameters match the module's ``REFERENCE`` dict (``{"precision": "fp32"}``) when the
+    benchmark file names one, else the first value of every parameter."""
     section = request.function.__name__.removeprefix("test_")
     callspec = getattr(request.node, "callspec", None)
     if callspec is None:
         return section, "default", True
+    named = getattr(request.module, "REFERENCE", None)
+    if isinstance(named, dict) and section in named and isinstance(named[section], dict):
+        named = named[section]  # one module, several sections: REFERENCE = {section: {...}}
+    if isinstance(named, dict) and named and set(named) <= set(callspec.params):
+        return section, callspec.id, all(callspec.params[k] == v for k, v in named.items())
     return section, callspec.id, all(i == 0 for i in callspec.indices.values())
 
 
@@ -169,50 +310,91 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
     """``run_case(**config_fields, step=None, monitor=True)``: train the case, record it."""
     config = request.config
     st = _state(config)
-    profile = st.profile
+    profile: Profile = st.profile
 
     def run(*, step: Optional[int] = None, monitor: bool = True, **fields: Any) -> CaseRecord:
-        from speedtrain.gpumonitor import GpuMonitor
-        from speedtrain.train import train
+        from speedtrain.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, usable_cpus
 
-        session = {"dataset": config.getoption("--st-dataset"), "data_dir": config.getoption("--st-data-dir"),
-                   "download": config.getoption("--st-download"), "device": config.getoption("--st-device")}
+        if st.interrupted:
+            pytest.skip("session interrupted (Ctrl-C)")
         try:
-            base = TrainConfig(**{**suite_base(_session_device(config)), **session, **fields})
-            cfgs = [profile.apply(base, seed) for seed in st.seeds]
+            base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config), **fields})
+            profile.apply(base, 0)  # the profile's changes must make a valid config too
         except ConfigError as exc:
             pytest.fail(f"invalid case configuration: {exc}", pytrace=False)
         try:
-            check_device(base, _session_device(config))
+            check_device(base, st.device_type)
         except ConfigError as exc:
             pytest.skip(str(exc))
 
         section, case, reference = _case_identity(request)
-        log = _progress_writer(config) if profile.name != "smoke" else (lambda line: None)
-        results: list = []
-        rounds = iter(cfgs)
-
-        def one_training_run(cfg: TrainConfig) -> None:
-            log(f"{request.node.name} seed {cfg.seed}:")
-            # Without a GPU or driver the monitor records why it has no telemetry.
-            gpu_monitor = GpuMonitor() if monitor else None
-            try:
-                results.append(train(cfg, monitor=gpu_monitor, log=log))
-            except DataError as exc:
-                pytest.fail(str(exc), pytrace=False)
-
-        benchmark.pedantic(one_training_run, setup=lambda: ((next(rounds),), {}), rounds=len(cfgs), iterations=1)
+        benchmark.group = section
+        name = request.node.name
+        stored = _baseline_of(config, name)
+        progress = config.stash.get(PROGRESS, None)
+        log = _writer(config) if profile.name != "smoke" else (lambda line: None)
+        conditions = Conditions(torch_threads=_threads(), cpus=usable_cpus(), physical_cores=physical_cores(),
+                                load_before=load_average())
+        try:
+            runs = run_seeds(st, base, name=name, monitor=monitor, baseline=stored,
+                             threshold=config.getoption("--st-threshold"), log=lambda line: log("    " + line),
+                             progress=progress)
+        except DataError as exc:  # the preflight read the session's dataset: this is a case's own
+            pytest.fail(str(exc), pytrace=False)
+        finally:
+            if progress is not None:
+                progress.case_done()
+        conditions.load_after = load_average()
+        results = runs.results
         record = CaseRecord.from_results(
             results, section=section, case=case, reference=reference, step=step, profile=profile.name,
-            metric=profile.metric, seeds=[c.seed for c in cfgs[:len(results)]], target_acc=cfgs[0].target,
-            config=cfgs[0].to_dict(), monitor=monitor)
+            metric=profile.metric, seeds=[r.config["seed"] for r in results], target_acc=base.target,
+            config=profile.apply(base, 0).to_dict(), monitor=monitor)
+        record.call_time_s = [round(t, 4) for t in runs.call_time_s]
+        record.seeds_auto, record.seeds_note = st.auto, runs.note
+        conditions.gpu_clocks = gpu_clocks(record.gpu)
+        record.conditions = conditions.to_dict()
+        _feed_benchmark(benchmark, record)
         benchmark.extra_info.update(record.to_extra_info())
         st.records[benchmark.name] = record
+        noisy = noisy_reason(conditions)
+        if noisy:
+            warnings.warn(f"{benchmark.name}: noisy machine: {noisy}; its times are suspect", stacklevel=2)
         if not record.ok:
             warnings.warn(f"{benchmark.name}: {record.status}: {record.error}", stacklevel=2)
+        if st.interrupted:
+            config.stash[STATE].notes.append("interrupted (Ctrl-C): the finished cases were kept, "
+                                              "this run is marked partial")
+            request.session.shouldstop = "interrupted by the user (Ctrl-C)"
         return record
 
     return run
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _feed_benchmark(benchmark: Any, record: CaseRecord) -> None:
+    """pytest-benchmark's statistics of the case: the per-seed compared figure (see module
+    docstring). Nothing when pytest-benchmark is off or no seed produced the figure."""
+    benchmark._mode = "speedtrain run_case"  # noqa: SLF001 - used: no "fixture was not used" warning
+    figure = record.train_time_s if record.metric == "train_time_s" else record.time_to_target_s
+    values = [t for t in figure if t is not None]
+    if getattr(benchmark, "disabled", True) or not values:
+        return
+    bench_stats = benchmark._make_stats(1)  # noqa: SLF001 - the one way to give it our own rounds
+    for value in values:
+        bench_stats.update(value)
+
+
+def _baseline_of(config: pytest.Config, name: str) -> Optional[stats.CaseSummary]:
+    st = _state(config)
+    if st.baselines is None:
+        return None
+    return bl.lookup(st.baselines, _device_label(config), st.profile.name, name)
 
 
 # --- end of session: verdicts against the stored baselines ----------------------------------
@@ -220,35 +402,48 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from speedtrain.runconditions import noisy_reason
+
     config = session.config
     st = _state(config)
+    if st.interrupted:
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
     mode = config.getoption("--st-baselines")
     if not st.records or mode == "off":
         return
+    data = st.baselines if st.baselines is not None else bl.empty()
+    machine, profile = _device_label(config), st.profile.name
+    threshold = config.getoption("--st-threshold")
+    st.verdicts = []
+    for name, record in st.records.items():
+        row = stats.verdict_row(name, bl.lookup(data, machine, profile, name), record.summary(), threshold=threshold)
+        noisy = noisy_reason(record.conditions)
+        if noisy:
+            row.detail = f"noisy machine ({noisy}): {row.detail}"
+        st.verdicts.append(row)
+    if mode == "update":
+        _update_baselines(session, st, machine, profile, exitstatus)
+    elif config.getoption("--st-fail-on-regression"):
+        unjudged = sum(r.verdict == stats.NOT_JUDGED for r in st.verdicts)
+        if unjudged:
+            st.notes.append(f"--st-fail-on-regression: {unjudged} case(s) not judged (one seed on a side) "
+                            "cannot fail the session")
+        if stats.regressed(st.verdicts):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            st.notes.append("regression against the baselines: failing the session (--st-fail-on-regression)")
+
+
+def _update_baselines(session: pytest.Session, st: SuiteSession, machine: str, profile: str, exitstatus: int) -> None:
+    if st.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED:
+        st.notes.append("session interrupted: baselines left unchanged")
+        return
     try:
-        data = bl.load(st.baselines_file)
+        written = bl.update(st.baselines_file, machine, profile, st.records, _source(session.config))
     except SpeedtrainError as exc:
         st.error = str(exc)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
-    machine, profile = _device_label(config), st.profile.name
-    st.verdicts = [stats.verdict_row(name, bl.lookup(data, machine, profile, name), record.summary(),
-                                     threshold=config.getoption("--st-threshold"))
-                   for name, record in st.records.items()]
-    if mode == "update":
-        if exitstatus == pytest.ExitCode.INTERRUPTED:
-            st.note = "session interrupted: baselines left unchanged"
-            return
-        try:
-            written = bl.update(st.baselines_file, machine, profile, st.records, _source(config))
-        except SpeedtrainError as exc:
-            st.error = str(exc)
-            session.exitstatus = pytest.ExitCode.USAGE_ERROR
-            return
-        st.note = f"baselines for {len(written)} cases on {machine} ({profile}) written to {st.baselines_file}"
-    elif config.getoption("--st-fail-on-regression") and stats.regressed(st.verdicts):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        st.note = "regression against the baselines: failing the session (--st-fail-on-regression)"
+    st.notes.append(f"baselines for {len(written)} cases on {machine} ({profile}) written to {st.baselines_file}")
 
 
 def _source(config: pytest.Config) -> dict[str, Any]:
@@ -256,7 +451,8 @@ def _source(config: pytest.Config) -> dict[str, Any]:
 
     from speedtrain.env import environment
 
-    env = environment(torch.device(_session_device(config)))
+    st = _state(config)
+    env = environment(torch.device(st.device_type))
     gpu = env["gpu"] or {}
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -265,9 +461,9 @@ def _source(config: pytest.Config) -> dict[str, Any]:
         "cuda": env["cuda"],
         "driver": gpu.get("driver"),
         "gpu": env["device"],
-        "profile": _state(config).profile.name,
+        "profile": st.profile.name,
         "dataset": config.getoption("--st-dataset"),
-        "synthetic": _state(config).profile.synthetic,
+        "synthetic": st.profile.synthetic,
         "run": config.getoption("benchmark_save", None) or "",
     }
 
@@ -284,6 +480,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if st.profile.synthetic:
         tr.write_line(f"profile {st.profile.name}: synthetic data and tiny runs; these times check plumbing, they measure nothing.")
     if st.verdicts:
+        tr.write_line("change % and ratios: this run against the baseline (+ = slower, now / baseline)")
         tr.write_line(format_rows(st.verdicts))
-    if st.note is not None:
-        tr.write_line(st.note)
+    for note in st.notes:
+        tr.write_line(note)

@@ -92,6 +92,12 @@ class CaseRecord:
     gpu: Optional[dict[str, Any]] = None  # telemetry of the median-time seed (gpumonitor)
     curves: list[list[CurvePoint]] = field(default_factory=list)  # per seed, per epoch
     monitor: Optional[bool] = None  # whether NVML sampling was asked for
+    # --- how the case ran (pytest plugin: seeds, whole-call time, machine state) ---
+    call_time_s: list[Optional[float]] = field(default_factory=list)  # whole train() call per seed:
+    # data loading, warm-up and evaluation included; NOT the compared figure
+    seeds_auto: bool = False  # seeds chosen by --st-seeds auto (judged at p < 0.01)
+    seeds_note: Optional[str] = None  # why the seeds stopped where they did (auto, interrupt, oom)
+    conditions: dict[str, Any] = field(default_factory=dict)  # runconditions.Conditions.to_dict()
     # Malformed fields of a saved record: key -> one-line reason (not saved).
     problems: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -144,6 +150,8 @@ class CaseRecord:
             peak_mem_reserved_bytes=r.integer("peak_mem_reserved_bytes"), diverged=r.get("diverged") is True,
             timer=r.mapping("timer") or {}, config=r.mapping("config") or {}, gpu=r.mapping("gpu"),
             curves=_curves(r.get("curves")), monitor=r.flag("monitor"), problems=r.problems,
+            call_time_s=r.per_seed("call_time_s"), seeds_auto=r.get("seeds_auto") is True,
+            seeds_note=r.text("seeds_note"), conditions=r.mapping("conditions") or {},
         )
 
     @classmethod
@@ -186,7 +194,7 @@ class CaseRecord:
         return CaseSummary(metric=self.metric, time_s=[t for t in times if t is not None],
                            acc=[a for a in self.final_acc if a is not None],
                            reached=list(self.reached_target),
-                           images_per_s=median_or_none(self.images_per_s))
+                           images_per_s=median_or_none(self.images_per_s), sequential=self.seeds_auto)
 
 
 def merge_telemetry(results: Sequence["RunResult"]) -> Optional[dict[str, Any]]:

@@ -21,8 +21,17 @@ different). A time change counts only if
    asks p < 0.002 of its many repeats; a training case has 3-5 seeds, for which 0.002 is
    unreachable, and the threshold in (1) already keeps small drifts out. Measured on
    normal noise, same-distribution samples are flagged in 0% (1% noise) to ~4% (5% noise)
-   of trials, and a 10% change with 1% noise is always caught. With only one seed on a
-   side there is no spread to measure, so only the threshold applies.
+   of trials, and a 10% change with 1% noise is always caught. Cases whose seeds were
+   chosen by ``--st-seeds auto`` (:mod:`speedtrain.seeding`) are sized for the stricter
+   p < 0.01 and are judged at that level.
+3. With only one seed on a side there is no spread to measure: the time verdict is
+   "not judged" (with the figures), never faster or slower -- one seed cannot tell a change
+   from noise. A case that no longer finishes at all is still "accuracy lost".
+
+For rows with 2+ seeds a side the table also gives the run-to-run noise (the pooled
+coefficient of variation, :func:`pooled_cv`) and the smallest change the seeds can detect
+(:func:`detectable_change`: the change the rule above catches 80% of the time at that noise,
+found by simulating the rule itself on normal noise).
 
 "accuracy lost" takes precedence over any time verdict: a smaller fraction of seeds reached
 the target than in the baseline, or the median final accuracy fell by more than
@@ -36,12 +45,17 @@ import math
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
+
+import numpy as np
 
 METRICS = ("train_time_s", "time_to_target_s")  # the figures a verdict can compare
-VERDICTS = ("faster", "unchanged", "slower", "accuracy lost", "no baseline")
+NOT_JUDGED = "not judged"
+VERDICTS = ("faster", "unchanged", "slower", "accuracy lost", NOT_JUDGED, "no baseline")
 REGRESSIONS = ("slower", "accuracy lost")
 P_THRESHOLD = 0.05  # Mann-Whitney significance level (see module docstring)
+AUTO_P_THRESHOLD = 0.01  # the level of cases whose seeds --st-seeds auto chose
+DETECT_POWER = 0.8  # "can detect": caught this often (detectable_change)
 THRESHOLD = 0.05  # smallest relative time change that counts
 ACC_TOLERANCE = 0.005  # accuracy drop (fraction) that never counts as lost
 _EXACT_MAX_N = 40  # beyond this many samples in all, the normal approximation is used
@@ -74,6 +88,12 @@ class CaseSummary:
     acc: list[float]
     reached: list[bool]
     images_per_s: Optional[float]
+    sequential: bool = False  # seeds chosen by --st-seeds auto: judged at AUTO_P_THRESHOLD
+
+    @property
+    def n_seeds(self) -> int:
+        """Seeds the case ran (those without a time included)."""
+        return max(len(self.time_s), len(self.reached), len(self.acc))
 
     @property
     def median_s(self) -> Optional[float]:
@@ -104,6 +124,8 @@ class VerdictRow:
     verdict: str
     detail: str
     ratio: Optional[float] = None
+    cv: Optional[float] = None  # pooled run-to-run noise of both sides (pooled_cv)
+    detectable: Optional[float] = None  # smallest relative change the seeds can detect
 
     @property
     def change_pct(self) -> Optional[float]:
@@ -125,6 +147,12 @@ def _u_counts(n: int, m: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def u_low(a: Sequence[float], b: Sequence[float]) -> float:
+    """The smaller of the two Mann-Whitney U statistics of a against b (ties count one half)."""
+    u = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
+    return min(u, len(a) * len(b) - u)
+
+
 def mann_whitney_p(a: list[float], b: list[float]) -> float:
     """Two-sided p-value of the Mann-Whitney U test (exact for small samples).
 
@@ -132,25 +160,49 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
     for float timings. Above ``_EXACT_MAX_N`` values the normal approximation is used.
     """
     n, m = len(a), len(b)
-    u = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b)
-    u_low = min(u, n * m - u)  # the distribution is symmetric
+    low = u_low(a, b)  # the distribution is symmetric
     if n + m <= _EXACT_MAX_N:
         counts = _u_counts(n, m)
-        tail = sum(counts[: math.floor(u_low) + 1])
+        tail = sum(counts[: math.floor(low) + 1])
         return min(1.0, 2.0 * tail / math.comb(n + m, n))
+    return float(_normal_p(np.asarray(low), n, m))
+
+
+def _normal_p(low: np.ndarray, n: int, m: int) -> np.ndarray:
     mu, sigma = n * m / 2.0, math.sqrt(n * m * (n + m + 1) / 12.0)
-    z = max(0.0, (mu - u_low - 0.5) / sigma)  # 0.5: continuity correction
-    return min(1.0, math.erfc(z / math.sqrt(2.0)))
+    z = np.maximum(0.0, (mu - low - 0.5) / sigma)  # 0.5: continuity correction
+    return np.minimum(1.0, np.vectorize(math.erfc)(z / math.sqrt(2.0)))
+
+
+@lru_cache(maxsize=None)
+def _critical_u(n: int, m: int, p_threshold: float) -> int:
+    """The largest U (rounded down) whose exact two-sided p-value is below ``p_threshold``."""
+    total, tail, crit = math.comb(n + m, n), 0, -1
+    for u, c in enumerate(_u_counts(n, m)):
+        tail += c
+        if 2.0 * tail / total >= p_threshold:
+            break
+        crit = u
+    return crit
+
+
+def significant(low: np.ndarray, n: int, m: int, p_threshold: float = P_THRESHOLD) -> np.ndarray:
+    """Element-wise: does a smaller U statistic ``low`` (of samples of n and m) pass the noise
+    rule of the module docstring? Array-valued so that the simulations of :mod:`speedtrain.noise`
+    run this very rule; :func:`beyond_noise` is its one-pair form."""
+    low = np.asarray(low, dtype=float)
+    if n < 2 or m < 2:
+        return np.ones(low.shape, dtype=bool)  # no spread to measure on one side: threshold only
+    if 2.0 / math.comb(n + m, n) >= p_threshold:  # the test cannot reach p_threshold at all:
+        return low == 0  # the ranges must not overlap
+    if n + m <= _EXACT_MAX_N:
+        return np.floor(low) <= _critical_u(n, m, p_threshold)
+    return _normal_p(low, n, m) < p_threshold
 
 
 def beyond_noise(a: list[float], b: list[float], p_threshold: float = P_THRESHOLD) -> bool:
     """Whether samples a and b differ by more than their run-to-run spread (docstring rule)."""
-    n, m = len(a), len(b)
-    if n < 2 or m < 2:
-        return True  # no spread to measure on one side: the threshold alone decides
-    if 2.0 / math.comb(n + m, n) < p_threshold:  # the test can reach p_threshold at all
-        return mann_whitney_p(a, b) < p_threshold
-    return max(a) < min(b) or max(b) < min(a)  # too few for the test: ranges must not overlap
+    return bool(significant(np.asarray(u_low(a, b)), len(a), len(b), p_threshold))
 
 
 def _describe(xs: list[float]) -> str:
@@ -190,38 +242,48 @@ def compare(base: Optional[CaseSummary], new: CaseSummary, *, threshold: float =
     if base.time_s and new.time_s and statistics.median(base.time_s) > 0:
         ratio = statistics.median(new.time_s) / statistics.median(base.time_s)
     lost = _accuracy_loss(base, new, acc_tolerance)
-    if lost is not None:
-        return Verdict("accuracy lost", ratio, lost)
+    if base.time_s and not new.time_s:
+        # The baseline finished and this run did not (every seed diverged, ran out of memory
+        # or missed the target): a regression, not a missing baseline, however few the seeds.
+        return Verdict("accuracy lost", None, lost or f"no seed produced {new.metric} this time "
+                       f"(baseline {_describe(base.time_s)})")
     if not base.time_s:
         return Verdict("no baseline", None, f"no {base.metric} data in the baseline")
-    if not new.time_s:
-        # The baseline finished and this run did not (every seed diverged, ran out of memory
-        # or missed the target): a regression, not a missing baseline.
-        return Verdict("accuracy lost", None, f"no seed produced {new.metric} this time "
-                       f"(baseline {_describe(base.time_s)})")
+    figures = f"(baseline {_describe(base.time_s)}, now {_describe(new.time_s)})"
+    change = "" if ratio is None else f"{100 * (ratio - 1):+.1f}% "
+    if min(base.n_seeds, new.n_seeds) < 2:
+        side = "the baseline has" if base.n_seeds < 2 else "this run has"
+        return Verdict(NOT_JUDGED, ratio, f"{change}{figures}: {side} one seed, so run-to-run noise is "
+                       "unknown (use 2+ seeds or --st-seeds auto)")
+    if lost is not None:
+        return Verdict("accuracy lost", ratio, lost)
     if ratio is None:
         return Verdict("no baseline", None, f"baseline {base.metric} median is 0")
-    figures = f"(baseline {_describe(base.time_s)}, now {_describe(new.time_s)})"
-    change = f"{100 * (ratio - 1):+.1f}%"
     if abs(ratio - 1) <= threshold:
-        return Verdict("unchanged", ratio,
-                       f"{change} within the {100 * threshold:g}% threshold {figures}")
-    if not beyond_noise(base.time_s, new.time_s):
-        return Verdict("unchanged", ratio, f"{change} within run-to-run noise {figures}")
-    caveat = ""
-    if min(len(base.time_s), len(new.time_s)) < 2:
-        caveat = " - one seed: run-to-run noise unknown, use more seeds to confirm"
-    return Verdict("slower" if ratio > 1 else "faster", ratio, f"{change} {figures}{caveat}")
+        return Verdict("unchanged", ratio, f"{change}within the {100 * threshold:g}% threshold {figures}")
+    p = AUTO_P_THRESHOLD if base.sequential or new.sequential else P_THRESHOLD
+    if not beyond_noise(base.time_s, new.time_s, p):
+        return Verdict("unchanged", ratio, f"{change}within run-to-run noise {figures}")
+    return Verdict("slower" if ratio > 1 else "faster", ratio, f"{change}{figures}")
 
 
 def verdict_row(case: str, base: Optional[CaseSummary], new: CaseSummary, *,
                 threshold: float = THRESHOLD, acc_tolerance: float = ACC_TOLERANCE) -> VerdictRow:
-    """The verdict of ``new`` against ``base`` as a table row."""
+    """The verdict of ``new`` against ``base`` as a table row, with the noise of the two
+    samples and the smallest change they can detect when both have 2+ timed seeds."""
+    from speedtrain.noise import detectable_change, pooled_cv
+
     verdict = compare(base, new, threshold=threshold, acc_tolerance=acc_tolerance)
-    return VerdictRow(case=case, metric=new.metric,
-                      baseline_median_s=None if base is None else base.median_s,
-                      now_median_s=new.median_s, verdict=verdict.label, detail=verdict.detail,
-                      ratio=verdict.ratio)
+    row = VerdictRow(case=case, metric=new.metric,
+                     baseline_median_s=None if base is None else base.median_s,
+                     now_median_s=new.median_s, verdict=verdict.label, detail=verdict.detail,
+                     ratio=verdict.ratio)
+    if base is not None and len(base.time_s) >= 2 and len(new.time_s) >= 2:
+        row.cv = pooled_cv(base.time_s, new.time_s)
+        p = AUTO_P_THRESHOLD if base.sequential or new.sequential else P_THRESHOLD
+        row.detectable = detectable_change(row.cv, len(base.time_s), len(new.time_s), threshold, p)
+        row.detail += f"; noise {100 * row.cv:.1f}%, detects {100 * row.detectable:.0f}%+"
+    return row
 
 
 def regressed(rows: Iterable[VerdictRow]) -> bool:
