@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp.add_argument("runs", nargs="+", metavar="RUN.json", help="OLD.json NEW.json, or one run with --baselines")
     p_cmp.add_argument("--baselines", metavar="PATH", help="compare the run with these stored baselines instead")
 
+    p_merge = sub.add_parser("merge", help="join saved runs (shards, GPU types) of one profile into one saved run")
+    p_merge.add_argument("runs", nargs="+", metavar="RUN.json", help="saved runs; a case may appear once per GPU model")
+    p_merge.add_argument("-o", "--output", metavar="MERGED.json", required=True, help="the merged run to write")
+
     p_doc = sub.add_parser("doctor", help="check this machine's GPU, driver, torch build, timer and telemetry (exit 1 on any FAIL)")
     p_doc.add_argument("--device", choices=choices("device"), default="auto",
                        help="device to check; cuda without a usable GPU is a FAIL [default: auto]")
@@ -186,6 +190,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if regressed else 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from speedtrain.merge import merge_files
+
+    check_writable(args.output)
+    merged = merge_files(args.runs, args.output)
+    print(f"{len(merged['benchmarks'])} cases from {len(args.runs)} runs written to {args.output}")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from speedtrain.atomic import write_json_atomic
     from speedtrain.doctor import format_table, resolve, run_doctor
@@ -204,7 +217,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": _cmd_train, "report": _cmd_report, "compare": _cmd_compare, "doctor": _cmd_doctor}
+    commands = {"train": _cmd_train, "report": _cmd_report, "compare": _cmd_compare, "doctor": _cmd_doctor,
+                "merge": _cmd_merge}
     try:
         return commands[args.command](args)
     except SpeedtrainError as exc:

@@ -78,7 +78,8 @@ class RunCase:
 
     @property
     def machine(self) -> str:
-        return self.meta.device or self.record.device or ""
+        # The case's own device first: a merged run holds cases of several GPU models.
+        return self.record.device or self.meta.device or ""
 
     @property
     def profile(self) -> str:

@@ -130,7 +130,7 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own: one per CPU core
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> Optional[int]:
     """``-n auto`` on a GPU machine: one worker per GPU, not one per CPU core."""
     gpus = _pinned_gpus(config)
