@@ -7,7 +7,12 @@ File format (human-readable, one entry per machine / profile / case)::
         "time_s": [10.0, 10.1, 9.9],       # per seed; seeds that missed the target are absent
         "median_s": 10.0, "spread_s": 0.2, # spread = range (max - min) of time_s
         "acc": [0.941, 0.943, 0.940], "reached": [true, true, true], "images_per_s": 118000.0,
-        "source": {"date": "...", "commit": "...", "torch": "...", "cuda": "...", ...}}}}}}
+        "source": {"date": "...", "commit": "...", "torch": "...", "cuda": "...", ...},
+        "history": [{"date": "...", "commit": "...", "metric": "train_time_s",
+                     "median_s": 10.3, "spread_s": 0.3, "seeds": 3}, ...]}}}}}
+
+``history`` (optional: files written before it load unchanged) keeps the last updates of the
+case, newest last, the current baseline included; see :mod:`speedtrain.history`.
 
 ``spread_s`` is the range, not the IQR: with the 3-5 seeds a training benchmark can afford,
 quartiles are interpolations between one or two points, and the range is exactly what the
@@ -26,6 +31,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
+from speedtrain import history
 from speedtrain.atomic import file_lock, write_json_atomic
 from speedtrain.errors import BaselineError
 from speedtrain.record import CaseRecord, is_number, show
@@ -87,6 +93,8 @@ def _validate_entry(entry: Any, where: str) -> None:
     _bools(entry["reached"], f"{where}.reached")
     _optional_number(entry.get("images_per_s"), f"{where}.images_per_s")
     _validate_source(entry["source"], f"{where}.source")
+    if "history" in entry:
+        history.validate(entry["history"], f"{where}.history")
 
 
 def validate(data: Any) -> None:
@@ -153,7 +161,8 @@ def lookup(data: Mapping[str, Any], machine: str, profile: str,
 
 def record(data: dict[str, Any], machine: str, profile: str, case: str,
            result: CaseRecord, source: Mapping[str, Any]) -> None:
-    """Put a case's figures into ``data`` (in memory; :func:`save` writes the file)."""
+    """Put a case's figures into ``data`` (in memory; :func:`save` writes the file); the
+    entry they replace stays in the case's history."""
     summary = result.summary()
     src = dict(source)
     src.setdefault("profile", profile)
@@ -169,7 +178,9 @@ def record(data: dict[str, Any], machine: str, profile: str, case: str,
         "source": src,
     }
     data.setdefault("schema", SCHEMA)
-    data.setdefault("machines", {}).setdefault(machine, {}).setdefault(profile, {})[case] = entry
+    cases = data.setdefault("machines", {}).setdefault(machine, {}).setdefault(profile, {})
+    entry["history"] = history.extended(cases.get(case), entry)
+    cases[case] = entry
 
 
 def load_baselines(path: PathLike) -> dict[str, Any]:

@@ -4,6 +4,8 @@
     speedtrain report .benchmarks/*/0001_mine.json -o reports/mine/REPORT.md
     speedtrain compare OLD.json NEW.json          (exit 1 when something regressed)
     speedtrain compare --baselines baselines.json NEW.json
+    speedtrain compare 0003 latest --only-common  (runs named as pytest-benchmark names them)
+    speedtrain history test_precision[fp16]       (a case's recorded baselines over time)
 
 Bad input exits with code 2 and one ``error: ...`` line on stderr, never a traceback.
 """
@@ -11,10 +13,12 @@ Bad input exits with code 2 and one ``error: ...`` line on stderr, never a trace
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from speedtrain.atomic import check_writable, write_with_fallback
+from speedtrain.cli_results import add_commands, cmd_compare, cmd_history, cmd_report
 from speedtrain.config import FieldSpec, TrainConfig, choices, field_specs
 from speedtrain.errors import OutputError, SpeedtrainError, one_line
 
@@ -76,10 +80,16 @@ def _metavar(spec: FieldSpec) -> str:
     return f"{base}|none" if spec.optional else base
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--kebab-case`` option per TrainConfig field; unset options keep the config default."""
-    group = parser.add_argument_group("training configuration (defaults: the myrtle.ai ResNet-9 recipe in fp32)")
+GROUP_TITLES = {"data": "data", "model": "model", "precision": "precision and compilation",
+                "schedule": "schedule and optimiser", "run": "run"}
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """One ``--kebab-case`` option per TrainConfig field, in the groups of ``config.OPTION_GROUPS``;
+    unset options keep the config default (the myrtle.ai ResNet-9 recipe in fp32). Returns the groups."""
+    groups = {name: parser.add_argument_group(f"{title} options") for name, title in GROUP_TITLES.items()}
     for spec in field_specs().values():
+        group = groups.get(spec.group) or groups["run"]
         flag = "--" + spec.name.replace("_", "-")
         common: dict[str, Any] = {"dest": spec.name, "default": argparse.SUPPRESS,
                                   "help": f"{spec.help} [default: {_as_typed(spec.default)}]"}
@@ -90,29 +100,32 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         # function already refused anything else with a message naming the allowed values.
         choices = (*spec.choices, *((None,) if spec.optional else ())) if spec.choices else None
         group.add_argument(flag, type=_parse_value(spec), choices=choices, metavar=_metavar(spec), **common)
+    return groups
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"speedtrain {version('speedtrain')}"
+    except PackageNotFoundError:
+        return "speedtrain (not installed: no version)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="speedtrain", description="Train once, report on saved benchmark runs, compare runs.")
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p_train = sub.add_parser("train", help="train once with one configuration and print per-epoch progress")
-    _add_config_options(p_train)
-    p_train.add_argument("--json", metavar="PATH", help="write the result (config, environment, per-epoch figures) as JSON")
-    p_train.add_argument("--quiet", action="store_true", help="print only the summary, no per-epoch lines")
-    p_train.add_argument("--monitor", action=argparse.BooleanOptionalAction, default=True,
-                         help="sample GPU telemetry with NVML while training (on a GPU) [default: on]")
+    run = _add_config_options(p_train)["run"]
+    run.add_argument("--json", metavar="PATH", help="write the result (config, environment, per-epoch figures) as JSON")
+    run.add_argument("--mllog", metavar="PATH", help="write an MLPerf-style event log (:::MLLOG lines) as the run goes")
+    run.add_argument("--quiet", action="store_true", help="print only the summary, no per-epoch lines")
+    run.add_argument("--monitor", action=argparse.BooleanOptionalAction, default=True,
+                     help="sample GPU telemetry with NVML while training (on a GPU) [default: on]")
 
-    p_report = sub.add_parser("report", help="turn saved benchmark runs (pytest-benchmark JSON) into a markdown report")
-    p_report.add_argument("runs", nargs="+", metavar="RUN.json", help="saved runs, e.g. .benchmarks/*/0001_name.json")
-    p_report.add_argument("-o", "--output", metavar="REPORT.md", help="markdown file to write (plots go next to it)")
-    p_report.add_argument("--baselines", metavar="PATH", help="add verdicts against these stored baselines (e.g. baselines.json)")
-    p_report.add_argument("--dawnbench", metavar="DIR", help="also write DAWNBench entry files (JSON + TSV) for a time-to-target case")
-    p_report.add_argument("--case", help="with --dawnbench: the case to export (default: the first dawnbench case)")
-
-    p_cmp = sub.add_parser("compare", help="compare two saved runs, or a run with stored baselines (exit 1 on regression)")
-    p_cmp.add_argument("runs", nargs="+", metavar="RUN.json", help="OLD.json NEW.json, or one run with --baselines")
-    p_cmp.add_argument("--baselines", metavar="PATH", help="compare the run with these stored baselines instead")
+    add_commands(sub)  # report, compare, history
 
     p_merge = sub.add_parser("merge", help="join saved runs (shards, GPU types) of one profile into one saved run")
     p_merge.add_argument("runs", nargs="+", metavar="RUN.json", help="saved runs; a case may appear once per GPU model")
@@ -129,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args: argparse.Namespace) -> int:
     from speedtrain.config import resolve_device
     from speedtrain.gpumonitor import GpuMonitor
+    from speedtrain.mllog import MlLog
     from speedtrain.resources import machine_limits, resource_warnings
     from speedtrain.train import format_summary, stderr_log, train
 
@@ -141,53 +155,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else stderr_log
     # The monitor watches the GPU this run trains on (not NVML's GPU 0).
     monitor = GpuMonitor(resolve_device(cfg)) if args.monitor else None
-    result = train(cfg, monitor=monitor, log=log)
+    if args.mllog:
+        check_writable(args.mllog)
+        if getattr(cfg, "nproc", 1) > 1:
+            raise SpeedtrainError("--mllog logs a single-process run; the nproc ranks run in torchrun")
+    with MlLog(args.mllog, cfg) if args.mllog else contextlib.nullcontext() as mllog:
+        result = train(cfg, monitor=monitor, log=log, events=mllog.event if mllog else None)
     print(format_summary(result))
     if args.json:
         write_with_fallback(args.json, lambda path: result.save_json(str(path)), "the result")
         print(f"result written to {args.json}")
     return 0 if result.status == "ok" else 1
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from speedtrain.dawnbench import export_dawnbench
-    from speedtrain.report import build_report
-
-    if not args.output and not args.dawnbench:
-        raise SpeedtrainError("report needs -o REPORT.md, --dawnbench DIR, or both")
-    if args.dawnbench and len(args.runs) != 1:
-        raise SpeedtrainError(f"--dawnbench exports one run; got {len(args.runs)}")
-    if args.output:
-        check_writable(args.output)
-    if args.dawnbench:
-        check_writable(args.dawnbench, folder=True)
-    if args.output:
-        path = build_report(args.runs, args.output, baselines_path=args.baselines)
-        print(f"report written to {path}")
-    if args.dawnbench:
-        try:
-            paths = export_dawnbench(args.runs[0], args.dawnbench, case=args.case)
-        except OSError as e:  # the saved run is untouched: nothing is lost, the export can be rerun
-            raise OutputError(f"cannot write the DAWNBench entry files into {args.dawnbench}: {e.strerror or e}") from e
-        for path in paths:
-            print(f"DAWNBench entry file written to {path}")
-    return 0
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from speedtrain.compare import compare_runs, compare_with_baselines, format_rows
-
-    if args.baselines:
-        if len(args.runs) != 1:
-            raise SpeedtrainError(f"compare --baselines takes one run; got {len(args.runs)}")
-        rows, regressed = compare_with_baselines(args.baselines, args.runs[0])
-    else:
-        if len(args.runs) != 2:
-            raise SpeedtrainError(f"compare takes two runs (OLD.json NEW.json) or --baselines PATH RUN.json; got {len(args.runs)} runs")
-        rows, regressed = compare_runs(args.runs[0], args.runs[1])
-    print(format_rows(rows))
-    print("regression: yes" if regressed else "regression: none")
-    return 1 if regressed else 0
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -217,8 +195,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": _cmd_train, "report": _cmd_report, "compare": _cmd_compare, "doctor": _cmd_doctor,
-                "merge": _cmd_merge}
+    commands = {"train": _cmd_train, "report": cmd_report, "compare": cmd_compare, "history": cmd_history,
+                "doctor": _cmd_doctor, "merge": _cmd_merge}
     try:
         return commands[args.command](args)
     except SpeedtrainError as exc:

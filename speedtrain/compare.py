@@ -12,8 +12,9 @@ selection may simply differ), but it is shown so that a dropped case is noticed.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from tabulate import tabulate
 
@@ -23,38 +24,65 @@ from speedtrain.runs import RunCase, load_run
 from speedtrain.stats import CaseSummary, VerdictRow
 
 MISSING_LABEL = "missing"
-TABLE_HEADERS = ("case", "metric", "baseline median", "now median", "change %", "verdict", "detail")
+TABLE_HEADERS = ("case", "metric", "baseline median", "now median", "change % (+ = slower)",
+                 "verdict", "detail")
 
 
-def compare_runs(a_path: str, b_path: str) -> tuple[list[VerdictRow], bool]:
-    """Rows comparing run B (new) with run A (baseline), and whether anything regressed."""
+def compare_runs(a_path: str, b_path: str, *, threshold: float = stats.THRESHOLD,
+                 only_common: bool = False) -> tuple[list[VerdictRow], bool]:
+    """Rows comparing run B (new) with run A (baseline), and whether anything regressed;
+    ``only_common`` leaves out the cases that only one run has."""
     old = _cases_by_name(a_path)
     new = _cases_by_name(b_path)
     rows = []
     for name, case in new.items():
+        if only_common and name not in old:
+            continue
         base = old[name].summary() if name in old else None
-        rows.append(_row(name, base, case, missing_why=f"only in {Path(b_path).name}"))
-    rows += [_missing_row(name, case.summary(), f"only in {Path(a_path).name}")
-             for name, case in old.items() if name not in new]
+        rows.append(_row(name, base, case, f"only in {Path(b_path).name}", threshold))
+    if not only_common:
+        rows += [_missing_row(name, case.summary(), f"only in {Path(a_path).name}")
+                 for name, case in old.items() if name not in new]
     return rows, stats.regressed(rows)
 
 
-def compare_with_baselines(baselines_path: str, run_path: str) -> tuple[list[VerdictRow], bool]:
+def compare_with_baselines(baselines_path: str, run_path: str, *, threshold: float = stats.THRESHOLD,
+                           only_common: bool = False) -> tuple[list[VerdictRow], bool]:
     """Rows comparing a run with the stored baselines of its machine and profile."""
     data = baselines.load_baselines(baselines_path)
     new = _cases_by_name(run_path)
     rows = []
     for name, case in new.items():
         base = baselines.lookup(data, case.machine, case.profile, name)
-        rows.append(_row(name, base, case, missing_why="no baseline for this machine/profile"))
+        if only_common and base is None:
+            continue
+        rows.append(_row(name, base, case, "no baseline for this machine/profile", threshold))
     # Baselines of this machine and profile that the run did not produce.
-    for machine, profile in dict.fromkeys((c.machine, c.profile) for c in new.values()):
+    for machine, profile in [] if only_common else _machine_profiles(new):
         stored = data.get("machines", {}).get(machine, {}).get(profile, {})
         for name in stored:
             if name not in new:
                 base = baselines.lookup(data, machine, profile, name)
                 rows.append(_missing_row(name, base, f"in {Path(baselines_path).name}, not in this run"))
     return rows, stats.regressed(rows)
+
+
+def uncovered(baselines_path: str, run_path: str) -> list[tuple[str, str]]:
+    """The (machine, profile) pairs of the run for which the baselines file holds nothing:
+    a CI job on a new GPU would otherwise pass with every case "no baseline"."""
+    data = baselines.load_baselines(baselines_path)
+    return [(m, p) for m, p in _machine_profiles(_cases_by_name(run_path))
+            if not data.get("machines", {}).get(m, {}).get(p)]
+
+
+def _machine_profiles(cases: dict[str, RunCase]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((c.machine, c.profile) for c in cases.values()))
+
+
+def to_json(rows: Iterable[VerdictRow], regressed: bool) -> dict[str, Any]:
+    """The verdicts as ``compare --json`` writes them (ratio = now / baseline)."""
+    return {"regressed": regressed,
+            "rows": [{**asdict(r), "change_pct": r.change_pct} for r in rows]}
 
 
 def format_rows(rows: Iterable[VerdictRow]) -> str:
@@ -76,8 +104,9 @@ def _cases_by_name(path: str) -> dict[str, RunCase]:
     return cases
 
 
-def _row(name: str, base: Optional[CaseSummary], case: RunCase, missing_why: str) -> VerdictRow:
-    row = stats.verdict_row(name, base, case.summary())
+def _row(name: str, base: Optional[CaseSummary], case: RunCase, missing_why: str,
+         threshold: float) -> VerdictRow:
+    row = stats.verdict_row(name, base, case.summary(), threshold=threshold)
     if base is None:
         row.detail = missing_why
     if not case.record.ok:

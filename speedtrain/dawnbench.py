@@ -9,7 +9,10 @@ named ``[author]_[model]_[hardware tag]_[framework]``:
   accuracy in percent; the leaderboard time is the first line at or above 94%.
 
 The TSV follows one seed: the median seed by time to target (seeds that missed the target
-rank last), so the entry is a run that happened, not an average of several.
+rank last), so the entry is a run that happened, not an average of several. Without ``case``
+the run's ``dawnbench`` section is exported; a run without one is an error rather than some
+other case passed off as an entry. ``hardware`` counts the GPUs the case trained on (its
+``nproc``), not those the machine has.
 """
 
 from __future__ import annotations
@@ -18,28 +21,39 @@ import datetime
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from speedtrain.atomic import write_text_atomic
 from speedtrain.errors import ReportError
 from speedtrain.record import CurvePoint
-from speedtrain.runs import RunCase, RunMeta, SavedRun, load_run
+from speedtrain.runs import RunCase, SavedRun, load_run
 from speedtrain.stats import lower_median
 
 DAWNBENCH_VERSION = "v1.0"
 
 
+@dataclass(frozen=True)
+class Entrant:
+    """Who submits the entry: DAWNBench's author, authorEmail, codeURL and costPerHour."""
+
+    author: str = "speedtrain"
+    email: str = ""
+    code_url: Optional[str] = None  # None: the run's commit URL, if pytest-benchmark saved one
+    cost_per_hour: Optional[float] = None  # USD
+
+
 def export_dawnbench(run_path: str, out_dir: str, case: Optional[str] = None,
-                     author: str = "speedtrain") -> list[str]:
+                     entrant: Entrant = Entrant()) -> list[str]:
     """Write ``<name>.json`` and ``<name>.tsv`` for one case of a saved run; returns the paths."""
     run = load_run(run_path)
     chosen = _choose_case(run.cases, case, run_path)
     seed = _median_seed(chosen)
     curve = chosen.record.curves[seed]
 
-    entry = _entry(run, chosen, seed, author)
-    name = "_".join(_slug(part) for part in (author, entry["model"], _hardware_tag(chosen.meta), "pytorch"))
+    entry = _entry(run, chosen, seed, entrant)
+    name = "_".join(_slug(part) for part in (entrant.author, entry["model"], _hardware_tag(chosen), "pytorch"))
     json_path, tsv_path = Path(out_dir) / f"{name}.json", Path(out_dir) / f"{name}.tsv"
     for target in (json_path, tsv_path):
         if target.resolve() == Path(run_path).resolve():
@@ -57,9 +71,7 @@ def _epoch(point: CurvePoint, index: int) -> int:
 
 
 def _choose_case(cases: list[RunCase], wanted: Optional[str], run_path: str) -> RunCase:
-    """The named case (benchmark name or case id), else the first dawnbench case with curves,
-    else the first case with curves."""
-    with_curves = [c for c in cases if c.record.curves]
+    """The named case (benchmark name or case id), else the run's dawnbench case with curves."""
     if wanted is not None:
         matches = [c for c in cases if c.name == wanted] or [c for c in cases if c.record.case == wanted]
         if not matches:
@@ -70,9 +82,14 @@ def _choose_case(cases: list[RunCase], wanted: Optional[str], run_path: str) -> 
         if not matches[0].record.curves:
             raise ReportError(f"{run_path}: case {matches[0].name} has no accuracy curves to export")
         return matches[0]
+    dawnbench = [c for c in cases if c.record.section == "dawnbench"]
+    if not dawnbench:
+        raise ReportError(f"{run_path}: no dawnbench case to export (run benchmarks/test_dawnbench.py, "
+                          f"or name one with --case)")
+    with_curves = [c for c in dawnbench if c.record.curves]
     if not with_curves:
-        raise ReportError(f"{run_path}: no case has accuracy curves (extra_info.curves) to export")
-    return next((c for c in with_curves if c.record.section == "dawnbench"), with_curves[0])
+        raise ReportError(f"{run_path}: no dawnbench case has accuracy curves (extra_info.curves) to export")
+    return with_curves[0]
 
 
 def _median_seed(case: RunCase) -> int:
@@ -86,7 +103,7 @@ def _median_seed(case: RunCase) -> int:
                         key=lambda i: (per_seed(rec.time_to_target_s, i), per_seed(rec.train_time_s, i)))
 
 
-def _entry(run: SavedRun, case: RunCase, seed: int, author: str) -> dict[str, Any]:
+def _entry(run: SavedRun, case: RunCase, seed: int, entrant: Entrant) -> dict[str, Any]:
     meta, rec, commit = case.meta, case.record, run.commit
     seeds = rec.seeds or meta.seeds
     torch_version = meta.torch
@@ -95,14 +112,14 @@ def _entry(run: SavedRun, case: RunCase, seed: int, author: str) -> dict[str, An
         misc_note = {"warning": "smoke profile / synthetic data: not a valid DAWNBench entry"}
     return {
         "version": DAWNBENCH_VERSION,
-        "author": author,
-        "authorEmail": "",
+        "author": entrant.author,
+        "authorEmail": entrant.email,
         "framework": f"PyTorch {torch_version}" if torch_version else "PyTorch",
         # pytest-benchmark's commit info has no remote URL; the commit id is in misc.
-        "codeURL": str(commit["url"]) if commit.get("url") else "",
+        "codeURL": entrant.code_url if entrant.code_url is not None else str(commit.get("url") or ""),
         "model": str(rec.config.get("model") or "resnet"),
-        "hardware": _hardware(meta),
-        "costPerHour": None,
+        "hardware": _hardware(case),
+        "costPerHour": entrant.cost_per_hour,
         # DAWNBench's timestamp is the entry's date: the run's, else today's.
         "timestamp": run.date or datetime.date.today().isoformat(),
         "misc": {
@@ -126,23 +143,33 @@ def _entry(run: SavedRun, case: RunCase, seed: int, author: str) -> dict[str, An
     }
 
 
-def _hardware(meta: RunMeta) -> str:
-    gpu = meta.gpu
-    if gpu.get("name"):
-        count = gpu.get("count") if isinstance(gpu.get("count"), int) else 1
-        return f"{count} x {gpu['name']}"
-    return str(meta.device or "unknown")
+def gpus_used(case: RunCase) -> int:
+    """GPUs the case trained on: one per process (``nproc``), whatever the machine has."""
+    nproc = case.record.config.get("nproc", 1)
+    return nproc if isinstance(nproc, int) and not isinstance(nproc, bool) and nproc > 0 else 1
 
 
-def _hardware_tag(meta: RunMeta) -> str:
+def _gpu_name(case: RunCase) -> Optional[str]:
+    """The case's GPU model; None for a CPU run."""
+    if case.machine.startswith("cpu"):
+        return None
+    return str(case.meta.gpu.get("name") or case.machine or "") or None
+
+
+def _hardware(case: RunCase) -> str:
+    name = _gpu_name(case)
+    return f"{gpus_used(case)} x {name}" if name else str(case.machine or "unknown")
+
+
+def _hardware_tag(case: RunCase) -> str:
     """DAWNBench's short hardware tag, e.g. '1v100' for one V100; 'cpu' without a GPU."""
-    gpu = meta.gpu
-    if not gpu.get("name"):
+    name = _gpu_name(case)
+    if not name:
         return "cpu"
-    count = gpu.get("count") if isinstance(gpu.get("count"), int) else 1
+    count = gpus_used(case)
     # 'NVIDIA H100 80GB HBM3' -> 'h100', 'Tesla V100-SXM2-16GB' -> 'v100',
     # 'NVIDIA GeForce RTX 4090' -> 'rtx4090'
-    words = re.sub(r"^((nvidia|tesla|geforce|quadro)\s+)+", "", str(gpu["name"]).lower()).split()
+    words = re.sub(r"^((nvidia|tesla|geforce|quadro)\s+)+", "", name.lower()).split()
     if not words:
         return f"{count}gpu"
     model = re.split(r"[-_]", words[0])[0]

@@ -135,11 +135,16 @@ def _read_json(p: Path) -> Any:
 
 
 def load_run(path: str | Path, label: Optional[str] = None) -> SavedRun:
-    """Read a saved pytest-benchmark run; ReportError (one line, naming the file) if unusable."""
+    """Read a saved pytest-benchmark run, or a ``speedtrain train --json`` result as a run of
+    one case (:mod:`speedtrain.trainrun`); ReportError (one line, naming the file) if unusable."""
     p = Path(path)
     data = _read_json(p)
+    from speedtrain import trainrun
+
+    if trainrun.is_train_result(data):  # `speedtrain train --json`: a run of one case
+        return trainrun.train_result_run(p, data, label or p.stem)
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise ReportError(f"{p}: not a pytest-benchmark file (no 'benchmarks' list)")
+        raise ReportError(f"{p}: neither a pytest-benchmark run (no 'benchmarks' list) nor a speedtrain train --json result")
     if not data["benchmarks"]:
         raise ReportError(f"{p}: no speedtrain cases (the 'benchmarks' list is empty)")
     ours = [b for b in data["benchmarks"]

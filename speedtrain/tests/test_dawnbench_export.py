@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from speedtrain.dawnbench import export_dawnbench
+from speedtrain.dawnbench import Entrant, export_dawnbench
 from speedtrain.errors import ReportError
 
 if TYPE_CHECKING:
@@ -59,20 +59,51 @@ def test_tsv_follows_the_median_seed(dawnbench_run: Path, tmp_path: Path) -> Non
     assert json.loads(Path(paths[0]).read_text())["misc"]["exported seed"] == 0
 
 
-def test_named_case_and_fallback_to_any_case_with_curves(fake_runs: "FakeRuns", tmp_path: Path) -> None:
-    run = fake_runs.write("run.json", fake_runs.run(fake_runs.sample()))
-    default = export_dawnbench(str(run), str(tmp_path / "a"))
-    assert json.loads(Path(default[0]).read_text())["misc"]["case"] == "test_precision[fp32]"
-    named = export_dawnbench(str(run), str(tmp_path / "b"), case="fp16", author="Jane Doe")
+def test_named_case_and_entrant_fields(dawnbench_run: Path, tmp_path: Path) -> None:
+    entrant = Entrant(author="Jane Doe", email="jane@example.org", code_url="https://example.org/code",
+                      cost_per_hour=3.06)
+    named = export_dawnbench(str(dawnbench_run), str(tmp_path / "b"), case="fp16", entrant=entrant)
     entry = json.loads(Path(named[0]).read_text())
     assert entry["misc"]["case"] == "test_precision[fp16]"
     assert Path(named[0]).name.startswith("jane-doe_resnet9_")
+    assert (entry["author"], entry["authorEmail"], entry["codeURL"], entry["costPerHour"]) == \
+        ("Jane Doe", "jane@example.org", "https://example.org/code", 3.06)
+
+
+def test_a_run_without_a_dawnbench_case_is_an_error_not_another_case(fake_runs: "FakeRuns", tmp_path: Path) -> None:
+    run = fake_runs.write("run.json", fake_runs.run(fake_runs.sample()))  # curves, but no dawnbench section
+    with pytest.raises(ReportError, match="no dawnbench case to export"):
+        export_dawnbench(str(run), str(tmp_path / "a"))
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("nproc, machine_gpus, hardware, tag", [
+    (None, 8, "1 x Tesla V100-SXM2-16GB", "1v100"),  # an 8-GPU machine, one GPU used
+    (4, 8, "4 x Tesla V100-SXM2-16GB", "4v100"),
+])
+def test_hardware_counts_the_gpus_used(fake_runs: "FakeRuns", tmp_path: Path, nproc, machine_gpus, hardware, tag) -> None:
+    config = {"model": "resnet9", **({"nproc": nproc} if nproc else {})}
+    dawn = fake_runs.bench("dawnbench", "resnet9", [26.0], test="test_dawnbench", config=config)
+    data = fake_runs.run([dawn])
+    data["machine_info"]["speedtrain"]["gpu"]["count"] = machine_gpus
+    paths = export_dawnbench(str(fake_runs.write("run.json", data)), str(tmp_path / "out"))
+    assert json.loads(Path(paths[0]).read_text())["hardware"] == hardware
+    assert Path(paths[0]).name == f"speedtrain_resnet9_{tag}_pytorch.json"
+
+
+def test_a_cpu_run_is_no_gpu_entry(fake_runs: "FakeRuns", tmp_path: Path) -> None:
+    dawn = fake_runs.bench("dawnbench", "resnet9", [26.0], test="test_dawnbench", device="cpu: AMD EPYC")
+    data = fake_runs.run([dawn], device="cpu: AMD EPYC")
+    data["machine_info"]["speedtrain"]["gpu"] = None
+    paths = export_dawnbench(str(fake_runs.write("run.json", data)), str(tmp_path / "out"))
+    assert json.loads(Path(paths[0]).read_text())["hardware"] == "cpu: AMD EPYC"
+    assert "_cpu_" in Path(paths[0]).name
 
 
 def test_errors(fake_runs: "FakeRuns", tmp_path: Path) -> None:
-    no_curves = [fake_runs.bench("precision", "fp32", [10.0], drop=("curves",))]
+    no_curves = [fake_runs.bench("dawnbench", "resnet9", [10.0], test="test_dawnbench", drop=("curves",))]
     run = fake_runs.write("run.json", fake_runs.run(no_curves))
-    with pytest.raises(ReportError, match="no case has accuracy curves"):
+    with pytest.raises(ReportError, match="no dawnbench case has accuracy curves"):
         export_dawnbench(str(run), str(tmp_path / "out"))
     with pytest.raises(ReportError, match="no case 'nope'"):
         export_dawnbench(str(run), str(tmp_path / "out"), case="nope")
@@ -82,6 +113,7 @@ def test_errors(fake_runs: "FakeRuns", tmp_path: Path) -> None:
 
 
 def test_smoke_run_entry_carries_a_warning(fake_runs: "FakeRuns", tmp_path: Path) -> None:
-    run = fake_runs.write("run.json", fake_runs.run(fake_runs.sample(profile="smoke"), profile="smoke"))
+    dawn = fake_runs.bench("dawnbench", "resnet9", [26.0], test="test_dawnbench", profile="smoke")
+    run = fake_runs.write("run.json", fake_runs.run([dawn], profile="smoke"))
     entry = json.loads(Path(export_dawnbench(str(run), str(tmp_path / "out"))[0]).read_text())
     assert "not a valid DAWNBench entry" in entry["misc"]["warning"]
