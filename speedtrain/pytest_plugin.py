@@ -22,12 +22,7 @@ stops after the current seed and keeps the finished cases as a run marked partia
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 import warnings
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -42,10 +37,14 @@ from speedtrain.profiles import PROFILES, Profile, base_choice, suite_base
 from speedtrain.progress import Progress
 from speedtrain.record import CaseRecord
 from speedtrain.runs import RunMeta
-from speedtrain.suite_session import (BASELINE_MODES, SuiteSession, check_baselines, check_data, check_doctor,
-                                      choose_profile, explicit_args, parse_seeds)
+from speedtrain.seed_runner import case_identity, feed_benchmark, run_seeds
+from speedtrain.suite_session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
+                                      check_baselines, check_data, check_doctor, choose_profile, explicit_args,
+                                      judge, parse_seeds)
 
 STATE = pytest.StashKey[SuiteSession]()
+# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
+pytest_plugins = ["speedtrain.scaleout"]
 # pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
 pytest_plugins = ["speedtrain.scaleout"]
 
@@ -209,7 +208,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
         write(f"speedtrain: {st.self_run_note}")
     config.stash[PROGRESS] = Progress(n_cases, st.profile.name, st.device_type,
                                       write if st.profile.name != "smoke" else (lambda line: None))
-    _catch_interrupts(config, write)
+    catch_interrupts(st, write, config.add_cleanup)
     st.prepared = True
 
 
@@ -218,91 +217,7 @@ def _session_fields(config: pytest.Config) -> dict[str, Any]:
             "download": config.getoption("--st-download"), "device": config.getoption("--st-device")}
 
 
-def _catch_interrupts(config: pytest.Config, write: Callable[[str], None]) -> None:
-    """First Ctrl-C: finish the current seed, keep the finished cases, stop. Second: abort."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    st = _state(config)
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        st.interrupted = True
-        signal.signal(signal.SIGINT, previous)
-        write("speedtrain: interrupted: stopping after the current seed (Ctrl-C again to abort now); "
-              "finished cases are kept as a partial run, baselines are not written")
-
-    signal.signal(signal.SIGINT, handler)
-    config.add_cleanup(lambda: signal.signal(signal.SIGINT, previous))
-
-
-# --- one case ----------------------------------------------------------------------------------
-
 PROGRESS = pytest.StashKey[Progress]()
-
-
-@dataclass
-class SeedRuns:
-    """What :func:`run_seeds` produced: one result and whole-call time per seed run."""
-
-    results: list = field(default_factory=list)  # speedtrain.train.RunResult, in seed order
-    call_time_s: list[float] = field(default_factory=list)
-    note: Optional[str] = None  # why the seeds stopped (auto's reason, an interrupt, oom)
-
-
-def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool = True,
-              baseline: Optional[stats.CaseSummary] = None, threshold: float = 0.05,
-              log: Callable[[str], None] = lambda line: None, progress: Optional[Progress] = None) -> SeedRuns:
-    """Train ``base`` under the session's profile once per seed: the session's fixed seeds, or
-    (``--st-seeds auto``) until :func:`speedtrain.seeding.next_seed` says stop. Stops early
-    after a seed that ran out of memory (every later seed would too) or on Ctrl-C."""
-    from speedtrain.config import resolve_device
-    from speedtrain.gpumonitor import GpuMonitor
-    from speedtrain.seeding import MAX_SEEDS, next_seed
-    from speedtrain.train import train
-
-    runs = SeedRuns()
-    seeds = st.seeds if st.seeds is not None else list(range(MAX_SEEDS))
-    for seed in seeds:
-        cfg = st.profile.apply(base, seed)
-        if progress is not None:
-            left = progress.case_estimate(baseline.median_s if baseline else None, len(seeds) - len(runs.results))
-            progress.seed_started(name, seed, st.seeds_label() if st.auto else str(len(seeds)), left)
-        start = time.perf_counter()
-        result = train(cfg, monitor=GpuMonitor(resolve_device(cfg)) if monitor else None, log=log)
-        runs.call_time_s.append(time.perf_counter() - start)
-        runs.results.append(result)
-        if progress is not None:
-            progress.seed_done(result.train_time_s, runs.call_time_s[-1])
-        if result.status == "oom":
-            runs.note = "out of memory: the remaining seeds were not run"
-            break
-        if st.interrupted:
-            runs.note = f"interrupted after {len(runs.results)} seed(s)"
-            break
-        if st.auto:
-            figure = [r.train_time_s if st.profile.metric == "train_time_s" else r.time_to_target_s
-                      for r in runs.results]
-            plan = next_seed(figure, baseline.time_s if baseline else (), threshold)
-            runs.note = plan.reason
-            if not plan.more:
-                break
-    return runs
-
-
-def _case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool]:
-    """(section, case id, is the section's reference case). The reference is the case whose
-    parameters match the module's ``REFERENCE`` dict (``{"precision": "fp32"}``) when the
-    benchmark file names one, else the first value of every parameter."""
-    section = request.function.__name__.removeprefix("test_")
-    callspec = getattr(request.node, "callspec", None)
-    if callspec is None:
-        return section, "default", True
-    named = getattr(request.module, "REFERENCE", None)
-    if isinstance(named, dict) and section in named and isinstance(named[section], dict):
-        named = named[section]  # one module, several sections: REFERENCE = {section: {...}}
-    if isinstance(named, dict) and named and set(named) <= set(callspec.params):
-        return section, callspec.id, all(callspec.params[k] == v for k, v in named.items())
-    return section, callspec.id, all(i == 0 for i in callspec.indices.values())
 
 
 @pytest.fixture
@@ -327,7 +242,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         except ConfigError as exc:
             pytest.skip(str(exc))
 
-        section, case, reference = _case_identity(request)
+        section, case, reference = case_identity(request)
         benchmark.group = section
         name = request.node.name
         stored = _baseline_of(config, name)
@@ -354,7 +269,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         record.seeds_auto, record.seeds_note = st.auto, runs.note
         conditions.gpu_clocks = gpu_clocks(record.gpu)
         record.conditions = conditions.to_dict()
-        _feed_benchmark(benchmark, record)
+        feed_benchmark(benchmark, record)
         benchmark.extra_info.update(record.to_extra_info())
         st.records[benchmark.name] = record
         noisy = noisy_reason(conditions)
@@ -377,19 +292,6 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def _feed_benchmark(benchmark: Any, record: CaseRecord) -> None:
-    """pytest-benchmark's statistics of the case: the per-seed compared figure (see module
-    docstring). Nothing when pytest-benchmark is off or no seed produced the figure."""
-    benchmark._mode = "speedtrain run_case"  # noqa: SLF001 - used: no "fixture was not used" warning
-    figure = record.train_time_s if record.metric == "train_time_s" else record.time_to_target_s
-    values = [t for t in figure if t is not None]
-    if getattr(benchmark, "disabled", True) or not values:
-        return
-    bench_stats = benchmark._make_stats(1)  # noqa: SLF001 - the one way to give it our own rounds
-    for value in values:
-        bench_stats.update(value)
-
-
 def _baseline_of(config: pytest.Config, name: str) -> Optional[stats.CaseSummary]:
     st = _state(config)
     if st.baselines is None:
@@ -402,8 +304,6 @@ def _baseline_of(config: pytest.Config, name: str) -> Optional[stats.CaseSummary
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from speedtrain.runconditions import noisy_reason
-
     config = session.config
     st = _state(config)
     if st.interrupted:
@@ -411,16 +311,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     mode = config.getoption("--st-baselines")
     if not st.records or mode == "off":
         return
-    data = st.baselines if st.baselines is not None else bl.empty()
+    data = st.baselines
+    if data is None:  # no preflight in this process (the xdist controller): read it now
+        try:
+            data = bl.load(st.baselines_file)
+        except SpeedtrainError as exc:
+            st.error = str(exc)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
     machine, profile = _device_label(config), st.profile.name
-    threshold = config.getoption("--st-threshold")
-    st.verdicts = []
-    for name, record in st.records.items():
-        row = stats.verdict_row(name, bl.lookup(data, machine, profile, name), record.summary(), threshold=threshold)
-        noisy = noisy_reason(record.conditions)
-        if noisy:
-            row.detail = f"noisy machine ({noisy}): {row.detail}"
-        st.verdicts.append(row)
+    st.verdicts = judge(st, data, machine, config.getoption("--st-threshold"))
     if mode == "update":
         _update_baselines(session, st, machine, profile, exitstatus)
     elif config.getoption("--st-fail-on-regression"):
@@ -438,34 +338,14 @@ def _update_baselines(session: pytest.Session, st: SuiteSession, machine: str, p
         st.notes.append("session interrupted: baselines left unchanged")
         return
     try:
-        written = bl.update(st.baselines_file, machine, profile, st.records, _source(session.config))
+        written = bl.update(st.baselines_file, machine, profile, st.records,
+                            baseline_source(st, session.config.getoption("--st-dataset"),
+                                            session.config.getoption("benchmark_save", None)))
     except SpeedtrainError as exc:
         st.error = str(exc)
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
     st.notes.append(f"baselines for {len(written)} cases on {machine} ({profile}) written to {st.baselines_file}")
-
-
-def _source(config: pytest.Config) -> dict[str, Any]:
-    import torch
-
-    from speedtrain.env import environment
-
-    st = _state(config)
-    env = environment(torch.device(st.device_type))
-    gpu = env["gpu"] or {}
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": env["commit"],
-        "torch": env["torch"],
-        "cuda": env["cuda"],
-        "driver": gpu.get("driver"),
-        "gpu": env["device"],
-        "profile": st.profile.name,
-        "dataset": config.getoption("--st-dataset"),
-        "synthetic": st.profile.synthetic,
-        "run": config.getoption("benchmark_save", None) or "",
-    }
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -18,8 +18,11 @@ load, the data directory must be readable and hold the dataset (downloaded first
 
 from __future__ import annotations
 
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -121,3 +124,57 @@ def check_doctor(report: Any, device_option: str) -> None:
         failed = "; ".join(f"{c.name}: {c.reason}" for c in report.checks if c.status == "FAIL")
         raise pytest.UsageError(f"speedtrain doctor failed on {report.device} ({failed}); "
                                 "run `speedtrain doctor` for the full table")
+
+
+def catch_interrupts(st: SuiteSession, write: Callable[[str], None], add_cleanup: Callable[[Callable[[], None]], None]) -> None:
+    """First Ctrl-C: mark the session interrupted (the seed loop stops after the current seed,
+    the finished cases are kept as a partial run, no baselines are written), say so in one
+    line, and give Ctrl-C back to Python, so that a second one aborts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        st.interrupted = True
+        signal.signal(signal.SIGINT, previous)
+        write("speedtrain: interrupted: stopping after the current seed (Ctrl-C again to abort now); "
+              "finished cases are kept as a partial run, baselines are not written")
+
+    signal.signal(signal.SIGINT, handler)
+    add_cleanup(lambda: signal.signal(signal.SIGINT, previous))
+
+
+# --- after the last case -----------------------------------------------------------------------
+
+
+def judge(st: SuiteSession, data: dict[str, Any], machine: str, threshold: float) -> list[stats.VerdictRow]:
+    """Each record's verdict against the stored baselines of this machine and profile; a case
+    that ran on a noisy machine says so first."""
+    from speedtrain import baselines as bl
+    from speedtrain.runconditions import noisy_reason
+
+    rows = []
+    for name, record in st.records.items():
+        row = stats.verdict_row(name, bl.lookup(data, machine, st.profile.name, name), record.summary(),
+                                threshold=threshold)
+        noisy = noisy_reason(record.conditions)
+        if noisy:
+            row.detail = f"noisy machine ({noisy}): {row.detail}"
+        rows.append(row)
+    return rows
+
+
+def baseline_source(st: SuiteSession, dataset: str, run: Optional[str]) -> dict[str, Any]:
+    """Where new baselines came from, stored beside them."""
+    import torch
+
+    from speedtrain.env import environment
+
+    env = environment(torch.device(st.device_type))
+    gpu = env["gpu"] or {}
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": env["commit"], "torch": env["torch"], "cuda": env["cuda"], "driver": gpu.get("driver"),
+        "gpu": env["device"], "profile": st.profile.name, "dataset": dataset,
+        "synthetic": st.profile.synthetic, "run": run or "",
+    }

@@ -20,7 +20,8 @@ GPU = "Tesla V100-SXM2-16GB"
 def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
     """The benchmark suite in a fresh interpreter, exactly as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--st-profile", "smoke", "--st-device", "cpu", *args],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--st-profile", "smoke", "--st-device", "cpu",
+         "--st-threads", "1", *args],  # one thread: the test machine's cores are shared
         cwd=cwd, capture_output=True, text=True, timeout=timeout,
     )
 

@@ -5,6 +5,8 @@ the other tests run their own small session in a pytester folder.
 """
 
 import json
+import os
+import statistics
 import textwrap
 from pathlib import Path
 
@@ -34,8 +36,15 @@ def test_every_case_records_its_figures(smoke_data):
         assert all(t > 0 for t in info["train_time_s"])
         assert [p["epoch"] for p in info["curves"][0]] == [1, 2]
         assert info["timer"]["clock"] == "perf_counter"
-        # whole-run time (pytest-benchmark) covers the timed training and more
-        assert bench["stats"]["max"] >= max(info["train_time_s"])
+        # one figure: pytest-benchmark's statistics are the compared per-seed times...
+        assert bench["stats"]["median"] == pytest.approx(statistics.median(info["train_time_s"]))
+        assert bench["group"] == info["section"]
+        # ... and the whole call (data, warm-up, evaluation included) is kept apart
+        assert len(info["call_time_s"]) == len(info["seeds"])
+        assert all(c >= t for c, t in zip(info["call_time_s"], info["train_time_s"]))
+        cond = info["conditions"]
+        assert cond["torch_threads"] == 1 and cond["cpus"] >= 1 and cond["physical_cores"] >= 1
+        assert len(cond["load_before"]) == len(cond["load_after"]) == 3
     assert cases["test_precision[fp32]"]["extra_info"]["reference"] is True
     assert cases["test_precision[bf16]"]["extra_info"]["reference"] is False
     ladder = sorted((b["extra_info"]["step"], b["name"]) for b in cases.values() if b["extra_info"]["ladder"])
@@ -51,69 +60,103 @@ def test_machine_info_names_the_software(smoke_data):
     assert info["profile"] == "smoke" and info["synthetic"] is True
     assert info["torch"] and info["device"].startswith("cpu")
     assert "gpu" in info and "cuda" in info and "cudnn" in info
+    assert info["doctor"]["ok"] is True and info["doctor"]["counts"]["FAIL"] == 0
+    assert info["base_precision"]["precision"] == "fp32" and info["torch_threads"] == 1
 
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester):
     """``suite(*args)``: the smoke suite of ``benchmarks/test_precision.py`` (plus any test files
-    the test adds to ``pytester.path``) in a fresh interpreter, on the CPU."""
-    pytester.makeconftest('pytest_plugins = ["speedtrain.pytest_plugin"]')
+    the test adds to ``pytester.path``) in a fresh interpreter, on the CPU. No conftest: the
+    plugin comes from its pytest11 entry point, as in a user's own repository."""
     pytester.makepyfile(test_precision=(ROOT / "benchmarks" / "test_precision.py").read_text())
 
-    def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--st-profile", "smoke",
-                                             "--st-device", "cpu", *args, timeout=600)
+    def run(*args: str, profile: str = "smoke") -> pytest.RunResult:
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--st-profile", profile,
+                                             "--st-device", "cpu", "--st-threads", "1", *args, timeout=600)
     return run
 
 
 def test_header_skip_reason_and_verdict_table(suite, pytester):
-    result = suite("test_precision.py", "-k", "fp32 or tf32", "-rs", "--st-baselines", "update")
+    # the smoke profile trains on synthetic data: --st-download with no dataset downloads nothing
+    result = suite("test_precision.py", "-k", "fp32 or tf32", "-rs", "--st-baselines", "update",
+                   "--st-download", "--st-data-dir", "no-such-folder")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["speedtrain: profile smoke*", "*speedtrain verdicts*", "test_precision[[]fp32[]]*no baseline*",
                                  "baselines for 1 cases on * (smoke) written to *", "SKIPPED*tf32*CUDA*"])
+    assert not (pytester.path / "no-such-folder").exists()
     data = bl.load(pytester.path / "baselines.json")  # the default file: at the root
     (machine,) = data["machines"]
     assert set(data["machines"][machine]["smoke"]) == {"test_precision[fp32]"}
     assert data["machines"][machine]["smoke"]["test_precision[fp32]"]["source"]["profile"] == "smoke"
 
-    # a second session compares with what the first stored
+    # a second session compares with what the first stored: one seed a side is not judged
     result = suite("test_precision.py", "-k", "fp32")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*speedtrain verdicts*", "test_precision[[]fp32[]]*train_time_s*s*s*"])
+    result.stdout.fnmatch_lines(["*speedtrain verdicts*", "*this run against the baseline (+ = slower*",
+                                 "test_precision[[]fp32[]]*train_time_s*s*s*not judged*one seed*"])
     assert "no baseline" not in result.stdout.str().split("speedtrain verdicts")[1]
 
 
-def test_a_planted_regression_fails_the_session_when_asked(suite, pytester):
+def test_seeds_survive_benchmark_disable_and_a_planted_regression_fails_the_session(suite, pytester):
     file = pytester.path / "baselines.json"
-    suite("test_precision.py", "-k", "fp32", "--st-baselines", "update").assert_outcomes(passed=1)
+    result = suite("test_precision.py", "-k", "fp32", "--st-seeds", "2", "--benchmark-disable", "--st-baselines", "update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*pytest-benchmark is off*speedtrain runs every seed itself*"])
     data = json.loads(file.read_text())
     (machine,) = data["machines"]
     entry = data["machines"][machine]["smoke"]["test_precision[fp32]"]
+    assert len(entry["time_s"]) == 2  # --benchmark-disable did not drop the second seed
     entry["time_s"] = [t / 100 for t in entry["time_s"]]  # the baseline was 100x faster
     entry["median_s"] = entry["median_s"] / 100
     entry["spread_s"] = entry["spread_s"] / 100
     file.write_text(json.dumps(data))
-    result = suite("test_precision.py", "-k", "fp32")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(["test_precision[[]fp32[]]*slower*"])
-    result = suite("test_precision.py", "-k", "fp32", "--st-fail-on-regression")
+    result = suite("test_precision.py", "-k", "fp32", "--st-seeds", "2", "--st-fail-on-regression")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["test_precision[[]fp32[]]*slower*", "regression against the baselines: failing*"])
+    result.stdout.fnmatch_lines(["test_precision[[]fp32[]]*slower*noise*detects*",
+                                 "regression against the baselines: failing*"])
 
 
-def test_a_malformed_baselines_file_is_a_clear_error_and_is_kept(suite, pytester):
+def test_a_malformed_baselines_file_stops_the_session_before_any_case(suite, pytester):
     file = pytester.path / "baselines.json"
     file.write_text('{"schema": 1, "machines": [')
     result = suite("test_precision.py", "-k", "fp32", "--st-baselines", "update")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["error: *baselines.json: not valid JSON*"])
+    result.stderr.fnmatch_lines(["ERROR: *baselines.json: not valid JSON*before its first case*"])
+    assert "passed" not in result.stdout.str() and "speedtrain verdicts" not in result.stdout.str()
     assert file.read_text() == '{"schema": 1, "machines": ['
+
+
+def test_a_missing_dataset_stops_the_session_with_one_line(suite, pytester):
+    (pytester.path / "empty").mkdir()
+    result = suite("test_precision.py", "-k", "fp32", "--st-data-dir", "empty", profile="quick")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: no CIFAR-10 found")
+    assert "--st-download" in errors[0] and "--st-data-dir" in errors[0]
+    assert "passed" not in result.stdout.str()
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any folder")
+def test_an_unreadable_data_dir_stops_the_session_with_one_line(suite, pytester):
+    folder = pytester.path / "locked"
+    (folder / "cifar-10-batches-py").mkdir(parents=True)
+    folder.chmod(0)
+    try:
+        result = suite("test_precision.py", "-k", "fp32", "--st-data-dir", str(folder), profile="quick")
+    finally:
+        folder.chmod(0o755)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cannot read CIFAR-10*"])
 
 
 @pytest.mark.parametrize("args, words", [
     (["--st-seeds", "0"], "*--st-seeds*"),
+    (["--st-seeds", "many"], "*--st-seeds*auto*"),
     (["--st-profile", "huge"], "*--st-profile*huge*"),
     (["--st-threshold", "2"], "*--st-threshold*"),
+    (["--st-threads", "0"], "*--st-threads*"),
+    (["--st-fail-on-regression"], "*--st-fail-on-regression needs 2+ seeds*"),  # smoke: one seed
 ])
 def test_bad_suite_options_are_usage_errors(suite, args, words):
     result = suite("test_precision.py", *args)
@@ -121,12 +164,57 @@ def test_bad_suite_options_are_usage_errors(suite, args, words):
     result.stderr.fnmatch_lines([words])
 
 
+FAKE_CUDA = """
+import torch
+import speedtrain.env
+torch.cuda.is_available = lambda: True
+speedtrain.env.device_name = lambda device: "FakeGPU 80GB"
+"""
+
+
+def test_bare_pytest_on_a_cuda_machine_runs_the_smoke_profile(pytester):
+    """testpaths collect the benchmarks: a bare `pytest` must not start real-data training,
+    while `pytest benchmarks` (named on the command line) measures."""
+    pytester.makeconftest(FAKE_CUDA)
+    pytester.makeini("[pytest]\ntestpaths = test_precision.py\n")
+    pytester.makepyfile(test_precision=(ROOT / "benchmarks" / "test_precision.py").read_text())
+    bare = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", timeout=300)
+    bare.stdout.fnmatch_lines(["speedtrain: profile smoke*", "speedtrain: device FakeGPU 80GB, synthetic data*"])
+    named = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "test_precision.py", timeout=300)
+    named.stdout.fnmatch_lines(["speedtrain: profile quick*", "speedtrain: device FakeGPU 80GB, dataset cifar10*"])
+
+
+def test_ctrl_c_stops_after_the_seed_and_keeps_a_partial_run(suite, pytester):
+    """A real SIGINT arrives while the first case trains: one line, that case kept, the next
+    not started, the saved run marked partial, no baselines written, exit code 2."""
+    pytester.makeconftest(textwrap.dedent("""
+        import os, signal
+        import speedtrain.train as train_module
+        real_train = train_module.train
+
+        def train(cfg, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+            return real_train(cfg, **kwargs)
+
+        train_module.train = train
+    """))
+    out = pytester.path / "run.json"
+    result = suite("test_precision.py", "-k", "fp32 or fp16", "--st-baselines", "update", f"--benchmark-json={out}")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*speedtrain: interrupted: stopping after the current seed*",
+                                 "*session interrupted: baselines left unchanged*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    saved = json.loads(out.read_text())
+    assert [b["name"] for b in saved["benchmarks"]] == ["test_precision[fp32]"]
+    assert "interrupted" in saved["machine_info"]["speedtrain"]["partial"]
+    assert not (pytester.path / "baselines.json").exists()
+
+
 def test_oom_and_divergence_are_recorded_and_the_suite_goes_on(suite, pytester):
     """A fake trainer raises OOM for one case and diverges for another; the third still runs."""
     pytester.makeconftest(textwrap.dedent('''
         import torch
         import speedtrain.train as train_module
-        pytest_plugins = ["speedtrain.pytest_plugin"]
         real_build = train_module.build_model
 
         class NaNLogits(torch.nn.Module):

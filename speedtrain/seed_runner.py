@@ -1,0 +1,100 @@
+"""One benchmark case's seeds: the per-seed training loop, and how the case appears to pytest-benchmark.
+
+:func:`run_seeds` is the one place a case's seeds run (the plugin's ``run_case`` calls it,
+and so can a plugin that distributes cases): the session's fixed seeds, or ``--st-seeds
+auto``'s sequential rule, each seed timed as a whole call beside the trainer's own clock.
+pytest-benchmark does not run the seeds (with ``--benchmark-disable`` or under xdist it would
+run one); :func:`feed_benchmark` gives it the per-seed compared figure afterwards instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import pytest
+
+from speedtrain import stats
+from speedtrain.config import TrainConfig
+from speedtrain.progress import Progress
+from speedtrain.record import CaseRecord
+from speedtrain.suite_session import SuiteSession
+
+
+@dataclass
+class SeedRuns:
+    """What :func:`run_seeds` produced: one result and whole-call time per seed run."""
+
+    results: list = field(default_factory=list)  # speedtrain.train.RunResult, in seed order
+    call_time_s: list[float] = field(default_factory=list)
+    note: Optional[str] = None  # why the seeds stopped (auto's reason, an interrupt, oom)
+
+
+def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool = True,
+              baseline: Optional[stats.CaseSummary] = None, threshold: float = 0.05,
+              log: Callable[[str], None] = lambda line: None, progress: Optional[Progress] = None) -> SeedRuns:
+    """Train ``base`` under the session's profile once per seed: the session's fixed seeds, or
+    (``--st-seeds auto``) until :func:`speedtrain.seeding.next_seed` says stop. Stops early
+    after a seed that ran out of memory (every later seed would too) or on Ctrl-C."""
+    from speedtrain.config import resolve_device
+    from speedtrain.gpumonitor import GpuMonitor
+    from speedtrain.seeding import MAX_SEEDS, next_seed
+    from speedtrain.train import train
+
+    runs = SeedRuns()
+    seeds = st.seeds if st.seeds is not None else list(range(MAX_SEEDS))
+    for seed in seeds:
+        cfg = st.profile.apply(base, seed)
+        if progress is not None:
+            left = progress.case_estimate(baseline.median_s if baseline else None, len(seeds) - len(runs.results))
+            progress.seed_started(name, seed, st.seeds_label() if st.auto else str(len(seeds)), left)
+        start = time.perf_counter()
+        result = train(cfg, monitor=GpuMonitor(resolve_device(cfg)) if monitor else None, log=log)
+        runs.call_time_s.append(time.perf_counter() - start)
+        runs.results.append(result)
+        if progress is not None:
+            progress.seed_done(result.train_time_s, runs.call_time_s[-1])
+        if result.status == "oom":
+            runs.note = "out of memory: the remaining seeds were not run"
+            break
+        if st.interrupted:
+            runs.note = f"interrupted after {len(runs.results)} seed(s)"
+            break
+        if st.auto:
+            figure = [r.train_time_s if st.profile.metric == "train_time_s" else r.time_to_target_s
+                      for r in runs.results]
+            plan = next_seed(figure, baseline.time_s if baseline else (), threshold)
+            runs.note = plan.reason
+            if not plan.more:
+                break
+    return runs
+
+
+def case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool]:
+    """(section, case id, is the section's reference case). The reference is the case whose
+    parameters match the module's ``REFERENCE`` dict (``{"precision": "fp32"}``) when the
+    benchmark file names one, else the first value of every parameter."""
+    section = request.function.__name__.removeprefix("test_")
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None:
+        return section, "default", True
+    named = getattr(request.module, "REFERENCE", None)
+    if isinstance(named, dict) and section in named and isinstance(named[section], dict):
+        named = named[section]  # one module, several sections: REFERENCE = {section: {...}}
+    if isinstance(named, dict) and named and set(named) <= set(callspec.params):
+        return section, callspec.id, all(callspec.params[k] == v for k, v in named.items())
+    return section, callspec.id, all(i == 0 for i in callspec.indices.values())
+
+
+def feed_benchmark(benchmark: Any, record: CaseRecord) -> None:
+    """pytest-benchmark's statistics of the case: the per-seed compared figure (see module
+    docstring). Nothing when pytest-benchmark is off or no seed produced the figure."""
+    benchmark._mode = "speedtrain run_case"  # noqa: SLF001 - used: no "fixture was not used" warning
+    figure = record.train_time_s if record.metric == "train_time_s" else record.time_to_target_s
+    values = [t for t in figure if t is not None]
+    if getattr(benchmark, "disabled", True) or not values:
+        return
+    bench_stats = benchmark._make_stats(1)  # noqa: SLF001 - the one way to give it our own rounds
+    for value in values:
+        bench_stats.update(value)
