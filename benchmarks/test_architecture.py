@@ -17,6 +17,9 @@ LADDER = [
 ]
 
 
+REFERENCE = {"step": 0}  # the backbone: each step's speed-up is against it
+
+
 @pytest.mark.parametrize("step", range(len(LADDER)), ids=[name for name, _ in LADDER])
 def test_architecture(run_case, step):
     run_case(step=step, **cumulative(LADDER, step))

@@ -4,6 +4,9 @@ Measured: epoch time, throughput, accuracy (large batches trade steps for speed)
 import pytest
 
 
+REFERENCE = {"batch_size": 512}  # the myrtle.ai recipe's batch
+
+
 @pytest.mark.parametrize("batch_size", [128, 256, 512, 1024, 2048])
 def test_batch_size(run_case, batch_size):
     run_case(batch_size=batch_size, lr=0.4 * batch_size / 512)

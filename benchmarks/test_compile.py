@@ -5,6 +5,9 @@ itself happens in the untimed warm-up. Measured: epoch time and throughput."""
 import pytest
 
 
+REFERENCE = {"compile": False}  # eager
+
+
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 def test_compile(run_case, compile):
     run_case(compile=compile, compile_mode="default")

@@ -10,6 +10,8 @@ RECIPE = dict(model="resnet9", batch_size=512, epochs=24, lr=0.4, crop_padding=4
 TRICKS = dict(pool_before_bn=True, label_smoothing=0.2, activation="celu", ghost_bn_splits=16,
               freeze_bn_scale=True, tta_flip=True)
 
+REFERENCE = {"recipe": dict(RECIPE, precision="half")}  # myrtle.ai's 24-epoch recipe
+
 
 @pytest.mark.parametrize("recipe", [
     pytest.param(dict(RECIPE, precision="half"), id="resnet9-24ep-half"),

@@ -4,6 +4,12 @@ Measured: epoch time, throughput, accuracy."""
 import pytest
 
 
+# One section per model: a strided ResNet-18 is compared with a max-pool ResNet-18, never
+# with a ResNet-9.
+SECTION_BY = ("model",)
+REFERENCE = {"downsample": "maxpool"}
+
+
 @pytest.mark.parametrize("downsample", ["maxpool", "strided"])
 @pytest.mark.parametrize("model", ["resnet9", "resnet18"])
 def test_downsample(run_case, model, downsample):

@@ -4,6 +4,11 @@ cores want NHWC. Measured: epoch time and throughput."""
 import pytest
 
 
+# One section per precision: NHWC against NCHW at the same precision.
+SECTION_BY = ("precision",)
+REFERENCE = {"channels_last": False}
+
+
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("precision", ["fp16", "bf16", "half"])
 def test_memory_format(run_case, precision, channels_last):

@@ -3,6 +3,9 @@
 import pytest
 
 
+REFERENCE = {"monitor": False}
+
+
 @pytest.mark.parametrize("monitor", [False, True], ids=["monitor-off", "monitor-on"])
 def test_monitor_overhead(run_case, monitor):
     run_case(monitor=monitor)

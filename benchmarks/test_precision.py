@@ -5,6 +5,9 @@ throughput, accuracy, peak memory. tf32 needs a CUDA GPU and is skipped elsewher
 import pytest
 
 
+REFERENCE = {"precision": "fp32"}
+
+
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16", "half"])
 def test_precision(run_case, precision):
     run_case(precision=precision)

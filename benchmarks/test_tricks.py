@@ -19,6 +19,9 @@ TRICKS = [
     ("flip-tta", dict(tta_flip=True)),
 ]
 
+# Each section against the plain baseline.
+REFERENCE = {"tricks": {"trick": {}}, "tricks_cumulative": {"step": 0}}
+
 
 @pytest.mark.parametrize("trick", [{}] + [t for _, t in TRICKS], ids=["baseline"] + [n for n, _ in TRICKS])
 def test_tricks(run_case, trick):

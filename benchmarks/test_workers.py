@@ -5,6 +5,9 @@ Measured: epoch time and throughput; the torch loader's time includes waiting fo
 import pytest
 
 
+REFERENCE = {"loader": "torch", "workers": 0}  # a DataLoader in the main process
+
+
 @pytest.mark.parametrize("loader, workers", [
     pytest.param("torch", 0, id="torch-0"),
     pytest.param("torch", 1, id="torch-1"),

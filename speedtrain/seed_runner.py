@@ -72,18 +72,25 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
 
 
 def case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool]:
-    """(section, case id, is the section's reference case). The reference is the case whose
-    parameters match the module's ``REFERENCE`` dict (``{"precision": "fp32"}``) when the
-    benchmark file names one, else the first value of every parameter."""
+    """(section, case id, is the section's reference case), from the benchmark module.
+
+    The section is the test function's name without ``test_``, split further by the values
+    of the parameters the module lists in ``SECTION_BY`` (``("model",)``: one section per
+    model). The reference case is the one whose parameters match the module's ``REFERENCE``
+    (``{"precision": "fp32"}``, or ``{section: {...}}`` for a module of several sections);
+    without one, the first value of every parameter."""
     section = request.function.__name__.removeprefix("test_")
     callspec = getattr(request.node, "callspec", None)
     if callspec is None:
         return section, "default", True
+    params = callspec.params
     named = getattr(request.module, "REFERENCE", None)
-    if isinstance(named, dict) and section in named and isinstance(named[section], dict):
-        named = named[section]  # one module, several sections: REFERENCE = {section: {...}}
-    if isinstance(named, dict) and named and set(named) <= set(callspec.params):
-        return section, callspec.id, all(callspec.params[k] == v for k, v in named.items())
+    if isinstance(named, dict) and isinstance(named.get(section), dict):
+        named = named[section]
+    for key in getattr(request.module, "SECTION_BY", ()):
+        section += f"-{params[key]}"
+    if isinstance(named, dict) and named and set(named) <= set(params):
+        return section, callspec.id, all(params[k] == v for k, v in named.items())
     return section, callspec.id, all(i == 0 for i in callspec.indices.values())
 
 

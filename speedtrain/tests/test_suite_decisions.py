@@ -1,0 +1,134 @@
+"""The suite's decision functions, without running pytest sessions: profile, seeds, reference
+cases, machine state, progress lines, verdict rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from speedtrain.profiles import PROFILES
+from speedtrain.progress import Progress, duration, session_warning
+from speedtrain.record import CaseRecord
+from speedtrain.runconditions import Conditions, gpu_clocks, noisy_reason, physical_cores
+from speedtrain.seed_runner import case_identity
+from speedtrain.stats import CaseSummary
+from speedtrain.suite_session import SuiteSession, choose_profile, judge, parse_seeds
+
+
+@pytest.mark.parametrize("option, explicit, cuda, expected", [
+    (None, False, True, "smoke"),  # bare `pytest` on a GPU machine: tests stay tests
+    (None, True, True, "quick"),  # `pytest benchmarks` on a GPU machine measures
+    (None, True, False, "smoke"),
+    ("full", False, False, "full"),
+])
+def test_profile_choice(option, explicit, cuda, expected):
+    assert choose_profile(option, explicit, cuda) == expected
+
+
+def test_seeds_option():
+    assert parse_seeds(None) is None and parse_seeds("auto") == "auto" and parse_seeds("3") == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(pytest.UsageError, match="--st-seeds"):
+            parse_seeds(bad)
+
+
+def request_for(function: str, params: dict, indices: dict, **module: object) -> SimpleNamespace:
+    callspec = SimpleNamespace(params=params, indices=indices, id="-".join(map(str, params.values())))
+    return SimpleNamespace(function=SimpleNamespace(__name__=function), node=SimpleNamespace(callspec=callspec),
+                           module=SimpleNamespace(**module))
+
+
+def test_reference_is_named_by_the_module():
+    ref = {"downsample": "maxpool"}
+    r18_maxpool = request_for("test_downsample", {"model": "resnet18", "downsample": "maxpool"},
+                              {"model": 1, "downsample": 0}, REFERENCE=ref, SECTION_BY=("model",))
+    assert case_identity(r18_maxpool) == ("downsample-resnet18", "resnet18-maxpool", True)
+    strided = request_for("test_downsample", {"model": "resnet9", "downsample": "strided"},
+                          {"model": 0, "downsample": 1}, REFERENCE=ref, SECTION_BY=("model",))
+    assert case_identity(strided) == ("downsample-resnet9", "resnet9-strided", False)
+    per_section = {"tricks": {"trick": {}}, "tricks_cumulative": {"step": 0}}
+    assert case_identity(request_for("test_tricks", {"trick": {}}, {"trick": 0}, REFERENCE=per_section))[2]
+    assert not case_identity(request_for("test_tricks_cumulative", {"step": 3}, {"step": 3}, REFERENCE=per_section))[2]
+    # without REFERENCE: the first value of every parameter
+    assert case_identity(request_for("test_x", {"a": 1}, {"a": 0}))[2]
+    assert not case_identity(request_for("test_x", {"a": 2}, {"a": 1}))[2]
+
+
+SECTION_FILES = ["architecture", "batch_size", "channels", "compile", "dawnbench", "downsample", "image_size",
+                 "memory_format", "monitor_overhead", "precision", "tricks", "workers"]
+
+
+@pytest.mark.parametrize("name", SECTION_FILES)
+def test_every_benchmark_section_names_its_reference(name):
+    text = (Path(__file__).resolve().parents[2] / "benchmarks" / f"test_{name}.py").read_text()
+    assert "REFERENCE = " in text
+
+
+def test_physical_cores_count_smt_siblings_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    for cpu, core in enumerate([0, 0, 1, 1]):
+        topo = tmp_path / f"cpu{cpu}" / "topology"
+        topo.mkdir(parents=True)
+        (topo / "core_id").write_text(f"{core}\n")
+        (topo / "physical_package_id").write_text("0\n")
+    assert physical_cores(tmp_path) == 2
+    assert physical_cores(tmp_path / "missing") == 4  # unreadable topology: the usable CPUs
+
+
+def test_noisy_machine_reasons():
+    quiet = Conditions(torch_threads=2, cpus=4, physical_cores=2, load_before=[1.0, 1, 1], load_after=[2.5, 1, 1])
+    assert noisy_reason(quiet) is None
+    busy = Conditions(torch_threads=2, cpus=4, physical_cores=2, load_before=[1.0, 1, 1], load_after=[6.2, 3, 1])
+    assert noisy_reason(busy) == "load 6.2 > 4 CPUs"
+    hot = {"cpus": 4, "gpu_clocks": {"throttle_reasons": ["sw_power_cap", "hw_thermal"]}}
+    assert noisy_reason(hot) == "GPU throttled (hw_thermal)"  # at the power cap is normal for a busy GPU
+    assert gpu_clocks({"available": False}) == {}
+    assert gpu_clocks({"available": True, "sm_clock_mean_mhz": 1400.0})["sm_clock_mean_mhz"] == 1400.0
+
+
+def test_progress_lines_and_estimates():
+    assert duration(42) == "42 s" and duration(185) == "3 min 05 s" and duration(7620) == "2 h 07 min"
+    assert session_warning("smoke", "cpu", 10) is None
+    cpu = session_warning("quick", "cpu", 10)
+    assert "take roughly" in cpu and "hours" in cpu and "--st-profile smoke" in cpu
+    assert "hours" not in session_warning("quick", "cuda", 10)
+    lines: list[str] = []
+    progress = Progress(3, "quick", "cuda", lines.append)
+    assert progress.case_estimate(None, 2) == 60.0  # nothing known: the profile's rough figure
+    assert progress.case_estimate(10.0, 2) == 30.0  # the previous run's time x the default overhead
+    progress.seed_started("test_precision[fp16]", 0, "2", 30.0)
+    assert lines[-1].startswith("[case 1/3] test_precision[fp16] seed 0 of 2, elapsed 0 s, about 1 min 30 s left")
+    progress.seed_done(10.0, 12.0)
+    assert progress.case_estimate(10.0, 1) == pytest.approx(12.0)  # the measured overhead
+
+
+def _record(times: list[float], load: float) -> CaseRecord:
+    return CaseRecord(section="precision", case="fp32", metric="train_time_s", train_time_s=times,
+                      final_acc=[0.94] * len(times), reached_target=[True] * len(times), seeds=list(range(len(times))),
+                      conditions={"cpus": 2, "load_before": [load, 0, 0], "load_after": [load, 0, 0]})
+
+
+def test_verdict_rows_carry_noise_and_the_noisy_machine_mark():
+    st = SuiteSession(PROFILES["quick"], [0, 1, 2], "baselines.json")
+    st.records = {"test_precision[fp32]": _record([10.0, 10.1, 10.2], 5.0), "test_precision[fp16]": _record([5.0], 0.5)}
+    data = {"machines": {"gpu": {"quick": {
+        name: {"metric": "train_time_s", "time_s": [10.0, 10.1, 10.2], "acc": [0.94] * 3, "reached": [True] * 3}
+        for name in st.records}}}}
+    rows = {r.case: r for r in judge(st, data, "gpu", 0.05)}
+    noisy = rows["test_precision[fp32]"]
+    assert noisy.detail.startswith("noisy machine (load 5.0 > 2 CPUs): ")
+    assert noisy.cv == pytest.approx(0.0099, abs=0.001) and noisy.detectable is not None
+    assert "noise 1.0%, detects" in noisy.detail
+    single = rows["test_precision[fp16]"]
+    assert single.verdict == "not judged" and single.cv is None
+
+
+def test_auto_records_are_judged_as_sequential():
+    record = _record([10.0, 10.1, 10.2, 10.3, 10.4], 0.0)
+    record.seeds_auto = True
+    assert record.summary().sequential is True
+    again = CaseRecord.from_extra_info(record.to_extra_info(), "test_precision[fp32]")
+    assert again.seeds_auto and again.conditions == record.conditions
+    assert CaseSummary("train_time_s", [1.0], [], [False, False], None).n_seeds == 2
