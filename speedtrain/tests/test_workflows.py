@@ -16,6 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 PLUGIN = ROOT / "speedtrain" / "pytest_plugin.py"
+SCALEOUT = ROOT / "speedtrain" / "scaleout.py"  # --st-gpus, --st-shard
 
 
 def load(name: str) -> dict:
@@ -78,13 +79,24 @@ def test_jobs_exist_and_every_step_runs_or_uses(name: str) -> None:
 
 
 def test_gpu_job_runs_on_the_self_hosted_gpu_runner(gpu: dict) -> None:
-    (job,) = gpu["jobs"].values()
+    job = gpu["jobs"]["benchmarks"]
     labels = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
-    assert {"self-hosted", "linux", "gpu"} <= set(labels)
+    assert {"self-hosted", "linux", "gpu", "${{ matrix.gpu }}"} <= set(labels)
     on = triggers(gpu)
     assert {"workflow_dispatch", "schedule", "push"} <= set(on)
     assert on["push"]["branches"] == ["main"]
     assert "SPEEDTRAIN_DATA_DIR" in job["env"]
+
+
+def test_gpu_job_is_a_matrix_of_gpu_types_and_shards(gpu: dict) -> None:
+    job = gpu["jobs"]["benchmarks"]
+    matrix = job["strategy"]["matrix"]
+    assert matrix["gpu"] and len(set(matrix["gpu"])) == len(matrix["gpu"])
+    assert matrix["shard"] == list(range(1, len(matrix["shard"]) + 1))
+    assert job["strategy"]["fail-fast"] is False  # one GPU type failing must not cancel the others
+    pytest_line = next(line for line in commands({"jobs": {"b": job}}) if line.startswith("pytest benchmarks"))
+    assert f"--st-shard ${{{{ matrix.shard }}}}/{len(matrix['shard'])}" in pytest_line
+    assert "-n auto" in pytest_line  # one xdist worker per GPU of the runner
 
 
 def test_gpu_job_commands(gpu: dict) -> None:
@@ -93,22 +105,39 @@ def test_gpu_job_commands(gpu: dict) -> None:
     for option in ("--st-device cuda", "--st-profile quick", "--st-baselines check", "--st-fail-on-regression",
                    "--benchmark-save=ci-${{ github.run_number }}", "--benchmark-json=results/ci.json"):
         assert option in pytest_line
-    # No baseline for this GPU is a failure, not a silent pass.
+    # No baseline for this GPU is a failure, not a silent pass: per shard, and for the merged run.
     assert "speedtrain compare --baselines baselines.json results/ci.json --require-baselines" in lines
+    assert "speedtrain compare --baselines baselines.json merged/all.json --require-baselines" in lines
     assert "speedtrain report results/ci.json -o reports/ci/REPORT.md --baselines baselines.json" in lines
 
 
-def test_gpu_job_reports_and_uploads_even_after_a_failure(gpu: dict) -> None:
-    (job,) = gpu["jobs"].values()
-    after = job["steps"][next(i for i, s in enumerate(job["steps"]) if "pytest benchmarks" in s.get("run", "")) + 1:]
+def test_final_job_merges_compares_and_reports_per_gpu_model(gpu: dict) -> None:
+    job = gpu["jobs"]["report"]
+    assert job["needs"] == "benchmarks" and "cancelled()" in job["if"]
+    download = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/download-artifact@"))
+    assert download["with"]["pattern"] == "gpu-benchmarks-${{ github.run_number }}-*"
+    lines = commands({"jobs": {"r": job}})
+    assert any(line.startswith("speedtrain merge ") and '-o "merged/$gpu.json"' in line for line in lines)
+    assert "speedtrain merge merged/*.json -o merged/all.json" in lines
+    assert any(line.startswith('speedtrain report "$run"') for line in lines)
+    assert any('echo "## $model ($gpu)"' in line for line in lines)  # a section per GPU model
+    assert any("GITHUB_STEP_SUMMARY" in line for line in lines)
+
+
+@pytest.mark.parametrize("job_name, paths", [("benchmarks", {"reports/ci", "results/", ".benchmarks"}),
+                                             ("report", {"reports/ci", "merged/"})])
+def test_gpu_jobs_report_and_upload_even_after_a_failure(gpu: dict, job_name: str, paths: set) -> None:
+    job = gpu["jobs"][job_name]
+    first = next(i for i, s in enumerate(job["steps"])
+                 if "pytest benchmarks" in s.get("run", "") or "speedtrain merge" in s.get("run", ""))
+    after = job["steps"][first + 1:]
     assert after, "nothing runs after the benchmarks"
     for step in after:
         assert "cancelled()" in str(step.get("if", "")) or "always()" in str(step.get("if", "")), step
     upload = next(s for s in after if str(s.get("uses", "")).startswith("actions/upload-artifact@"))
-    paths = upload["with"]["path"].split()
-    assert {"reports/ci", "results/", ".benchmarks"} <= set(paths)
-    # upload-artifact v4.4+ leaves out hidden files (.benchmarks) unless told otherwise.
-    assert upload["with"].get("include-hidden-files") is True
+    assert paths <= set(upload["with"]["path"].split())
+    if ".benchmarks" in paths:  # upload-artifact v4.4+ leaves out hidden files unless told otherwise.
+        assert upload["with"].get("include-hidden-files") is True
 
 
 @pytest.mark.parametrize("name", GPU_WORKFLOWS)
@@ -139,7 +168,7 @@ def test_record_baselines_workflow(record: dict) -> None:
 def test_gpu_job_uses_only_registered_st_options(name: str) -> None:
     if not PLUGIN.exists():
         pytest.skip("speedtrain/pytest_plugin.py not written yet")
-    known = registered(PLUGIN.read_text(), "--st-")
+    known = registered(PLUGIN.read_text() + SCALEOUT.read_text(), "--st-")
     assert known, "no --st- option found in the plugin: has the registration changed?"
     used = {opt for line in commands(load(name)) for opt in re.findall(r"--st-[a-z0-9-]+", line)}
     assert used and used <= known, f"unknown options: {sorted(used - known)}"
