@@ -45,8 +45,6 @@ from speedtrain.suite_session import (BASELINE_MODES, SuiteSession, baseline_sou
 STATE = pytest.StashKey[SuiteSession]()
 # pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
 pytest_plugins = ["speedtrain.scaleout"]
-# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
-pytest_plugins = ["speedtrain.scaleout"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
