@@ -4,7 +4,7 @@
 machine id is pytest-benchmark's, e.g. ``Linux-CPython-3.11-64bit``), and
 ``--benchmark-compare=NUM`` finds a run by the start of its file name in this machine's
 folder, the latest one when no number is given. ``speedtrain report`` and ``compare`` accept
-the same: a path, ``NUM`` (``3`` or ``0003``), the start of a file name, a save name, or
+the same: a path, ``NUM`` (``3`` or ``0003``), the start of a file name or of a save name, or
 ``latest``; they look in this machine's folder first, then in every machine's folder.
 """
 
@@ -37,7 +37,7 @@ def _matches(spec: str, run: Path) -> bool:
     number, name = _NUMBERED.match(run.name).groups()  # type: ignore[union-attr]
     if spec.isdigit():
         return int(spec) == int(number)
-    return run.stem.startswith(spec) or name == spec
+    return run.stem.startswith(spec) or name.startswith(spec)
 
 
 def resolve(spec: str, storage: str = DEFAULT_STORAGE) -> str:

@@ -92,7 +92,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> dict[str, Any]:
         group = groups.get(spec.group) or groups["run"]
         flag = "--" + spec.name.replace("_", "-")
         common: dict[str, Any] = {"dest": spec.name, "default": argparse.SUPPRESS,
-                                  "help": f"{spec.help} [default: {_as_typed(spec.default)}]"}
+                                  "help": f"{spec.help} [default: {_as_typed(spec.default)}]".replace("%", "%%")}  # argparse formats %
         if spec.kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
             continue

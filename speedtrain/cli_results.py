@@ -23,7 +23,7 @@ def _fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number such as 0.05 (= 5%); got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a fraction such as 0.05 (0.05 = 5%); got {text!r}") from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be a fraction from 0 to below 1 (0.05 = 5%); got {text!r}")
     return value

@@ -1,21 +1,37 @@
-"""The PNG plots of a report: per section, median training times and accuracy curves.
+"""The PNG plots of a report: per section, median training times, accuracy curves and the
+trend of the stored baselines over their recorded history.
 
 Drawn on a bare matplotlib ``Figure`` (no pyplot): no global state and no GUI backend, so
 reports render headless and in parallel. Each function returns PNG bytes, or None when the
-section has nothing to show; :data:`PLOTS` lists them in the order the report shows them.
+section has nothing to show; :data:`PLOTS` lists the per-run plots in the order the report
+shows them. A plot of a smoke or synthetic run carries that mark in the image itself, since
+a PNG travels without the report's banner.
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from speedtrain.report_tables import CaseFigures, Key, fmt_seconds
 from speedtrain.runs import RunCase
 
+if TYPE_CHECKING:
+    from speedtrain.history import HistoryPoint
 
-def _label(c: RunCase, many: bool) -> str:
-    return f"{c.run}\n{c.record.case}" if many else c.record.case
+SMOKE_MARK = "SMOKE / SYNTHETIC DATA\nnot a measurement of training speed"
+METRIC_LABELS = {"train_time_s": "median training time (s)", "time_to_target_s": "median time to target (s)"}
+
+
+@dataclass(frozen=True)
+class SectionPlot:
+    """What every plot of a section needs besides the figures."""
+
+    title: str  # the section's title
+    axis: str  # what the section varies, with its unit: the x axis of the time plot
+    many: bool  # several runs: bars grouped by case, one colour a run
+    smoke: bool  # a smoke-profile or synthetic-data case is in it: marked in the image
 
 
 def _figure(n_items: int) -> Any:
@@ -30,57 +46,10 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def plot_times(members: list[RunCase], figs: dict[Key, CaseFigures], title: str, many: bool) -> Optional[bytes]:
-    """Bar per case: median train time, error bar = min-max over seeds; failed cases marked."""
-    fig = _figure(len(members))
-    ax = fig.add_subplot()
-    xs = list(range(len(members)))
-    medians = [figs[(c.run, c.index)].train_median or 0.0 for c in members]
-    colors = ["tab:orange" if c.record.reference else "tab:blue" for c in members]
-    ax.bar(xs, medians, color=colors)
-    tops = list(medians)
-    for x, c, m in zip(xs, members, medians):
-        f = figs[(c.run, c.index)]
-        if len(f.train_s) > 1:  # one seed has no spread to draw
-            ax.errorbar([x], [m], yerr=[[m - min(f.train_s)], [max(f.train_s) - m]], color="black", capsize=4)
-            tops[x] = max(f.train_s)
-        ok = c.record.ok
-        text = c.record.status if not ok else fmt_seconds(f.train_median) if f.train_median else "n/a"
-        ax.annotate(text, (x, tops[x]), xytext=(0, 3), textcoords="offset points", ha="center",
-                    va="bottom", fontsize=8, color="black" if ok else "tab:red")
-    ax.set_ylim(0, (max(tops) or 1.0) * 1.15)
-    rotate = len(members) > 5
-    ax.set_xticks(xs, [_label(c, many) for c in members], rotation=30 if rotate else 0,
-                  ha="right" if rotate else "center")
-    ax.set_ylabel("training time per run (s)")
-    ax.set_title(f"{title}: median training time\n(error bars: min-max over seeds; orange: reference case)",
-                 fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
-
-
-def plot_curves(members: list[RunCase], figs: dict[Key, CaseFigures], title: str, many: bool) -> Optional[bytes]:
-    """Test accuracy against cumulative timed training seconds, every seed, one colour a case."""
-    with_curves = [c for c in members if c.record.curves]
-    if not with_curves:
-        return None
-    fig = _figure(8)
-    ax = fig.add_subplot()
-    for c, color in zip(with_curves, _colors(len(with_curves))):
-        for i, curve in enumerate(c.record.curves):
-            ax.plot([p.train_s for p in curve], [100 * p.test_acc for p in curve], marker=".", color=color,
-                    alpha=0.85, linewidth=1.2, label=_label(c, many).replace("\n", " ") if i == 0 else None)
-    targets = {c.record.target_acc for c in with_curves if c.record.target_acc is not None}
-    for t in sorted(targets):
-        ax.axhline(100 * t, color="grey", linestyle="--", linewidth=1)
-        ax.annotate(f"target {100 * t:.0f}%", (0, 100 * t), xycoords=("axes fraction", "data"),
-                    xytext=(3, 3), textcoords="offset points", fontsize=8, color="grey")
-    ax.set_xlabel("timed training seconds")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{title}: test accuracy during training\n(one line per seed)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.set_xlim(left=0)
-    ax.legend(fontsize=8, loc="best")
+def _finish(fig: Any, spec: SectionPlot) -> bytes:
+    if spec.smoke:
+        fig.text(0.5, 0.5, SMOKE_MARK, ha="center", va="center", rotation=18, fontsize=20, fontweight="bold",
+                 color="tab:red", alpha=0.3, zorder=10)
     return _png(fig)
 
 
@@ -91,6 +60,114 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
-Plot = Callable[[list[RunCase], dict[Key, CaseFigures], str, bool], Optional[bytes]]
+def plot_times(members: list[RunCase], figs: dict[Key, CaseFigures], spec: SectionPlot) -> Optional[bytes]:
+    """Bars of median train time per case (grouped by case, one colour a run, when there are
+    several runs); error bar = min-max over seeds; failed cases marked."""
+    cases = list(dict.fromkeys(c.record.case for c in members))
+    runs = list(dict.fromkeys(c.run for c in members))
+    width = 0.8 / len(runs)
+    fig = _figure(round(len(cases) * (1 + 0.4 * (len(runs) - 1))))
+    ax = fig.add_subplot()
+    colors = _colors(len(runs))
+    tops = [0.0]
+    for c in members:
+        f = figs[(c.run, c.index)]
+        r = runs.index(c.run)
+        x = cases.index(c.record.case) + (r - (len(runs) - 1) / 2) * width
+        m = f.train_median or 0.0
+        color = colors[r] if spec.many else "tab:orange" if c.record.reference else "tab:blue"
+        ax.bar([x], [m], width=width * 0.95, color=color, label=c.run if spec.many else None)
+        top = m
+        if len(f.train_s) > 1:  # one seed has no spread to draw
+            ax.errorbar([x], [m], yerr=[[m - min(f.train_s)], [max(f.train_s) - m]], color="black", capsize=4)
+            top = max(f.train_s)
+        tops.append(top)
+        ok = c.record.ok
+        text = c.record.status if not ok else fmt_seconds(f.train_median) if f.train_median else "n/a"
+        ax.annotate(text, (x, top), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
+                    fontsize=7 if spec.many else 8, color="black" if ok else "tab:red")
+    ax.set_ylim(0, (max(tops) or 1.0) * 1.15)
+    refs = {c.record.case for c in members if c.record.reference}
+    labels = [f"{case}\n(reference)" if case in refs else case for case in cases]
+    rotate = len(cases) > 5
+    ax.set_xticks(range(len(cases)), labels, rotation=30 if rotate else 0, ha="right" if rotate else "center")
+    ax.set_xlabel(spec.axis)
+    ax.set_ylabel("training time per run (s)")
+    if spec.many:
+        handles, names = ax.get_legend_handles_labels()
+        unique = dict(zip(names, handles))
+        ax.legend(unique.values(), unique.keys(), title="run", fontsize=8)
+    colours = "colour: run" if spec.many else "orange: reference case"
+    ax.set_title(f"{spec.title}: median training time\n(error bars: min-max over seeds; {colours})", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return _finish(fig, spec)
+
+
+def plot_curves(members: list[RunCase], figs: dict[Key, CaseFigures], spec: SectionPlot) -> Optional[bytes]:
+    """Test accuracy against cumulative timed training seconds, every seed, one colour a case;
+    the y axis zooms to the data, the target line is drawn when it falls in that range."""
+    with_curves = [c for c in members if c.record.curves]
+    if not with_curves:
+        return None
+    fig = _figure(8)
+    ax = fig.add_subplot()
+    accs = []
+    for c, color in zip(with_curves, _colors(len(with_curves))):
+        label = f"{c.run}: {c.record.case}" if spec.many else c.record.case
+        for i, curve in enumerate(c.record.curves):
+            ys = [100 * p.test_acc for p in curve]
+            accs += ys
+            ax.plot([p.train_s for p in curve], ys, marker=".", color=color, alpha=0.85, linewidth=1.2,
+                    label=label if i == 0 else None)
+    lo, hi = min(accs), max(accs)
+    pad = max(0.5, 0.08 * (hi - lo))
+    lo, hi = max(0.0, lo - pad), min(100.0, hi + pad)
+    ax.set_ylim(lo, hi)
+    outside = []
+    for t in sorted({100 * c.record.target_acc for c in with_curves if c.record.target_acc is not None}):
+        if lo <= t <= hi:
+            ax.axhline(t, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(f"target {t:.0f}%", (0, t), xycoords=("axes fraction", "data"),
+                        xytext=(3, 3), textcoords="offset points", fontsize=8, color="grey")
+        else:
+            outside.append(f"target {t:.0f}% {'above' if t > hi else 'below'} the data")
+    ax.set_xlabel("timed training time (s, cumulative; evaluation excluded)")
+    ax.set_ylabel("test accuracy (%)")
+    note = "; ".join(["one line per seed", *outside])
+    ax.set_title(f"{spec.title}: test accuracy during training\n({note})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.set_xlim(left=0)
+    ax.legend(fontsize=8, loc="best")
+    return _finish(fig, spec)
+
+
+def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot) -> Optional[bytes]:
+    """Each case's recorded baselines over time (asv's main view): median per update, bar =
+    the spread (max - min over seeds) centred on the median; x = the updates in date order.
+    None unless some case has 2+ points."""
+    if not any(len(points) >= 2 for points in histories.values()):
+        return None
+    metric = next(iter(histories.values()))[-1].metric
+    updates = sorted({(p.date or "", p.commit or "") for pts in histories.values() for p in pts})
+    fig = _figure(len(updates))
+    ax = fig.add_subplot()
+    for (case, points), color in zip(histories.items(), _colors(len(histories))):
+        points = [p for p in points if p.metric == metric and p.median_s is not None]
+        xs = [updates.index((p.date or "", p.commit or "")) for p in points]
+        ys = [p.median_s for p in points]
+        half = [(p.spread_s or 0.0) / 2 for p in points]
+        ax.errorbar(xs, ys, yerr=half, marker="o", color=color, capsize=3, linewidth=1.2, label=case)
+    ax.set_xticks(range(len(updates)), [f"{d[:10] or '?'}\n{c[:7]}" for d, c in updates], fontsize=7,
+                  rotation=30 if len(updates) > 6 else 0, ha="right" if len(updates) > 6 else "center")
+    ax.set_xlabel("baseline update (date, commit)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, f"{metric} (s)"))
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{spec.title}: stored baselines over time\n(bars: spread over seeds, max - min)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _finish(fig, spec)
+
+
+Plot = Callable[[list[RunCase], dict[Key, CaseFigures], SectionPlot], Optional[bytes]]
 # Each section gets these plots, in this order, when they have data to show.
 PLOTS: tuple[tuple[str, Plot], ...] = (("time", plot_times), ("accuracy", plot_curves))

@@ -12,15 +12,18 @@ from __future__ import annotations
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from speedtrain import report_tables as tables
 from speedtrain.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.errors import ReportError
-from speedtrain.plots import PLOTS
+from speedtrain.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.record import one_line
 from speedtrain.runs import RunCase, cases_frame, load_runs
 from speedtrain.stats import Verdict
+
+if TYPE_CHECKING:
+    from speedtrain.history import HistoryPoint
 
 # Sections in the order of the myrtle.ai journey; sections not listed here follow in the
 # order they first appear.
@@ -43,6 +46,23 @@ SECTION_TITLES = {
     "tricks_cumulative": "Bag of tricks (cumulative)",
     "dawnbench": "DAWNBench: time to target accuracy",
     "monitor_overhead": "GPU monitor overhead",
+}
+# What each section varies, with its unit: the x axis of its time plot.
+SECTION_AXES = {
+    "workers": "data loader (torch-N: DataLoader with N worker processes)",
+    "batch_size": "batch size (images per step)",
+    "image_size": "image side (pixels)",
+    "precision": "numeric precision",
+    "memory_format": "precision and memory format",
+    "channel_halving": "channel width multiplier (x ResNet-18's)",
+    "channel_reduction": "channel width multiplier (x ResNet-9's)",
+    "downsample": "model and downsampling layer",
+    "architecture": "ladder step (changes add up left to right)",
+    "tricks": "trick (each alone)",
+    "tricks_cumulative": "ladder step (tricks add up left to right)",
+    "dawnbench": "recipe (epochs and precision)",
+    "monitor_overhead": "NVML monitor",
+    "train": "configuration (speedtrain train)",
 }
 SMOKE_BANNER = (
     "smoke profile / synthetic data: these numbers prove the plumbing, "
@@ -70,7 +90,8 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
             raise ReportError(f"{out}: the report would overwrite its input run; choose another output")
     runs = load_runs(run_paths)
     cases = [c for run in runs for c in run.cases]
-    verdicts = _verdicts(cases, baselines_path) if baselines_path else None
+    stored = _load_baselines(baselines_path)
+    verdicts = _verdicts(cases, stored) if stored is not None else None
     figs = tables.case_figures(cases_frame(runs))
     many = len(runs) > 1
 
@@ -82,14 +103,16 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
     parts += ["## Environment", "", tables.environment_table(runs), ""]
     legend = LEGEND
     if baselines_path:
-        legend += f" *verdict* compares each case with `{baselines_path}` (ratio = run / baseline)."
+        legend += (f" *verdict* compares each case with `{baselines_path}` (ratio = run / baseline); the "
+                   "trend plots show its recorded baselines over time.")
     parts += [legend, ""]
 
     sections = _ordered_sections(cases)
     parts += ["## Summary", "", tables.summary_table(sections, SECTION_TITLES, figs, many), ""]
     plots: dict[str, bytes] = {}
     for section, members in sections.items():
-        parts += _section(section, members, figs, many, verdicts, out.stem, plots)
+        trend = _histories(members, stored) if stored is not None else {}
+        parts += _section(section, members, figs, many, verdicts, trend, out.stem, plots)
 
     try:
         for name, png in plots.items():
@@ -100,13 +123,31 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
     return str(out)
 
 
-def _verdicts(cases: list[RunCase], baselines_path: str) -> dict[tables.Key, Verdict]:
+def _load_baselines(path: Optional[str]) -> Optional[dict[str, Any]]:
+    from speedtrain import baselines
+
+    return baselines.load_baselines(path) if path else None
+
+
+def _verdicts(cases: list[RunCase], data: dict[str, Any]) -> dict[tables.Key, Verdict]:
     """Baseline verdict of each case; machine = device, profile as recorded."""
     from speedtrain import baselines, stats
 
-    data = baselines.load_baselines(baselines_path)
     return {(c.run, c.index): stats.compare(baselines.lookup(data, c.machine, c.profile, c.name), c.summary())
             for c in cases}
+
+
+def _histories(members: list[RunCase], data: dict[str, Any]) -> dict[str, list["HistoryPoint"]]:
+    """The recorded history of each case of a section on its machine and profile, by label."""
+    from speedtrain.history import points
+
+    machines = {c.machine for c in members}
+    out = {}
+    for c in members:
+        entry = data.get("machines", {}).get(c.machine, {}).get(c.profile, {}).get(c.name)
+        if entry is not None:
+            out[c.record.case + (f" ({c.machine})" if len(machines) > 1 else "")] = points(entry)
+    return out
 
 
 def _ordered_sections(cases: list[RunCase]) -> dict[str, list[RunCase]]:
@@ -119,7 +160,8 @@ def _ordered_sections(cases: list[RunCase]) -> dict[str, list[RunCase]]:
 
 
 def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables.CaseFigures], many: bool,
-             verdicts: Optional[dict[tables.Key, Verdict]], stem: str, plots: dict[str, bytes]) -> list[str]:
+             verdicts: Optional[dict[tables.Key, Verdict]], trend: dict[str, list["HistoryPoint"]], stem: str,
+             plots: dict[str, bytes]) -> list[str]:
     title = SECTION_TITLES.get(section, section)
     parts = [f"## {title}", ""]
     ref_names = ", ".join(f"`{name}`" for name in sorted({c.record.case for c in members if c.record.reference}))
@@ -135,8 +177,10 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
     if ladder:
         parts += ["### Cumulative journey", "", tables.ladder_table(ladder, figs, many), ""]
 
-    for kind, draw in PLOTS:
-        png = draw(members, figs, title, many)
+    spec = SectionPlot(title=title, axis=SECTION_AXES.get(section, "case"), many=many,
+                       smoke=any(c.profile == "smoke" or c.record.synthetic or c.meta.synthetic for c in members))
+    drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec))]
+    for kind, png in drawn:
         if png is not None:
             name = f"{stem}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', section)}-{kind}.png"  # no path separators
             plots[name] = png

@@ -97,12 +97,17 @@ def fmt_gib(n_bytes: Optional[float]) -> str:
     return MISSING if n_bytes is None else f"{n_bytes / 2**30:.2f}"
 
 
+def seeds_text(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def fmt_spread(values: list[float]) -> str:
+    """min-max over the seeds with a time, and how many; one seed has no spread."""
     if not values:
         return MISSING
     if len(values) == 1:
-        return f"{fmt_seconds(values[0])} (n=1)"
-    return f"{fmt_seconds(min(values))}-{fmt_seconds(max(values))} (n={len(values)})"
+        return seeds_text(1)
+    return f"{fmt_seconds(min(values))}-{fmt_seconds(max(values))} ({seeds_text(len(values))})"
 
 
 def fmt_time_to_target(f: CaseFigures) -> str:
@@ -123,11 +128,13 @@ def fmt_verdict(verdict: Optional["Verdict"]) -> str:
 
 
 def markdown(rows: list[dict[str, str]], numeric: Iterable[str] = ()) -> str:
-    """A pipe table; cells are pre-formatted strings, so tabulate must not re-parse numbers."""
+    """A pipe table; cells are pre-formatted strings, so tabulate must not re-parse numbers.
+    A column that is ``-`` in every row (energy on a CPU) is left out."""
     import pandas as pd
 
     # A '|' inside a cell would end the cell early.
     df = pd.DataFrame([{k: str(v).replace("|", "\\|") for k, v in row.items()} for row in rows])
+    df = df[[c for c in df.columns if not (df[c] == MISSING).all()]]
     numeric = set(numeric)
     align = ["right" if c in numeric else "left" for c in df.columns]
     return df.to_markdown(index=False, disable_numparse=True, colalign=align)
@@ -139,7 +146,11 @@ def markdown(rows: list[dict[str, str]], numeric: Iterable[str] = ()) -> str:
 def environment_table(runs: list[SavedRun]) -> str:
     """One row per property, one column per run: easy to compare two machines side by side."""
     columns = {run.label: _environment(run) for run in runs}
-    names = list(next(iter(columns.values())))
+    # A row no run has a value for (GPU and driver on a CPU) is left out, and so are CUDA
+    # and cuDNN when no run used a GPU: the CUDA build of torch reports them even on a CPU.
+    gpu_used = any(not str(run.meta.device or "").startswith("cpu") or run.meta.gpu.get("name") for run in runs)
+    names = [name for name in next(iter(columns.values()))
+             if any(env[name] != MISSING for env in columns.values()) and (gpu_used or name not in ("CUDA", "cuDNN"))]
     header = "value" if len(runs) == 1 else None
     return markdown([{"": name, **{(header or label): env[name] for label, env in columns.items()}}
                      for name in names])
@@ -172,7 +183,8 @@ def _environment(run: SavedRun) -> dict[str, str]:
         "CUDA": _text(meta.cuda or gpu.get("cuda")), "cuDNN": _text(meta.cudnn or gpu.get("cudnn")),
         "torch": _text(meta.torch), "Python": _text(run.python), "CPU": _text(run.cpu_brand or meta.cpu),
         "profile": _text(meta.profile), "dataset": _text(meta.dataset), "synthetic data": _text(meta.synthetic),
-        "seeds": _text(meta.seeds), "timer clock": _text(timer.get("clock")),
+        "seeds": f"{_text(meta.seeds)} ({seeds_text(len(meta.seeds))})" if meta.seeds else MISSING,
+        "timer clock": _text(timer.get("clock")),
         "timed (includes)": _text(timer.get("includes")), "not timed (excludes)": _text(timer.get("excludes")),
         "GPU monitor": monitor_text, "telemetry window": _text(timer.get("telemetry")),
         "run date": _text(run.datetime), "commit": commit_text, "pytest-benchmark": _text(run.version),

@@ -28,7 +28,7 @@ def case_id(config: Mapping[str, Any]) -> str:
     """e.g. ``resnet9 fp16 bs512 24ep``: what was trained, readable in a report table."""
     parts = [config.get("model"), config.get("precision"),
              f"bs{config['batch_size']}" if config.get("batch_size") else None,
-             f"{config['epochs']}ep" if config.get("epochs") else None]
+             f"{config['epochs']:g}ep" if is_number(config.get("epochs")) else None]
     return " ".join(str(p) for p in parts if p) or CASE_NAME
 
 

@@ -1,0 +1,121 @@
+"""What the report's tables and plots show: "1 seed", no CUDA lines on a CPU, no empty
+columns, axes that name the parameter and its unit, an accuracy plot zoomed to the data,
+bars grouped by case across runs, the smoke mark inside every image, the history trend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from speedtrain import baselines as bl
+from speedtrain import plots
+from speedtrain.record import CaseRecord
+from speedtrain.report import build_report
+from speedtrain.tests.test_report import _header, _table_row
+
+if TYPE_CHECKING:
+    from speedtrain.tests.conftest import FakeRuns
+
+CPU = "cpu: AMD EPYC"
+
+
+@pytest.fixture
+def figures(monkeypatch) -> list[Any]:
+    """The matplotlib figures the report draws, in order (not rendered to PNG)."""
+    drawn: list[Any] = []
+    monkeypatch.setattr(plots, "_png", lambda fig: drawn.append(fig) or b"\x89PNG")
+    return drawn
+
+
+def by_title(figures: list[Any], words: str) -> Any:
+    return next(f for f in figures if words in f.axes[0].get_title())
+
+
+def cpu_run(fake_runs: "FakeRuns", **kw: Any) -> Path:
+    cases = [fake_runs.bench("batch_size", "512", [8.0], reference=True, device=CPU, gpu=None, profile="smoke", **kw),
+             fake_runs.bench("batch_size", "1024", [6.0], device=CPU, gpu=None, profile="smoke", **kw)]
+    run = fake_runs.run(cases, profile="smoke", device=CPU)
+    run["machine_info"]["speedtrain"].update(gpu=None, seeds=[0], cuda="13.0", cudnn=92400)
+    return fake_runs.write("cpu.json", run)
+
+
+def test_a_one_seed_cpu_run(fake_runs: "FakeRuns", tmp_path: Path, figures) -> None:
+    text = Path(build_report([str(cpu_run(fake_runs))], str(tmp_path / "R.md"))).read_text()
+    env = text.split("## Summary")[0]
+    for row in ("| CUDA ", "| cuDNN ", "| GPU ", "| driver "):
+        assert row not in env  # torch's CUDA build reports CUDA and cuDNN even on a CPU
+    assert _table_row(text, "seeds")[1] == "0 (1 seed)"
+    header = _header(text, "## Batch size")
+    row = dict(zip(header, _table_row(text, "1024")))
+    assert row["spread (min-max)"] == "1 seed"
+    assert not {"energy J", "power W", "GPU util"} & set(header)  # no NVML figures on a CPU: no columns
+
+
+def test_a_gpu_run_keeps_its_cuda_lines_and_figures(quick_run: Path, tmp_path: Path, figures) -> None:
+    text = Path(build_report([str(quick_run)], str(tmp_path / "R.md"))).read_text()
+    assert _table_row(text, "CUDA")[1] == "12.4" and _table_row(text, "cuDNN")[1] == "90100"
+    assert "energy J" in _header(text, "## Numeric precision")
+    assert _table_row(text, "seeds")[1] == "0, 1, 2 (3 seeds)"
+
+
+def test_every_plot_of_a_smoke_run_carries_the_mark(fake_runs: "FakeRuns", tmp_path: Path, figures) -> None:
+    build_report([str(cpu_run(fake_runs))], str(tmp_path / "R.md"))
+    assert len(figures) == 2
+    for fig in figures:
+        assert any(t.get_text() == plots.SMOKE_MARK for t in fig.texts)
+
+
+def test_a_measured_run_has_no_mark_and_axes_name_parameter_and_unit(quick_run: Path, tmp_path: Path, figures) -> None:
+    build_report([str(quick_run)], str(tmp_path / "R.md"))
+    assert figures and all(not fig.texts for fig in figures)
+    ax = by_title(figures, "Batch size: median training time").axes[0]
+    assert ax.get_xlabel() == "batch size (images per step)" and ax.get_ylabel() == "training time per run (s)"
+    ax = by_title(figures, "Batch size: test accuracy").axes[0]
+    assert ax.get_xlabel().startswith("timed training time (s")
+
+
+def test_the_accuracy_plot_zooms_to_the_data_and_keeps_the_target_in_range(fake_runs: "FakeRuns", tmp_path: Path,
+                                                                       figures) -> None:
+    # conftest curves: 0.7 x final after epoch 1 up to the final accuracy: 65.8% .. 94% for final 0.94
+    reaching = fake_runs.bench("precision", "fp32", [10.0], reference=True)
+    low = fake_runs.bench("batch_size", "512", [8.0], reference=True, curves=fake_runs.curves([8.0], final=0.5))
+    build_report([str(fake_runs.write("r.json", fake_runs.run([reaching, low])))], str(tmp_path / "R.md"))
+    ax = by_title(figures, "Numeric precision: test accuracy").axes[0]
+    lo, hi = ax.get_ylim()
+    assert 55 < lo < 65.8 and 94 <= hi < 100  # zoomed, not 0-100
+    assert [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"] == [94.0]
+    ax = by_title(figures, "Batch size: test accuracy").axes[0]
+    assert ax.get_ylim()[1] < 60 and not [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert "target 94% above the data" in ax.get_title()
+
+
+def test_several_runs_group_bars_by_case(fake_runs: "FakeRuns", quick_run: Path, tmp_path: Path, figures) -> None:
+    other = fake_runs.write("other.json", fake_runs.run([fake_runs.bench("precision", "fp32", [12.0], reference=True),
+                                                         fake_runs.bench("precision", "fp16", [3.0])]))
+    build_report([str(quick_run), str(other)], str(tmp_path / "R.md"))
+    ax = by_title(figures, "Numeric precision: median training time").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fp32\n(reference)", "fp16", "bf16"]
+    bars = sorted(((p.get_x() + p.get_width() / 2, p.get_height()) for p in ax.patches))
+    # fp32 of both runs sit around tick 0, fp16 of both around tick 1
+    assert [round(x) for x, _ in bars][:4] == [0, 0, 1, 1]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["quick", "other"]
+
+
+def test_the_trend_plot_draws_the_recorded_history(fake_runs: "FakeRuns", quick_run: Path, tmp_path: Path,
+                                                  figures) -> None:
+    file = tmp_path / "baselines.json"
+    bench = fake_runs.bench("precision", "fp16", [5.0, 5.2, 4.8])
+    for i, scale in enumerate([1.2, 1.1, 1.0]):
+        info = dict(bench["extra_info"], train_time_s=[t * scale for t in (5.0, 5.2, 4.8)])
+        bl.update(file, "Tesla V100-SXM2-16GB", "quick", {"test_precision[fp16]": CaseRecord.from_extra_info(info)},
+                  {"date": f"2024-04-0{i + 1}T00:00:00+00:00", "commit": f"{i}" * 12})
+    text = Path(build_report([str(quick_run)], str(tmp_path / "R.md"), baselines_path=str(file))).read_text()
+    assert "(R-precision-trend.png)" in text and "R-batch_size-trend.png" not in text  # no history there
+    ax = by_title(figures, "Numeric precision: stored baselines over time").axes[0]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    assert list(line.get_ydata()) == pytest.approx([6.0, 5.5, 5.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2024-04-01\n0000000", "2024-04-02\n1111111",
+                                                             "2024-04-03\n2222222"]
+    assert ax.get_ylabel() == "median training time (s)"
