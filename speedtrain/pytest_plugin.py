@@ -220,12 +220,16 @@ PROGRESS = pytest.StashKey[Progress]()
 
 @pytest.fixture
 def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., CaseRecord]:
-    """``run_case(**config_fields, step=None, monitor=True)``: train the case, record it."""
+    """``run_case(**config_fields, step=None, monitor=True, metric=None, seeds=None)``: train the
+    case, record it. ``metric`` overrides the profile's compared figure (the accuracy studies pass
+    ``"final_acc"``); ``seeds`` is the case's own seed count, used when --st-seeds is not given
+    and the profile is not smoke (the 100-image study's 10)."""
     config = request.config
     st = _state(config)
     profile: Profile = st.profile
 
-    def run(*, step: Optional[int] = None, monitor: bool = True, **fields: Any) -> CaseRecord:
+    def run(*, step: Optional[int] = None, monitor: bool = True, metric: Optional[str] = None,
+            seeds: Optional[int] = None, **fields: Any) -> CaseRecord:
         from speedtrain.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, usable_cpus
 
         if st.interrupted:
@@ -242,6 +246,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
 
         section, case, reference = case_identity(request)
         benchmark.group = section
+        benchmark._mode = "speedtrain run_case"  # noqa: SLF001 - used, even if training fails
         name = request.node.name
         stored = _baseline_of(config, name)
         progress = config.stash.get(PROGRESS, None)
@@ -251,7 +256,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         try:
             runs = run_seeds(st, base, name=name, monitor=monitor, baseline=stored,
                              threshold=config.getoption("--st-threshold"), log=lambda line: log("    " + line),
-                             progress=progress)
+                             progress=progress, seeds=own_seeds(config, st, seeds))
         except DataError as exc:  # the preflight read the session's dataset: this is a case's own
             pytest.fail(str(exc), pytrace=False)
         finally:
@@ -261,7 +266,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         results = runs.results
         record = CaseRecord.from_results(
             results, section=section, case=case, reference=reference, step=step, profile=profile.name,
-            metric=profile.metric, seeds=[r.config["seed"] for r in results], target_acc=base.target,
+            metric=metric or profile.metric, seeds=[r.config["seed"] for r in results], target_acc=base.target,
             config=profile.apply(base, 0).to_dict(), monitor=monitor)
         record.call_time_s = [round(t, 4) for t in runs.call_time_s]
         record.seeds_auto, record.seeds_note = st.auto, runs.note
@@ -282,6 +287,13 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         return record
 
     return run
+
+
+def own_seeds(config: pytest.Config, st: SuiteSession, seeds: Optional[int]) -> Optional[list[int]]:
+    """A case's own seed count, unless the user chose seeds or the profile only checks plumbing."""
+    if seeds is None or config.getoption("--st-seeds") is not None or st.profile.name == "smoke":
+        return None
+    return list(range(seeds))
 
 
 def _threads() -> int:

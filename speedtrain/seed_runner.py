@@ -33,7 +33,8 @@ class SeedRuns:
 
 def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool = True,
               baseline: Optional[stats.CaseSummary] = None, threshold: float = 0.05,
-              log: Callable[[str], None] = lambda line: None, progress: Optional[Progress] = None) -> SeedRuns:
+              log: Callable[[str], None] = lambda line: None, progress: Optional[Progress] = None,
+              seeds: Optional[list[int]] = None) -> SeedRuns:
     """Train ``base`` under the session's profile once per seed: the session's fixed seeds, or
     (``--st-seeds auto``) until :func:`speedtrain.seeding.next_seed` says stop. Stops early
     after a seed that ran out of memory (every later seed would too) or on Ctrl-C."""
@@ -43,7 +44,8 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
     from speedtrain.train import train
 
     runs = SeedRuns()
-    seeds = st.seeds if st.seeds is not None else list(range(MAX_SEEDS))
+    if seeds is None:  # the case's own seeds (run_case's seeds=) win over the session's fixed ones
+        seeds = st.seeds if st.seeds is not None else list(range(MAX_SEEDS))
     for seed in seeds:
         cfg = st.profile.apply(base, seed)
         if progress is not None:
@@ -96,12 +98,20 @@ def case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool]:
 
 def feed_benchmark(benchmark: Any, record: CaseRecord) -> None:
     """pytest-benchmark's statistics of the case: the per-seed compared figure (see module
-    docstring). Nothing when pytest-benchmark is off or no seed produced the figure."""
+    docstring). A case where no seed produced it (out of memory, diverged, target missed) is
+    fed its whole-call times instead, so that it still appears in the saved run, and
+    ``extra_info["benchmark_stats"]`` says which figure the statistics are. Nothing when
+    pytest-benchmark is off."""
     benchmark._mode = "speedtrain run_case"  # noqa: SLF001 - used: no "fixture was not used" warning
-    figure = record.train_time_s if record.metric == "train_time_s" else record.time_to_target_s
-    values = [t for t in figure if t is not None]
+    figure = {"train_time_s": record.train_time_s, "time_to_target_s": record.time_to_target_s,
+              "final_acc": record.final_acc}[record.metric]
+    values, label = [t for t in figure if t is not None], record.metric
+    if not values:
+        values = [t for t in record.call_time_s if t is not None]
+        label = f"call_time_s (no seed produced {record.metric})"
     if getattr(benchmark, "disabled", True) or not values:
         return
+    benchmark.extra_info["benchmark_stats"] = label
     bench_stats = benchmark._make_stats(1)  # noqa: SLF001 - the one way to give it our own rounds
     for value in values:
         bench_stats.update(value)
