@@ -20,7 +20,7 @@ def run_cli(capsys, *argv):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["train", "--epochs", "two"], ["--epochs", "whole number", "'two'"]),
+    (["train", "--batch-size", "two"], ["--batch-size", "whole number", "'two'"]),
     (["train", "--precision", "fp8"], ["--precision", "fp32, tf32, fp16, bf16, half", "'fp8'"]),
     (["train", "--global-pool", "min"], ["--global-pool", "max, avg, or none", "'min'"]),
     (["train", "--lr", "nan"], ["lr", "finite number", "nan"]),
