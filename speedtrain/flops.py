@@ -47,6 +47,7 @@ __all__ = [
     "achieved_flops_per_s",
     "mfu",
     "mfu_figure",
+    "record_flops",
 ]
 
 # Fields that cannot change the network's arithmetic; every other field (model, width,
@@ -58,6 +59,9 @@ NOT_SHAPING = frozenset({
     "lr", "schedule", "warmup_frac", "momentum", "nesterov", "weight_decay", "label_smoothing",
     "crop_padding", "flip", "cutout", "precision", "channels_last", "compile", "loader",
     "workers", "target_acc", "seed", "device", "warmup_steps",
+    # issue 12's fields that change values, not shapes (whiten does: a frozen conv has no weight gradient)
+    "whiten_images", "whiten_bias_epochs", "dirac_init", "freeze_bn_scale", "bn_bias_lr_scale",
+    "lookahead_every", "alt_flip", "tta_translate",
 })
 
 
@@ -167,3 +171,15 @@ def mfu_figure(
     if value is None:
         return MfuFigure(None, "no MFU: no training time was measured", peak)
     return MfuFigure(value, None, peak)
+
+
+def record_flops(result: Any, cfg: TrainConfig, images: int, device_type: str) -> None:
+    """Fill a :class:`~speedtrain.result.RunResult`'s FLOP figures for ``images`` trained in its
+    ``train_time_s``: FLOPs per image, total, achieved FLOP/s and MFU (or the reason there is
+    none). On CUDA the GPU is ``result.device``, the name torch gives it."""
+    result.flops_per_image = train_flops_per_image(cfg)
+    result.train_flops = result.flops_per_image * images
+    result.achieved_flops_per_s = achieved_flops_per_s(result.train_flops, result.train_time_s or 0.0)
+    figure = mfu_figure(result.achieved_flops_per_s, device_type, result.device if device_type == "cuda" else None,
+                        cfg.precision)
+    result.mfu, result.mfu_reason, result.peak_flops_per_s = figure.value, figure.reason, figure.peak_flops_per_s

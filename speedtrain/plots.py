@@ -141,6 +141,30 @@ def plot_curves(members: list[RunCase], figs: dict[Key, CaseFigures], spec: Sect
     return _finish(fig, spec)
 
 
+def plot_time_vs_flops(members: list[RunCase], figs: dict[Key, CaseFigures], spec: SectionPlot) -> Optional[bytes]:
+    """Median training time against the run's training FLOPs (log-log), one labelled point a
+    case: cases on one diagonal run at the same FLOP/s (they saved or added work); a case below
+    its neighbours' diagonal runs the same work faster. None unless 2+ cases have both figures."""
+    points = [(c, figs[(c.run, c.index)]) for c in members]
+    points = [(c, f) for c, f in points if f.train_flops and f.train_median]
+    if len(points) < 2:
+        return None
+    fig = _figure(8)
+    ax = fig.add_subplot()
+    for (c, f), color in zip(points, _colors(len(points))):
+        ax.scatter([f.train_flops / 1e12], [f.train_median], color=color, zorder=3)
+        label = f"{c.run}: {c.record.case}" if spec.many else c.record.case
+        ax.annotate(label, (f.train_flops / 1e12, f.train_median), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training FLOPs per run (TFLOP: forward + backward, every image trained)")
+    ax.set_ylabel("median training time (s)")
+    ax.set_title(f"{spec.title}: time against work\n(same diagonal: same FLOP/s; left: less work; down: faster)",
+                 fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    return _finish(fig, spec)
+
+
 def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot) -> Optional[bytes]:
     """Each case's recorded baselines over time (asv's main view): median per update, bar =
     the spread (max - min over seeds) centred on the median; x = the updates in date order.
@@ -170,4 +194,4 @@ def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot) ->
 
 Plot = Callable[[list[RunCase], dict[Key, CaseFigures], SectionPlot], Optional[bytes]]
 # Each section gets these plots, in this order, when they have data to show.
-PLOTS: tuple[tuple[str, Plot], ...] = (("time", plot_times), ("accuracy", plot_curves))
+PLOTS: tuple[tuple[str, Plot], ...] = (("time", plot_times), ("accuracy", plot_curves), ("flops", plot_time_vs_flops))

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 # order they first appear.
 SECTION_ORDER = (
     "workers", "batch_size", "image_size", "precision", "memory_format", "channel_halving",
-    "channel_reduction", "downsample", "architecture", "tricks", "tricks_cumulative", "dawnbench",
-    "monitor_overhead",
+    "channel_reduction", "downsample", "architecture", "tricks", "tricks_cumulative", "airbench",
+    "airbench_alone", "dawnbench", "monitor_overhead",
 )
 SECTION_TITLES = {
     "workers": "Data-loader workers",
@@ -44,6 +44,8 @@ SECTION_TITLES = {
     "architecture": "Architecture ladder (cumulative)",
     "tricks": "Bag of tricks, each alone",
     "tricks_cumulative": "Bag of tricks (cumulative)",
+    "airbench": "Airbench ladder (cumulative, ResNet-9 to airbench94)",
+    "airbench_alone": "Airbench steps, each alone on ResNet-9",
     "dawnbench": "DAWNBench: time to target accuracy",
     "monitor_overhead": "GPU monitor overhead",
 }
@@ -60,6 +62,8 @@ SECTION_AXES = {
     "architecture": "ladder step (changes add up left to right)",
     "tricks": "trick (each alone)",
     "tricks_cumulative": "ladder step (tricks add up left to right)",
+    "airbench": "ladder step (airbench's changes add up left to right)",
+    "airbench_alone": "airbench step (each alone on the ResNet-9 recipe)",
     "dawnbench": "recipe (epochs and precision)",
     "monitor_overhead": "NVML monitor",
     "train": "configuration (speedtrain train)",

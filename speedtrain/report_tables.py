@@ -37,6 +37,11 @@ class CaseFigures:
     energy_j: Optional[float]  # of the telemetry seed (the median-time seed's run)
     power_w: Optional[float]
     util_pct: Optional[float]
+    # work done (speedtrain.flops): per image, the run's total and its rate (medians), MFU (fraction)
+    flops_per_image: Optional[float] = None
+    train_flops: Optional[float] = None
+    flops_per_s: Optional[float] = None
+    mfu: Optional[float] = None
 
     @property
     def train_median(self) -> Optional[float]:
@@ -54,6 +59,8 @@ def case_figures(frame: "pandas.DataFrame") -> dict[Key, CaseFigures]:
             final_acc=_median(rows["final_acc_frac"]), images_per_s=_median(rows["images_per_s"]),
             peak_mem_bytes=_first(rows["peak_mem_allocated_bytes"]), energy_j=_first(telemetry["energy_j"]),
             power_w=_first(telemetry["power_mean_w"]), util_pct=_first(telemetry["gpu_util_pct"]),
+            flops_per_image=_first(rows["flops_per_image"]), train_flops=_median(rows["train_flops"]),
+            flops_per_s=_median(rows["achieved_flops_per_s"]), mfu=_median(rows["mfu_frac"]),
         )
     return out
 
@@ -231,8 +238,13 @@ def summary_table(sections: dict[str, list[RunCase]], titles: dict[str, str],
 # Columns of the section tables that hold numbers (right-aligned).
 NUMERIC_COLUMNS = (
     "train s (median)", "spread (min-max)", "time to target s", "final acc", "images/s",
-    "peak mem GiB", "energy J", "power W", "GPU util", "speed-up",
+    "peak mem GiB", "energy J", "power W", "GPU util", "speed-up", "GFLOP/img", "TFLOP/s", "MFU",
 )
+
+
+def fmt_scaled(x: Optional[float], unit: float) -> str:
+    """``x / unit`` with three significant figures (GFLOP/img, TFLOP/s)."""
+    return MISSING if x is None else f"{x / unit:.3g}"
 
 
 def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bool,
@@ -255,6 +267,9 @@ def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bo
             "power W": fmt_int(f.power_w),
             "GPU util": MISSING if f.util_pct is None else f"{f.util_pct:.0f}%",
             "speed-up": fmt_ratio(_speedup(c, figs, refs)),
+            "GFLOP/img": fmt_scaled(f.flops_per_image, 1e9),
+            "TFLOP/s": fmt_scaled(f.flops_per_s, 1e12),
+            "MFU": fmt_pct(f.mfu),
         })
         if verdicts is not None:
             row["verdict"] = fmt_verdict(verdicts.get((c.run, c.index)))
@@ -275,6 +290,19 @@ def notes(members: list[RunCase], many: bool) -> list[str]:
         throttled = [r for r in reasons if r != "gpu_idle"] if isinstance(reasons, list) else []
         if throttled:
             out.append(f"- {where}: GPU clocks throttled ({', '.join(map(str, throttled))})")
+    return out + _flops_notes(members)
+
+
+def _flops_notes(members: list[RunCase]) -> list[str]:
+    """What the FLOP columns mean, and why MFU is missing, once per section that has FLOPs."""
+    counted = [c for c in members if c.record.flops_per_image is not None]
+    if not counted:
+        return []
+    out = ["- GFLOP/img: training FLOPs (forward + backward; convolutions and matmuls) per image, counted "
+           "by torch's FlopCounterMode; TFLOP/s: the run's FLOPs over its train s; MFU: that over the GPU's "
+           "datasheet dense peak at the case's precision."]
+    reasons = sorted({c.record.mfu_reason for c in counted if c.record.mfu_reason})
+    out += [f"- MFU not shown: {reason}" for reason in reasons]
     return out
 
 

@@ -35,7 +35,7 @@ def test_dataset_shapes_and_targets():
     (dict(width=5.0), ["width"]),
     (dict(batch_size=0), ["batch_size"]),
     (dict(batch_size=True), ["batch_size", "whole number"]),
-    (dict(epochs=2.5), ["epochs", "whole number"]),
+    (dict(epochs=-2.5), ["epochs", "above 0"]),  # 9.9 is fine: fractional epochs (issue 12)
     (dict(lr="fast"), ["lr", "a finite number"]),
     (dict(global_pool=3), ["global_pool", "max, avg, or none"]),
     (dict(workers=10_000, loader="torch"), ["workers", "0 to 256"]),

@@ -1,0 +1,190 @@
+"""The airbench steps wired into the trainer (issue 12): each step changes the trained network
+as described, fractional epochs, alternating flip in the loader, the config's checks, FLOPs in
+every result and in the record; one slow test on real CIFAR-10."""
+
+import math
+
+import pytest
+import torch
+
+from speedtrain import airbench_train
+from speedtrain.airbench import whitening_filters
+from speedtrain.airbench_recipe import AIRBENCH94, ALONE, LADDER, cumulative
+from speedtrain.augment import normalize
+from speedtrain.config import TrainConfig
+from speedtrain.data import load_dataset, make_train_loader
+from speedtrain.errors import ConfigError
+from speedtrain.flops import flop_count
+from speedtrain.profiles import PROFILES
+from speedtrain.record import CaseRecord
+from speedtrain.schedule import lr_schedule
+from speedtrain.tests.test_train import SHARED_DATA
+from speedtrain.train import train
+
+TINY = dict(model="airbench", synthetic=True, width=0.125, batch_size=32, train_subset=96, test_subset=32,
+            epochs=1, device="cpu", warmup_steps=0, cutout=0)
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The network and the per-run hooks of the next train() call, for looking at the weights after it."""
+    seen = {}
+    build, hooks = airbench_train.build_airbench, airbench_train.RunHooks
+
+    def keep_net(cfg):
+        net = build(cfg)
+        if next(net.parameters()).device.type != "meta":  # not the FLOP count's copy
+            seen["net"] = net
+        return net
+
+    class KeptHooks(hooks):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen["hooks"] = self
+
+    monkeypatch.setattr(airbench_train, "build_airbench", keep_net)
+    monkeypatch.setattr(airbench_train, "RunHooks", KeptHooks)
+    return seen
+
+
+def test_whitening_fills_the_frozen_first_conv_from_the_training_images(captured):
+    cfg = TrainConfig(**TINY, whiten=True, whiten_images=64, whiten_bias_epochs=0)
+    result = train(cfg)
+    assert result.status == "ok" and result.whiten_s is not None and result.whiten_s >= 0
+    conv = captured["net"].whiten.conv
+    data = load_dataset(cfg)
+    mean, std = torch.tensor(data.mean), torch.tensor(data.std)
+    filters = whitening_filters(normalize(data.train_images[:64], mean, std, torch.float32))
+    # Trained for an epoch and still exactly the whitening filters and their negatives: frozen.
+    assert torch.allclose(conv.weight, torch.cat((filters, -filters)), atol=1e-5)
+    assert not conv.weight.requires_grad
+    assert torch.equal(conv.bias, torch.zeros_like(conv.bias))  # whiten_bias_epochs=0: frozen from the start
+
+
+def test_without_whitening_the_first_conv_learns(captured):
+    cfg = TrainConfig(**TINY)
+    torch.manual_seed(cfg.seed)  # as the trainer does before building the network
+    init = airbench_train.build_airbench(cfg).whiten.conv.weight.detach().clone()
+    train(cfg)
+    conv = captured["net"].whiten.conv
+    assert conv.weight.requires_grad and not torch.equal(conv.weight, init)
+
+
+def test_the_whitening_bias_learns_for_its_epochs_then_freezes(captured):
+    train(TrainConfig(**{**TINY, "epochs": 2}, whiten=True, whiten_bias_epochs=1))
+    bias = captured["net"].whiten.conv.bias
+    assert bias.abs().sum() > 0 and not bias.requires_grad  # learnt in epoch 1, frozen for epoch 2
+
+
+def weights(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items() if v.is_floating_point()}
+
+
+def test_lookahead_leaves_the_model_at_its_weight_average(captured):
+    cfg = TrainConfig(**{**TINY, "epochs": 2}, lookahead_every=2)  # 6 steps: EMA from step 2, updates at 4 and 6
+    train(cfg)
+    lookahead = captured["hooks"].lookahead
+    assert lookahead is not None and lookahead.ema is not None
+    averaged = weights(captured["net"])
+    assert all(torch.equal(a, b) for a, b in zip(averaged.values(), lookahead.ema))  # synced at the epoch's end
+    runs = []
+    for _ in range(2):  # the same run without lookahead, twice: training on the CPU is repeatable
+        train(cfg.replace(lookahead_every=0))
+        assert captured["hooks"].lookahead is None
+        runs.append(weights(captured["net"]))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in averaged)
+    assert any(not torch.equal(averaged[k], runs[0][k]) for k in averaged)
+
+
+def test_bn_shifts_get_the_scaled_rate_and_the_same_decay_per_step():
+    cfg = TrainConfig(**TINY, freeze_bn_scale=True, bn_bias_lr_scale=64.0)
+    net = airbench_train.build_airbench(cfg)
+    opt = airbench_train.scale_groups(torch.optim.SGD(airbench_train.param_groups(net, cfg), lr=0.0,
+                                                      weight_decay=cfg.weight_decay * cfg.batch_size), cfg)
+    shifts, others = opt.param_groups
+    assert shifts["bn_shift"] and all(p.ndim == 1 for p in shifts["params"])
+    assert shifts["lr_scale"] == pytest.approx(64 / cfg.batch_size) and others["lr_scale"] == pytest.approx(1 / cfg.batch_size)
+    assert shifts["lr_scale"] * shifts["weight_decay"] == pytest.approx(others["lr_scale"] * others["weight_decay"])
+    assert not any(p.requires_grad is False for g in opt.param_groups for p in g["params"])  # frozen scales left out
+
+
+def test_fractional_epochs_train_part_of_the_last_epoch():
+    cfg = TrainConfig(**{**TINY, "epochs": 1.5})  # 3 steps an epoch: 3 + 2 (ceil of 4.5)
+    result = train(cfg)
+    assert [e.epoch for e in result.epochs] == [1, 2]
+    assert result.train_flops == pytest.approx(result.flops_per_image * 5 * cfg.batch_size)
+    assert result.flops_per_image == pytest.approx(flop_count(cfg).train)
+    assert result.achieved_flops_per_s == pytest.approx(result.train_flops / result.train_time_s)
+    assert result.mfu is None and "cpu" in result.mfu_reason
+
+
+def test_alternating_flip_mirrors_each_image_in_alternate_epochs():
+    cfg = TrainConfig(**{**TINY, "train_subset": 16, "batch_size": 16}, crop_padding=0, alt_flip=True)
+    loader = make_train_loader(load_dataset(cfg), cfg, torch.device("cpu"))
+    loader.warm_up()  # off the clock: must not count as an epoch
+    epochs = [next(iter(loader))[0] for _ in range(3)]
+
+    def mirrored(a, b):  # every image of a has its mirror image in b
+        return all(any(torch.equal(x.flip(-1), y) for y in b) for x in a)
+
+    assert mirrored(epochs[1], epochs[0]) and mirrored(epochs[2], epochs[1])
+    assert all(any(torch.equal(x, y) for y in epochs[0]) for x in epochs[2])  # epoch 3 repeats epoch 1's flips
+    assert not mirrored(epochs[0], epochs[0])  # some images do start mirrored, some not
+
+
+def test_triangle_schedule_is_airbenchs():
+    schedule = lr_schedule(TrainConfig(schedule="triangle", lr=1.5, warmup_frac=0.23, epochs=9.9))
+    assert schedule(0) == pytest.approx(0.3) and schedule(0.23 * 9.9) == pytest.approx(1.5)
+    assert schedule(9.9) == pytest.approx(1.5 * 0.07)
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(whiten=True), "whiten applies to model airbench"),
+    (dict(model="airbench", alt_flip=True, loader="torch"), "alt_flip needs loader 'gpu'"),
+    (dict(alt_flip=True, flip=False), "alt_flip needs flip"),
+    (dict(model="airbench", activation="celu"), "activation does not apply to model airbench"),
+    (dict(bn_bias_lr_scale=64.0, optimizer="adamw"), "bn_bias_lr_scale applies to optimizer sgd"),
+    (dict(epochs=0), "epochs must be a number of epochs above 0"),
+    (dict(tta_translate=16), "tta_translate must be"),
+    (dict(lookahead_every=-1), "lookahead_every must be"),
+])
+def test_config_refuses_what_the_airbench_steps_cannot_do(changes, words):
+    with pytest.raises(ConfigError, match=words):
+        TrainConfig(**changes)
+
+
+def test_recipe_and_ladder_make_valid_configs_and_profiles_keep_the_fraction():
+    assert TrainConfig(**AIRBENCH94).epochs == 9.9
+    for step in range(len(LADDER)):
+        TrainConfig(**cumulative(step))
+    for _, change in ALONE:
+        assert TrainConfig(**change).model == "resnet9"
+    assert PROFILES["quick"].apply(TrainConfig(**AIRBENCH94), 0).epochs == pytest.approx(3.9)
+    assert PROFILES["quick"].apply(TrainConfig(), 0).epochs == 4
+
+
+def test_flop_figures_travel_into_the_case_record_and_the_frame():
+    from speedtrain.runs import PER_SEED
+
+    result = train(TrainConfig(**TINY))
+    record = CaseRecord.from_results([result], section="airbench", case="x", reference=True, step=0, profile="smoke",
+                                     metric="train_time_s", seeds=[0], target_acc=0.94, config={})
+    back = CaseRecord.from_extra_info(record.to_extra_info())
+    assert back.flops_per_image == result.flops_per_image > 0
+    assert back.train_flops == [result.train_flops] and back.mfu == [None] and "cpu" in back.mfu_reason
+    assert not back.problems and {"train_flops", "achieved_flops_per_s", "mfu_frac"} <= set(PER_SEED)
+
+
+@pytest.mark.slow
+def test_reduced_airbench_recipe_learns_cifar10_on_cpu():
+    """Real data: airbench94 at width 0.5 on the first 10k training images for 2 epochs (batch
+    500, fp32) reaches well above chance (10%) on 2000 test images."""
+    archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
+    if not archive.is_file():
+        pytest.skip(f"real CIFAR-10 not found at {archive} (set SPEEDTRAIN_TEST_DATA to the folder holding cifar10-jpeg.tar.xz)")
+    cfg = TrainConfig(**{**cumulative(len(LADDER) - 1), "data_dir": str(archive), "device": "cpu", "width": 0.5,
+                         "train_subset": 10_000, "test_subset": 2000, "epochs": 2, "batch_size": 500})
+    result = train(cfg)
+    assert result.status == "ok" and not result.synthetic and result.whiten_s is not None
+    assert result.final_acc >= 0.40, f"test accuracy after 2 epochs: {result.final_acc:.4f}"
+    assert math.isclose(result.flops_per_image, flop_count(cfg).train)
