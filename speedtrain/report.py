@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from speedtrain import report_tables as tables
+from speedtrain import study_report
 from speedtrain.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.errors import ReportError
 from speedtrain.plots import PLOTS, SectionPlot, plot_trend
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 SECTION_ORDER = (
     "workers", "batch_size", "image_size", "precision", "memory_format", "channel_halving",
     "channel_reduction", "downsample", "architecture", "tricks", "tricks_cumulative", "airbench",
-    "airbench_alone", "dawnbench", "monitor_overhead",
+    "airbench_alone", "dawnbench", "monitor_overhead", "optimizer_grid", "optimizer_grid_dropout", "small_data",
 )
 SECTION_TITLES = {
     "workers": "Data-loader workers",
@@ -48,6 +49,9 @@ SECTION_TITLES = {
     "airbench_alone": "Airbench steps, each alone on ResNet-9",
     "dawnbench": "DAWNBench: time to target accuracy",
     "monitor_overhead": "GPU monitor overhead",
+    "optimizer_grid": "Optimiser grid (ResNet-20, accuracy study)",
+    "optimizer_grid_dropout": "Dropout at the grid's reference point (ResNet-20, accuracy study)",
+    "small_data": "100 training images: each augmentation alone (accuracy study)",
 }
 # What each section varies, with its unit: the x axis of its time plot.
 SECTION_AXES = {
@@ -66,6 +70,9 @@ SECTION_AXES = {
     "airbench_alone": "airbench step (each alone on the ResNet-9 recipe)",
     "dawnbench": "recipe (epochs and precision)",
     "monitor_overhead": "NVML monitor",
+    "optimizer_grid": "optimiser, batch, learning rate, L2",
+    "optimizer_grid_dropout": "dropout before the classifier (fraction)",
+    "small_data": "augmentation (each alone)",
     "train": "configuration (speedtrain train)",
 }
 SMOKE_BANNER = (
@@ -176,6 +183,11 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
     notes = tables.notes(members, many)
     if notes:
         parts += [*notes, ""]
+
+    study, study_pngs = study_report.study_parts(  # the accuracy studies' own tables (issue 14)
+        section, members, stem, any(c.profile == "smoke" or c.record.synthetic for c in members))
+    parts += study
+    plots.update(study_pngs)
 
     ladder = [c for c in members if c.record.ladder]
     if ladder:

@@ -49,9 +49,12 @@ from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import numpy as np
 
-METRICS = ("train_time_s", "time_to_target_s")  # the figures a verdict can compare
+METRICS = ("train_time_s", "time_to_target_s", "final_acc")  # the figures a verdict can compare
+# Figures where up is good: the accuracy studies (issue 14) compare final test accuracy with
+# the same noise rule (:func:`compare_accuracy`); ``time_s`` then holds accuracies (fractions).
+HIGHER_IS_BETTER = ("final_acc",)
 NOT_JUDGED = "not judged"
-VERDICTS = ("faster", "unchanged", "slower", "accuracy lost", NOT_JUDGED, "no baseline")
+VERDICTS = ("faster", "unchanged", "slower", "accuracy lost", NOT_JUDGED, "no baseline", "more accurate")
 REGRESSIONS = ("slower", "accuracy lost")
 P_THRESHOLD = 0.05  # Mann-Whitney significance level (see module docstring)
 AUTO_P_THRESHOLD = 0.01  # the level of cases whose seeds --st-seeds auto chose
@@ -238,6 +241,8 @@ def compare(base: Optional[CaseSummary], new: CaseSummary, *, threshold: float =
     if base.metric != new.metric:
         return Verdict("no baseline", None,
                        f"metric differs: baseline {base.metric}, now {new.metric}")
+    if new.metric in HIGHER_IS_BETTER:
+        return compare_accuracy(base, new, acc_tolerance=acc_tolerance)
     ratio = None
     if base.time_s and new.time_s and statistics.median(base.time_s) > 0:
         ratio = statistics.median(new.time_s) / statistics.median(base.time_s)
@@ -265,6 +270,32 @@ def compare(base: Optional[CaseSummary], new: CaseSummary, *, threshold: float =
     if not beyond_noise(base.time_s, new.time_s, p):
         return Verdict("unchanged", ratio, f"{change}within run-to-run noise {figures}")
     return Verdict("slower" if ratio > 1 else "faster", ratio, f"{change}{figures}")
+
+
+def compare_accuracy(base: CaseSummary, new: CaseSummary, *, acc_tolerance: float = ACC_TOLERANCE) -> Verdict:
+    """The verdict for an accuracy figure: the time rule turned round. A change counts only if
+    the medians differ by more than ``acc_tolerance`` (absolute, 0.5 pt: a relative threshold
+    means little for accuracies) and the seeds differ beyond their noise (the same
+    Mann-Whitney / non-overlap rule, at the same levels); lower is "accuracy lost"."""
+    def pct(xs: list[float]) -> str:
+        med = 100 * statistics.median(xs)
+        return f"{med:.2f}%" if len(xs) == 1 else f"{med:.2f}% [{100 * min(xs):.2f}-{100 * max(xs):.2f}]"
+
+    if not base.time_s:
+        return Verdict("no baseline", None, f"no {base.metric} data in the baseline")
+    if not new.time_s:
+        return Verdict("accuracy lost", None, f"no seed produced {new.metric} this time (baseline {pct(base.time_s)})")
+    med_base, med_new = statistics.median(base.time_s), statistics.median(new.time_s)
+    ratio = med_new / med_base if med_base > 0 else None
+    figures = f"{100 * (med_new - med_base):+.2f} pt (baseline {pct(base.time_s)}, now {pct(new.time_s)})"
+    if min(base.n_seeds, new.n_seeds) < 2:
+        return Verdict(NOT_JUDGED, ratio, f"{figures}: one seed on a side, so run-to-run noise is unknown")
+    if abs(med_new - med_base) <= acc_tolerance:
+        return Verdict("unchanged", ratio, f"{figures}: within {100 * acc_tolerance:g} pt")
+    p = AUTO_P_THRESHOLD if base.sequential or new.sequential else P_THRESHOLD
+    if not beyond_noise(base.time_s, new.time_s, p):
+        return Verdict("unchanged", ratio, f"{figures}: within run-to-run noise")
+    return Verdict("accuracy lost" if med_new < med_base else "more accurate", ratio, figures)
 
 
 def verdict_row(case: str, base: Optional[CaseSummary], new: CaseSummary, *,
