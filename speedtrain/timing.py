@@ -66,12 +66,16 @@ def timer_policy(cfg: "TrainConfig", clock: str) -> dict[str, Any]:
         "dataset decoding and upload to the device",
         "model construction",
     ]
+    if cfg.lookahead_every:
+        includes.append("lookahead's weight averaging (every few steps and at each epoch's end)")
+    if cfg.whiten:  # airbench adds it to its run time; here it is a figure of its own
+        excludes.append("patch whitening of the first conv from the training images (timed separately as whiten_s)")
     if cfg.warmup_steps:
         excludes.append(
             f"warm-up (one loader batch: kernel loading, buffers, worker start-up; {cfg.warmup_steps} steps on it: "
             "cuDNN autotuning, torch.compile compilation), undone before timing")
     excludes += [
-        "evaluation (timed separately as eval_s" + (", flip TTA included)" if cfg.tta_flip else ")"),
+        "evaluation (timed separately as eval_s" + (", TTA included)" if cfg.tta_flip or cfg.tta_translate else ")"),
     ]
     telemetry = "NVML samples and energy cover the timed training epochs only (paused for evaluation)"
     return {"clock": clock, "includes": includes, "excludes": excludes, "telemetry": telemetry}
