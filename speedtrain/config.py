@@ -55,7 +55,7 @@ class TrainConfig:
     train_subset: int | None = _f(None, "use only the first N training images (images; none = all)")
     test_subset: int | None = _f(None, "use only the first N test images (images; none = all)")
     # --- model ------------------------------------------------------------------------
-    model: Literal["resnet9", "resnet18"] = _f("resnet9", "resnet9 (myrtle.ai DAWNBench) or resnet18 (student reports)")
+    model: Literal["resnet9", "resnet18", "resnet20", "airbench"] = _f("resnet9", "resnet9 (myrtle.ai DAWNBench), resnet18 (student reports), resnet20 (He et al.'s CIFAR network, the optimiser-grid study) or airbench (airbench94: 2x2 whitening conv, three conv-pool blocks of 64/256/256 channels, no residual)")
     width: float = _f(1.0, "channel width multiplier (0.5 = 'channel halving')")
     stem: Literal["cifar", "imagenet"] = _f("cifar", "resnet18 stem: cifar (3x3 conv) or imagenet (7x7 stride-2 conv + max-pool)")
     downsample: Literal["maxpool", "strided", "strided1x1"] = _f("maxpool", "downsampling: maxpool (conv then 2x2 max-pool), strided (3x3 stride-2 conv), strided1x1 (1x1 stride-2 conv)")
@@ -73,9 +73,9 @@ class TrainConfig:
     image_size: int | None = _f(None, "resize images once to this side (pixels; none = native 32 or 28)")
     # --- optimisation -----------------------------------------------------------------
     batch_size: int = _f(512, "training batch size (images)")
-    epochs: int = _f(24, "training epochs")
+    epochs: float = _f(24, "training epochs (epochs; a fraction trains part of the last one: 9.9 = nine whole epochs and 90% of a tenth)")
     lr: float = _f(0.4, "peak learning rate (per mean-loss gradient)")
-    schedule: Literal["piecewise", "onecycle", "constant"] = _f("piecewise", "LR schedule: piecewise (linear up, linear down to 0), onecycle (linear up, cosine down), constant (linear up, then flat)")
+    schedule: Literal["piecewise", "onecycle", "constant", "step", "triangle"] = _f("piecewise", "LR schedule: piecewise (linear up, linear down to 0), onecycle (linear up, cosine down), constant (linear up, then flat), step (flat, times step-factor after each milestone; no warm-up), triangle (airbench94: linear from 0.2x peak up, then down to 0.07x peak)")
     warmup_frac: float = _f(5 / 24, "fraction of training at which the LR peaks")
     momentum: float = _f(0.9, "SGD momentum")
     nesterov: bool = _f(True, "Nesterov momentum")
@@ -99,10 +99,34 @@ class TrainConfig:
     seed: int = _f(0, "random seed (model init, shuffling, augmentation)")
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto (cuda if available), cpu or cuda")
     warmup_steps: int = _f(3, "untimed training steps run first for cuDNN autotuning and compilation, then undone")
+    # --- data-parallel training (speedtrain.distributed) --------------------------------
+    nproc: int = _f(1, "processes training data-parallel (DDP through torchrun), one GPU each on CUDA; batch_size stays the global batch")
+    # --- studies: optimiser grid (ResNet-20) and the 100-image regime (speedtrain.study) ---
+    optimizer: Literal["sgd", "adam", "adamw"] = _f("sgd", "optimiser: sgd (momentum, nesterov, fused where the device has it), adam (L2 weight decay added to the gradient) or adamw (decoupled weight decay)")
+    dropout: float = _f(0.0, "resnet20: dropout probability before the classifier (fraction)")
+    milestones: tuple[int, ...] = _f((), "step schedule: epochs after which the LR is multiplied by step-factor, comma-separated")
+    step_factor: float = _f(0.1, "step schedule: LR multiplier at each milestone")
+    val_split: int = _f(0, "hold out the last N training images for validation (images; 0 = none); the best epoch by validation top-1 is recorded with its test accuracy")
+    classes: tuple[int, ...] = _f((), "train and test on these classes only (dataset class indices, comma-separated; relabelled 0..K-1 in this order); empty = all")
+    per_class: int | None = _f(None, "training images kept per class, the first ones in dataset order (images; none = all)")
+    rotate90: bool = _f(False, "random rotation of each training image by a multiple of 90 degrees")
+    patch_shuffle: int = _f(0, "patch shuffle: cut half the training images into a grid of this many patches per side and shuffle them (0 = off)")
+    channel_isolation: bool = _f(False, "keep one random colour channel of half the training images, zeroing the others")
+    mix_ratio: float = _f(0.0, "image mixing: blend each training image with a partner from its batch, this fraction of the partner, loss mixed alike (0 = off)")
+    # --- the airbench-era ladder (speedtrain.airbench_train; issue 12) --------------------
+    whiten: bool = _f(False, "airbench: fill the frozen 2x2 first conv from the training images' patch covariance before the clock starts (patch whitening; its seconds recorded as whiten_s)")
+    whiten_images: int = _f(5000, "airbench: training images the whitening is computed from (images)")
+    whiten_bias_epochs: int = _f(3, "airbench with whiten: epochs during which the whitening conv's bias learns before it is frozen (epochs)")
+    dirac_init: bool = _f(False, "identity (dirac) initialisation of the first input-channel filters of every 3x3 conv (airbench; resnet9 too)")
+    bn_bias_lr_scale: float = _f(1.0, "learning-rate multiplier of the batch-norm shifts, same absolute weight decay (airbench: 64 with freeze-bn-scale; sgd only)")
+    lookahead_every: int = _f(0, "lookahead: every this many steps, move an EMA of the weights towards them and copy it back (steps; 0 = off, airbench 5)")
+    alt_flip: bool = _f(False, "alternating flip: each image mirrored in alternate epochs from a random first choice, instead of at random each epoch (needs flip and loader gpu)")
+    tta_translate: int = _f(0, "test-time augmentation: also average over the images shifted up-left and down-right by this many pixels, each with its mirror under tta-flip (pixels; 0 = off, airbench 1)")
 
     def __post_init__(self) -> None:
-        if isinstance(self.residual, list):  # accept lists from JSON
-            object.__setattr__(self, "residual", tuple(self.residual))
+        for name in ("residual", "milestones", "classes"):
+            if isinstance(getattr(self, name), list):  # accept lists from JSON
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         _validate(self)
 
     # --- derived values ---------------------------------------------------------------
@@ -122,18 +146,18 @@ class TrainConfig:
     @property
     def pool(self) -> str:
         """The global pooling in effect: the field, or the model's own default."""
-        return self.global_pool or ("max" if self.model == "resnet9" else "avg")
+        return self.global_pool or ("max" if self.model in ("resnet9", "airbench") else "avg")
 
     @property
     def logit_scale(self) -> float:
         """The logit multiplier in effect: the field, or the model's own default."""
         if self.output_scale is not None:
             return float(self.output_scale)
-        return 0.125 if self.model == "resnet9" else 1.0
+        return 0.125 if self.model == "resnet9" else 1 / 9 if self.model == "airbench" else 1.0
 
     @property
     def num_classes(self) -> int:
-        return DATASET_SHAPES[self.dataset][5]
+        return len(self.classes) if self.classes else DATASET_SHAPES[self.dataset][5]
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed, validated again."""
@@ -144,7 +168,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["residual"] = list(self.residual)
+        for name in ("residual", "milestones", "classes"):  # JSON has lists
+            d[name] = list(getattr(self, name))
         return d
 
     @classmethod
@@ -169,6 +194,22 @@ class FieldSpec:
     choices: tuple[str, ...]  # the values of a ``Literal[...]``; empty when any value of kind goes
     default: Any
     help: str
+    group: str = "run"  # the --help group (OPTION_GROUPS)
+
+
+# --help groups of the CLI's options; a field not listed here is shown under "run".
+OPTION_GROUPS: dict[str, tuple[str, ...]] = {
+    "data": ("dataset", "data_dir", "download", "synthetic", "train_subset", "test_subset", "image_size",
+             "crop_padding", "flip", "cutout", "tta_flip", "loader", "workers", "val_split", "classes", "per_class",
+             "rotate90", "patch_shuffle", "channel_isolation", "mix_ratio"),
+    "model": ("model", "width", "stem", "downsample", "activation", "celu_alpha", "residual", "layer_convs",
+              "pool_before_bn", "global_pool", "output_scale", "bn_scale_init", "freeze_bn_scale", "ghost_bn_splits",
+              "dropout"),
+    "precision": ("precision", "channels_last", "compile", "compile_mode"),
+    "schedule": ("batch_size", "epochs", "lr", "schedule", "warmup_frac", "momentum", "nesterov", "weight_decay",
+                 "label_smoothing", "optimizer", "milestones", "step_factor"),
+    "run": ("target_acc", "seed", "device", "warmup_steps"),
+}
 
 
 def _spec(f: dataclasses.Field, hint: Any) -> FieldSpec:
@@ -185,7 +226,8 @@ def _spec(f: dataclasses.Field, hint: Any) -> FieldSpec:
         hint = tuple
     if hint not in (bool, int, float, str, tuple) or not all(isinstance(v, str) for v in values):
         raise TypeError(f"TrainConfig.{f.name}: unsupported annotation {f.type!r}")
-    return FieldSpec(f.name, hint, optional, values, f.default, f.metadata["help"])
+    group = next((g for g, names in OPTION_GROUPS.items() if f.name in names), "run")
+    return FieldSpec(f.name, hint, optional, values, f.default, f.metadata["help"], group)
 
 
 @functools.cache
@@ -265,8 +307,8 @@ def _validate(cfg: TrainConfig) -> None:
         _fail("image_size", cfg.image_size, "a side in pixels from 8 to 512, or none for the native size")
     if cfg.batch_size < 1:
         _fail("batch_size", cfg.batch_size, "a whole number of at least 1")
-    if cfg.epochs < 1:
-        _fail("epochs", cfg.epochs, "a whole number of at least 1")
+    if cfg.epochs <= 0:
+        _fail("epochs", cfg.epochs, "a number of epochs above 0 (9.9 trains nine whole epochs and 90% of a tenth)")
     if cfg.lr <= 0:
         _fail("lr", cfg.lr, "a number above 0")
     if not 0 <= cfg.warmup_frac < 1:
@@ -289,6 +331,8 @@ def _validate(cfg: TrainConfig) -> None:
         _fail("target_acc", cfg.target_acc, "a fraction in (0, 1]")
     if cfg.warmup_steps < 0:
         _fail("warmup_steps", cfg.warmup_steps, "a whole number of at least 0")
+    if cfg.nproc < 1 or cfg.batch_size % cfg.nproc:
+        _fail("nproc", cfg.nproc, f"a whole number of at least 1 that divides batch_size {cfg.batch_size}")
     if not 0 <= cfg.seed < 2**63:
         _fail("seed", cfg.seed, "a whole number from 0 to 2**63-1")
     if not cfg.data_dir.strip():
@@ -322,9 +366,15 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"ghost_bn_splits {cfg.ghost_bn_splits} must divide batch_size {cfg.batch_size}")
     if cfg.workers and cfg.loader != "torch":
         raise ConfigError(f"workers applies to loader 'torch' only; got workers={cfg.workers} with loader {cfg.loader!r}")
-    n_train = DATASET_SHAPES[cfg.dataset][3] if cfg.train_subset is None else cfg.train_subset
+    from speedtrain.studyconfig import train_images, validate_study  # its own module: config.py is long
+
+    validate_study(cfg)
+    from speedtrain.airbench_config import validate_airbench  # issue 12's fields
+
+    validate_airbench(cfg)
+    n_train = train_images(cfg)
     if n_train < cfg.batch_size:
-        raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {n_train} training images (train_subset); every step uses a full batch")
+        raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {n_train} training images (train_subset, classes, per_class, val_split); every step uses a full batch")
 
 
 def check_device(cfg: TrainConfig, device_type: str) -> None:

@@ -33,7 +33,7 @@ import tarfile
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Optional
 
@@ -43,7 +43,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from speedtrain import augment
+from speedtrain import augment, distributed
+from speedtrain import study
+from speedtrain.airbench_augment import alternating_flip, flip_bits
 from speedtrain.atomic import write_bytes_atomic
 from speedtrain.config import DATASET_SHAPES, TrainConfig
 from speedtrain.errors import DataError
@@ -85,10 +87,11 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     Memoised in-process on the fields that change the result, because a benchmark session
     builds dozens of cases over the same data.
     """
+    picked = (cfg.classes, cfg.per_class)  # the 100-image study's class subset (speedtrain.study)
     if cfg.synthetic:
-        return _prepared(cfg.dataset, "", False, True, cfg.seed, cfg.train_subset, cfg.test_subset, cfg.image_size)
+        return _prepared(cfg.dataset, "", False, True, cfg.seed, cfg.train_subset, cfg.test_subset, cfg.image_size, *picked)
     root = str(Path(cfg.data_dir).expanduser().resolve())
-    return _prepared(cfg.dataset, root, cfg.download, False, 0, cfg.train_subset, cfg.test_subset, cfg.image_size)
+    return _prepared(cfg.dataset, root, cfg.download, False, 0, cfg.train_subset, cfg.test_subset, cfg.image_size, *picked)
 
 
 def clear_memo() -> None:
@@ -101,12 +104,16 @@ def clear_memo() -> None:
 def _prepared(
     name: str, root: str, download: bool, synthetic: bool, seed: int,
     train_subset: Optional[int], test_subset: Optional[int], image_size: Optional[int],
+    classes: tuple[int, ...] = (), per_class: Optional[int] = None,
 ) -> Dataset:
     if synthetic:
-        arrays, source = _synthetic(name, seed, train_subset, test_subset, image_size), "synthetic"
+        arrays, source = _synthetic(name, seed, train_subset, test_subset, image_size, classes), "synthetic"
     else:
         *arrays, source = _read_source(name, root, download)
     train_x, train_y, test_x, test_y = arrays
+    if classes or per_class is not None:  # before the subsets: "first N" of the chosen classes
+        train_x, train_y = study.select_classes(train_x, train_y, classes, per_class)
+        test_x, test_y = study.select_classes(test_x, test_y, classes, None)
     # Subset first ("first N" images are views), then resize only what is kept.
     train_x, train_y = train_x[:train_subset], train_y[:train_subset]
     test_x, test_y = test_x[:test_subset], test_y[:test_subset]
@@ -117,8 +124,9 @@ def _prepared(
 
 
 def _synthetic(name: str, seed: int, train_subset: Optional[int], test_subset: Optional[int],
-               image_size: Optional[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Random uint8 images and labels, generated directly at the final size and count."""
+               image_size: Optional[int], picked: tuple[int, ...] = ()) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Random uint8 images and labels, generated directly at the final size and count; with a
+    class subset (``picked``) the labels are those classes in turn, shuffled, so each has images."""
     c, h, w, n_train, n_test, classes = DATASET_SHAPES[name]
     if image_size is not None:
         h = w = image_size
@@ -127,7 +135,8 @@ def _synthetic(name: str, seed: int, train_subset: Optional[int], test_subset: O
     for n, subset in ((n_train, train_subset), (n_test, test_subset)):
         n = min(n, subset or n)
         out.append(torch.from_numpy(rng.integers(0, 256, (n, c, h, w), dtype=np.uint8)))
-        out.append(torch.from_numpy(rng.integers(0, classes, n, dtype=np.int64)))
+        labels = rng.permutation(np.resize(np.asarray(picked, dtype=np.int64), n)) if picked else rng.integers(0, classes, n, dtype=np.int64)
+        out.append(torch.from_numpy(labels))
     return out[0], out[1], out[2], out[3]
 
 
@@ -499,16 +508,25 @@ class _Pipeline:
     cutout: int
     mean: Tensor
     std: Tensor
+    extra: study.ExtraAugment = study.ExtraAugment()  # the 100-image study's rotations, patches, channels
+    flip_bits: Optional[Tensor] = None  # alternating flip (airbench_augment): one bit per training image
 
     @classmethod
     def build(cls, data: Dataset, cfg: TrainConfig, device: torch.device) -> "_Pipeline":
         mean = torch.tensor(data.mean, dtype=torch.float32, device=device)
         std = torch.tensor(data.std, dtype=torch.float32, device=device)
-        return cls(tuple(data.train_images.shape[-2:]), cfg.flip, cfg.cutout, mean, std)  # type: ignore[arg-type]
+        return cls(tuple(data.train_images.shape[-2:]), cfg.flip, cfg.cutout, mean, std,  # type: ignore[arg-type]
+                   study.ExtraAugment.from_config(cfg))
 
-    def crop_flip(self, padded: Tensor, generator: torch.Generator) -> Tensor:
+    def crop_flip(self, padded: Tensor, generator: torch.Generator, epoch: int = 0) -> Tensor:
         x = augment.random_crop(padded, self.size, generator)
-        return augment.random_flip(x, generator) if self.flip else x
+        return self.extra(self._flip(x, generator, epoch) if self.flip else x, generator)
+
+    def _flip(self, x: Tensor, generator: torch.Generator, epoch: int) -> Tensor:
+        """Random mirroring, or with ``flip_bits`` the alternating flip of 0-based ``epoch``."""
+        if self.flip_bits is None:
+            return augment.random_flip(x, generator)
+        return alternating_flip(x, epoch, self.flip_bits)
 
     def finish(self, images: Tensor, generator: torch.Generator, dtype: torch.dtype) -> Tensor:
         return augment.cutout(augment.normalize(images, self.mean, self.std, dtype), self.cutout, generator)
@@ -550,6 +568,9 @@ class GpuLoader:
         # Random numbers drawn on the device: no host round trip per epoch.
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
         self.batch_size, self.dtype, self.memory_format = cfg.batch_size, dtype, memory_format(cfg)
+        if cfg.alt_flip:  # each image's flip bit, drawn once for the whole run
+            self.pipeline = replace(self.pipeline, flip_bits=flip_bits(len(self.labels), self.generator, device))
+        self.epoch = 0  # epochs begun (0-based index of the next): the alternating flip's parity
 
     def __len__(self) -> int:
         return len(self.labels) // self.batch_size
@@ -558,13 +579,18 @@ class GpuLoader:
         """One batch drawn off the clock: the epoch's augmentation kernels load and its
         dataset-sized buffer is allocated (then cached). The generator is restored, so the
         epochs draw exactly what they would have drawn without it."""
-        return _first_batch_without_trace(self, self.generator)
+        epoch = self.epoch
+        try:
+            return _first_batch_without_trace(self, self.generator)
+        finally:
+            self.epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        images = self.pipeline.crop_flip(self.images, self.generator)
+        images = self.pipeline.crop_flip(self.images, self.generator, self.epoch)
+        self.epoch += 1
         order = torch.randperm(len(self.labels), device=self.labels.device, generator=self.generator)
         for step in range(len(self)):
-            index = order[step * self.batch_size:(step + 1) * self.batch_size]
+            index = distributed.share(order[step * self.batch_size:(step + 1) * self.batch_size])  # nproc > 1
             x = self.pipeline.finish(images[index], self.generator, self.dtype)
             yield x.contiguous(memory_format=self.memory_format), self.labels[index]
 
@@ -609,7 +635,9 @@ class TorchLoader:
         samples = _AugmentedSamples(augment.reflect_pad(data.train_images, cfg.crop_padding), data.train_labels,
                                     _Pipeline.build(data, cfg, torch.device("cpu")))
         self.loader = torch.utils.data.DataLoader(
-            samples, batch_size=cfg.batch_size, sampler=_SeededShuffle(len(samples), cfg.seed), drop_last=True,
+            # with nproc > 1, this rank's share of each global batch (speedtrain.distributed)
+            samples, batch_size=distributed.local_batch(cfg.batch_size),
+            sampler=distributed.shard_sampler(_SeededShuffle(len(samples), cfg.seed), cfg.batch_size), drop_last=True,
             num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
             generator=torch.Generator().manual_seed(cfg.seed),  # seeds the workers' own RNGs
         )

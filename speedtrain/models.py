@@ -35,6 +35,7 @@ __all__ = [
     "Scale",
     "BasicBlock",
     "build_model",
+    "resnet20",
     "prepare_for_precision",
     "count_parameters",
 ]
@@ -323,11 +324,23 @@ def _resnet18(cfg: TrainConfig) -> nn.Sequential:
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     """The network ``cfg`` describes, in fp32 on the CPU, in training mode."""
+    if cfg.model == "airbench":  # its own module (issue 12); imported here: it imports this one
+        from speedtrain.airbench_train import build_airbench
+
+        return build_airbench(cfg)
     if cfg.model == "resnet9":
-        return _resnet9(cfg)
-    if cfg.model == "resnet18":
-        return _resnet18(cfg)
-    raise ConfigError(f"model must be one of resnet9, resnet18; got {cfg.model!r}")
+        net = _resnet9(cfg)
+    elif cfg.model == "resnet18":
+        net = _resnet18(cfg)
+    elif cfg.model == "resnet20":
+        net = resnet20(cfg.input_shape[0], cfg.num_classes, cfg.width, cfg.dropout, cfg)
+    else:
+        raise ConfigError(f"model must be one of resnet9, resnet18, resnet20, airbench; got {cfg.model!r}")
+    if cfg.dirac_init:  # airbench's identity init, on a ResNet alone
+        from speedtrain.airbench import dirac_init_
+
+        dirac_init_(net)
+    return net
 
 
 def prepare_for_precision(model: nn.Module, precision: str) -> nn.Module:

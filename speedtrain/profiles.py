@@ -7,6 +7,7 @@ the session's options (dataset, data directory, device), then the case, then the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -47,8 +48,8 @@ class Profile:
 
     def apply(self, cfg: TrainConfig, seed: int) -> TrainConfig:
         changes: dict[str, Any] = {"seed": seed}
-        if self.epochs is not None:
-            changes["epochs"] = self.epochs
+        if self.epochs is not None:  # a fractional case keeps its part epoch: 9.9 -> 3.9 in quick
+            changes["epochs"] = self.epochs - round(math.ceil(cfg.epochs) - cfg.epochs, 9)
         if self.synthetic:
             changes["synthetic"] = True
         if self.width_scale != 1.0:
@@ -59,7 +60,7 @@ class Profile:
             batch = max(splits, round(cfg.batch_size * self.batch_scale / splits) * splits)
             changes["batch_size"] = batch
         if self.steps_per_epoch is not None:
-            changes["train_subset"] = self.steps_per_epoch * batch
+            changes["train_subset"] = self.steps_per_epoch * batch + cfg.val_split  # held-out images are not steps
         if self.test_images is not None:
             changes["test_subset"] = self.test_images
         if self.warmup_steps is not None:

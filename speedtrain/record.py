@@ -27,6 +27,8 @@ from speedtrain.errors import BaselineError
 from speedtrain.stats import METRICS, CaseSummary, lower_median, median_or_none
 
 if TYPE_CHECKING:
+    from speedtrain.evaluation import EvalSummary
+    from speedtrain.metrics import EvalMetrics
     from speedtrain.train import RunResult
 
 
@@ -98,6 +100,23 @@ class CaseRecord:
     seeds_auto: bool = False  # seeds chosen by --st-seeds auto (judged at p < 0.01)
     seeds_note: Optional[str] = None  # why the seeds stopped where they did (auto, interrupt, oom)
     conditions: dict[str, Any] = field(default_factory=dict)  # runconditions.Conditions.to_dict()
+    # --- work done and MFU (speedtrain.flops; issue 12) ---
+    flops_per_image: Optional[float] = None  # training FLOPs (forward + backward) per image
+    train_flops: list[Optional[float]] = field(default_factory=list)  # per seed: FLOPs of the run
+    achieved_flops_per_s: list[Optional[float]] = field(default_factory=list)  # per seed: train_flops / train s
+    mfu: list[Optional[float]] = field(default_factory=list)  # per seed: fraction of the datasheet peak
+    mfu_reason: Optional[str] = None  # why there is no MFU (CPU, unknown GPU)
+    peak_flops_per_s: Optional[float] = None  # the datasheet peak MFU is against
+    whiten_s: list[Optional[float]] = field(default_factory=list)  # per seed: airbench whitening, before the clock
+    # --- accuracy studies: top-k, best epoch by validation, confusion (speedtrain.evaluation; issue 14) ---
+    top2_acc: list[Optional[float]] = field(default_factory=list)  # per seed, test set, last epoch (fraction)
+    top3_acc: list[Optional[float]] = field(default_factory=list)
+    best_epoch: list[Optional[int]] = field(default_factory=list)  # per seed, by validation top-1 (val_split)
+    val_acc: list[Optional[float]] = field(default_factory=list)  # per seed: validation top-1 of the best epoch
+    best_train_acc: list[Optional[float]] = field(default_factory=list)  # training top-1 of the best epoch
+    best_test_acc: list[Optional[float]] = field(default_factory=list)  # test top-1 of the best epoch
+    confusion: Optional[list[list[int]]] = None  # test set, last epoch, [true][predicted], summed over seeds
+    best_confusion: Optional[list[list[int]]] = None  # the same at each seed's best epoch
     # Malformed fields of a saved record: key -> one-line reason (not saved).
     problems: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -152,6 +171,15 @@ class CaseRecord:
             curves=_curves(r.get("curves")), monitor=r.flag("monitor"), problems=r.problems,
             call_time_s=r.per_seed("call_time_s"), seeds_auto=r.get("seeds_auto") is True,
             seeds_note=r.text("seeds_note"), conditions=r.mapping("conditions") or {},
+            flops_per_image=r.number("flops_per_image"), train_flops=r.per_seed("train_flops"),
+            achieved_flops_per_s=r.per_seed("achieved_flops_per_s"), mfu=r.per_seed("mfu"),
+            mfu_reason=r.text("mfu_reason"), peak_flops_per_s=r.number("peak_flops_per_s"),
+            whiten_s=r.per_seed("whiten_s"),
+            top2_acc=r.per_seed("top2_acc"), top3_acc=r.per_seed("top3_acc"),
+            best_epoch=[None if e is None else int(e) for e in r.per_seed("best_epoch")],
+            val_acc=r.per_seed("val_acc"), best_train_acc=r.per_seed("best_train_acc"),
+            best_test_acc=r.per_seed("best_test_acc"), confusion=r.matrix("confusion"),
+            best_confusion=r.matrix("best_confusion"),
         )
 
     @classmethod
@@ -182,6 +210,11 @@ class CaseRecord:
             gpu=merge_telemetry(results), monitor=monitor,
             curves=[[CurvePoint(e.epoch, e.train_s, e.test_acc, e.train_loss) for e in r.epochs]
                     for r in results],
+            flops_per_image=first.flops_per_image, train_flops=[r.train_flops for r in results],
+            achieved_flops_per_s=[r.achieved_flops_per_s for r in results], mfu=[r.mfu for r in results],
+            mfu_reason=first.mfu_reason, peak_flops_per_s=first.peak_flops_per_s,
+            whiten_s=[r.whiten_s for r in results],
+            **study_figures([r.evaluation for r in results]),
         )
 
     def summary(self) -> CaseSummary:
@@ -189,12 +222,32 @@ class CaseRecord:
         for key in ("extra_info", "metric", self.metric, "final_acc", "reached_target", "images_per_s"):
             if key in self.problems:
                 raise BaselineError(self.problems[key])
-        times = self.train_time_s if self.metric == "train_time_s" else self.time_to_target_s
+        times = {"train_time_s": self.train_time_s, "time_to_target_s": self.time_to_target_s,
+                 "final_acc": self.final_acc}[self.metric]
         # Seeds without a time (missed target, diverged) are dropped; they show in `reached`.
         return CaseSummary(metric=self.metric, time_s=[t for t in times if t is not None],
                            acc=[a for a in self.final_acc if a is not None],
                            reached=list(self.reached_target),
                            images_per_s=median_or_none(self.images_per_s), sequential=self.seeds_auto)
+
+
+def study_figures(evaluations: Sequence[Optional["EvalSummary"]]) -> dict[str, Any]:
+    """The record's accuracy-study fields from each seed's ``RunResult.evaluation``."""
+    def matrix_sum(ms: list[Optional["EvalMetrics"]]) -> Optional[list[list[int]]]:
+        ms = [m for m in ms if m is not None]
+        return [[sum(m.confusion[i][j] for m in ms) for j in range(len(ms[0].confusion))]
+                for i in range(len(ms[0].confusion))] if ms else None
+
+    evs = list(evaluations)
+    return dict(
+        top2_acc=[e.final.accuracy(2) if e else None for e in evs],
+        top3_acc=[e.final.accuracy(3) if e else None for e in evs],
+        best_epoch=[e.best_epoch if e else None for e in evs], val_acc=[e.best_val_acc if e else None for e in evs],
+        best_train_acc=[e.best_train_acc if e else None for e in evs],
+        best_test_acc=[e.best_test_acc if e else None for e in evs],
+        confusion=matrix_sum([e.final if e else None for e in evs]),
+        best_confusion=matrix_sum([e.best if e else None for e in evs]),
+    )
 
 
 def merge_telemetry(results: Sequence["RunResult"]) -> Optional[dict[str, Any]]:
@@ -252,6 +305,17 @@ class Reader:
         if not ok:
             self.problems[key] = f"extra_info[{key!r}] must be a list of numbers or null, got {show(value)}"
         return [float(v) if is_number(v) else None for v in value] if isinstance(value, list) else []
+
+    def matrix(self, key: str) -> Optional[list[list[int]]]:
+        """A square matrix of whole numbers (a confusion matrix), or None."""
+        value = self.info.get(key)
+        if value is None:
+            return None
+        ok = (isinstance(value, list) and all(isinstance(row, list) and len(row) == len(value) for row in value)
+              and all(isinstance(v, int) and not isinstance(v, bool) for row in value for v in row))
+        if not ok:
+            self.problems[key] = f"extra_info[{key!r}] must be a square list of lists of whole numbers, got {show(value)}"
+        return [list(row) for row in value] if ok else None
 
     def flags(self, key: str) -> list[bool]:
         value = self.info.get(key, [])

@@ -196,8 +196,14 @@ PER_SEED = {
     "train_time_s": "train_time_s", "time_to_target_s": "time_to_target_s", "final_acc_frac": "final_acc",
     "images_per_s": "images_per_s", "epoch_time_s": "epoch_time_s", "eval_time_s": "eval_time_s",
     "warmup_s": "warmup_s",
+    # work done (speedtrain.flops): FLOPs of the run, achieved FLOP/s, MFU; airbench's whitening seconds
+    "train_flops": "train_flops", "achieved_flops_per_s": "achieved_flops_per_s", "mfu_frac": "mfu",
+    "whiten_s": "whiten_s",
+    # accuracy studies (speedtrain.evaluation): top-k of the last epoch, the best epoch by validation
+    "top2_acc_frac": "top2_acc", "top3_acc_frac": "top3_acc", "best_epoch": "best_epoch",
+    "val_acc_frac": "val_acc", "best_train_acc_frac": "best_train_acc", "best_test_acc_frac": "best_test_acc",
 }
-FLOAT_COLUMNS = (*PER_SEED, "target_acc_frac", "energy_j", "power_mean_w", "gpu_util_pct")
+FLOAT_COLUMNS = (*PER_SEED, "target_acc_frac", "energy_j", "power_mean_w", "gpu_util_pct", "flops_per_image")
 INT_COLUMNS = ("step", "seed", "n_params", "peak_mem_allocated_bytes", "peak_mem_reserved_bytes")
 
 
@@ -240,6 +246,7 @@ def _case_rows(case: RunCase) -> list[dict[str, Any]]:
             "gpu_util_pct": _number(gpu.get("util_mean_pct")) if telemetry else None,
             "peak_mem_allocated_bytes": rec.peak_mem_allocated_bytes,
             "peak_mem_reserved_bytes": rec.peak_mem_reserved_bytes, "n_params": rec.n_params,
+            "flops_per_image": rec.flops_per_image,
         }
         rows.append(row)
     return rows

@@ -15,6 +15,8 @@ import numpy as np
 from speedtrain.config import TrainConfig
 
 Schedule = Callable[[float], float]
+# airbench94's triangle: the LR starts at, and ends at, these fractions of the peak.
+TRIANGLE_START, TRIANGLE_END = 0.2, 0.07
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ def lr_schedule(cfg: TrainConfig) -> Schedule:
         return PiecewiseLinear((0.0, warm, total), (0.0, peak, 0.0))
     if cfg.schedule == "onecycle":
         return WarmupCosine(peak, warm, total)
+    if cfg.schedule == "step":  # the optimiser-grid study: flat, x step_factor at each milestone
+        return StepSchedule(peak, tuple(float(m) for m in cfg.milestones), cfg.step_factor)
+    if cfg.schedule == "triangle":  # airbench94: 0.2x peak -> peak at warmup_frac (0.23) -> 0.07x peak
+        return PiecewiseLinear((0.0, warm, total), (TRIANGLE_START * peak, peak, TRIANGLE_END * peak))
     return PiecewiseLinear((0.0, warm, total), (0.0, peak, peak))
 
 

@@ -35,18 +35,23 @@ import traceback
 from typing import Any, Callable, Optional, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from speedtrain import distributed, study
+from speedtrain import airbench_train, flops  # issue 12: the airbench-era steps; FLOPs and MFU
 from speedtrain.config import TrainConfig, resolve_device
 from speedtrain.data import load_dataset, make_test_batches, make_train_loader, memory_format
 from speedtrain.env import device_name, environment
+from speedtrain.evaluation import BestEpoch, evaluate
+from speedtrain.metrics import EvalMetrics
 from speedtrain.result import EpochStats, RunResult, format_summary  # noqa: F401 (re-exported)
 from speedtrain.models import build_model, count_parameters, prepare_for_precision
 from speedtrain.schedule import lr_schedule
 from speedtrain.timing import Timer, peak_memory, release_memory, reset_peak_memory, synchronize, timer_policy
 
 Log = Callable[[str], None]
+# Timed events of a run as they happen (speedtrain.mllog): key, metadata. See train().
+Events = Callable[[str, dict[str, Any]], None]
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -89,17 +94,9 @@ def _set_matmul_precision(precision: str) -> None:
     torch.backends.cudnn.allow_tf32 = tf32
 
 
-def _evaluate(model: nn.Module, batches: list, cfg: TrainConfig, autocast: Any) -> float:
-    model.eval()
-    correct, total = 0, 0
-    with torch.no_grad(), autocast():
-        for x, y in batches:
-            logits = model(x)
-            if cfg.tta_flip:  # average with the mirror image: myrtle.ai's flip TTA
-                logits = logits + model(torch.flip(x, dims=(3,)))
-            correct += int((logits.argmax(dim=1) == y).sum())
-            total += y.numel()
-    return correct / max(total, 1)
+def _evaluate(model: nn.Module, batches: list, cfg: TrainConfig, autocast: Any) -> EvalMetrics:
+    """Top-k hits and the confusion matrix (speedtrain.evaluation); top-1 is ``.accuracy(1)``."""
+    return evaluate(model, batches, cfg.num_classes, cfg.tta_flip, autocast, cfg.tta_translate)
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -138,18 +135,24 @@ def sgd_implementation(opt: torch.optim.Optimizer) -> str:
     return "fused" if group.get("fused") else "foreach" if group.get("foreach") else "for-loop"
 
 
-def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[Log] = None) -> RunResult:
+def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[Log] = None,
+          events: Optional[Events] = None) -> RunResult:
     """Train once as ``cfg`` describes and return what was measured.
 
     Invalid configurations and missing data raise :class:`speedtrain.errors.SpeedtrainError`.
     Running out of memory does not raise: the result says ``status='oom'``. Either way the
     run's memory is released before returning or raising, so a suite can go on with its next case.
+
+    ``events`` is called at the moment each of run_start, epoch_start, epoch_stop (after the
+    epoch's clock stopped), eval_accuracy and run_stop happens (the MLPerf log keys).
     """
-    device = resolve_device(cfg)
+    if cfg.nproc > 1 and not distributed.inside_rank():  # torchrun starts the ranks, which come back here
+        return distributed.launch(cfg, monitor=monitor is not None, log=log)
+    device = distributed.rank_device(resolve_device(cfg))
     result = RunResult(config=cfg.to_dict(), env=environment(device), device=device_name(device))
     release_memory(device)  # earlier runs' cached blocks and peaks are not this run's
     try:
-        _train(cfg, device, result, monitor, log or (lambda line: None))
+        _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None))
     except Exception as exc:  # noqa: BLE001 - only OOM is swallowed, see below
         # The traceback holds the failed run's model and activations, and pytest keeps the
         # traceback of a failed test: drop the frames' locals so the memory can be freed.
@@ -165,15 +168,17 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     return result
 
 
-def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: Optional[Monitor], log: Log) -> None:
+def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: Optional[Monitor], log: Log,
+           events: Events) -> None:
     torch.backends.cudnn.benchmark = True  # autotuning happens in the warm-up, off the clock
     _set_matmul_precision(cfg.precision)
     half = cfg.precision == "half"
     input_dtype = torch.float16 if half else torch.float32
     layout = memory_format(cfg)
 
-    data = load_dataset(cfg)
+    data, val_data = study.holdout(load_dataset(cfg), cfg.val_split)  # val_split: held-out training images
     result.synthetic, result.data_source = data.synthetic, data.source
+    val_batches = make_test_batches(val_data, cfg, device, dtype=input_dtype) if val_data else []
     train_loader = make_train_loader(data, cfg, device, dtype=input_dtype)
     test_batches = make_test_batches(data, cfg, device, dtype=input_dtype)
     steps_per_epoch = len(train_loader)
@@ -182,7 +187,9 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     net = build_model(cfg)
     result.n_params = count_parameters(net)
     net = prepare_for_precision(net.to(device=device, memory_format=layout), cfg.precision)
-    model = torch.compile(net, mode=cfg.compile_mode) if cfg.compile else net
+    result.whiten_s = airbench_train.whiten_first_layer(net, cfg, data.train_images, data.mean, data.std, device)
+    model = distributed.wrap(net, device)  # DDP with nproc > 1
+    model = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
 
     schedule = lr_schedule(cfg)
     step = _Step(cfg, device, net, model)
@@ -195,6 +202,8 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     opt, scaler = step.optimizer(init_scale=calibrated)
     result.optimizer_impl = sgd_implementation(opt)
     result.grad_scale_init = scaler.get_scale() if step.scaling else None
+    plan = airbench_train.epoch_plan(cfg, steps_per_epoch)  # steps per epoch; a fractional last one is short
+    hooks = airbench_train.RunHooks(cfg, net, sum(plan))  # whitening bias, lookahead (no-ops when off)
     reset_peak_memory(device)
 
     result.target_acc = cfg.target
@@ -206,8 +215,11 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     log(f"{'epoch':>5} {'lr':>7} {'loss':>8} {'train':>7} {'test':>7} {'epoch s':>8} {'total s':>8}")
     timer, eval_timer = Timer(device), Timer(device)
     train_s = eval_s_total = 0.0
-    for epoch in range(1, cfg.epochs + 1):
+    best = BestEpoch()  # top-k, confusion matrix, best epoch by validation (speedtrain.evaluation)
+    events("run_start", {})
+    for epoch, n_steps in enumerate(plan, start=1):
         model.train()
+        hooks.start_epoch(epoch - 1)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         # The telemetry windows match the training clock, so evaluation is left out of them.
@@ -215,17 +227,22 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
             monitor.start()
         elif monitor is not None:
             monitor.resume()
+        events("epoch_start", {"epoch_num": epoch})
         timer.start()
-        for i, (x, y) in enumerate(train_loader):
+        for i, (x, y) in zip(range(n_steps), train_loader):
             lr = schedule(epoch - 1 + (i + 1) / steps_per_epoch)
             loss, hits = step(x, y, lr, opt, scaler)
+            hooks.after_step()
             loss_sum += loss.float()  # stays on the device: no sync per step
             correct += hits
-        epoch_s = timer.stop()  # synchronises: the epoch's GPU work is done
+        hooks.end_epoch()
+        epoch_s = distributed.slowest(timer.stop())  # synchronises: the epoch's GPU work is done
+        events("epoch_stop", {"epoch_num": epoch})
         if monitor is not None:
             monitor.pause()
         train_s += epoch_s
-        n_seen = steps_per_epoch * cfg.batch_size
+        n_seen = n_steps * cfg.batch_size
+        distributed.sum_over_ranks(loss_sum, correct)  # every rank's share of the global batches
         train_loss = float(loss_sum) / n_seen
         if not math.isfinite(train_loss):
             result.diverged, result.status = True, "diverged"
@@ -234,28 +251,36 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
             break
 
         eval_timer.start()
-        test_acc = _evaluate(model, test_batches, cfg, autocast)
+        test = _evaluate(model, test_batches, cfg, autocast)
+        val = _evaluate(model, val_batches, cfg, autocast) if val_batches else None
+        test_acc = test.accuracy(1)
         eval_s = eval_timer.stop()
+        best.update(epoch, int(correct) / n_seen, val, test)
         eval_s_total += eval_s
+        events("eval_accuracy", {"value": test_acc, "epoch_num": epoch})
         result.epochs.append(EpochStats(
             epoch=epoch, lr=lr, train_loss=train_loss, train_acc=int(correct) / n_seen,
             test_acc=test_acc, epoch_s=epoch_s, eval_s=eval_s, train_s=train_s,
+            val_acc=None if val is None else val.accuracy(1),
         ))
         if test_acc >= cfg.target and result.time_to_target_s is None:
             result.time_to_target_s = train_s
         log(f"{epoch:>5} {lr:>7.4f} {train_loss:>8.4f} {int(correct) / n_seen:>7.2%} {test_acc:>7.2%} "
             f"{epoch_s:>8.2f} {train_s:>8.2f}")
     synchronize(device)
+    events("run_stop", {"status": result.status, "reached_target": result.time_to_target_s is not None})
     if monitor is not None:
-        result.gpu = monitor.stop()
+        result.gpu = distributed.gather_telemetry(monitor.stop())  # every rank's GPU
 
     result.train_time_s = train_s
     result.eval_time_s = eval_s_total
     result.reached_target = result.time_to_target_s is not None
     result.final_acc = result.epochs[-1].test_acc if result.epochs else None
-    images = steps_per_epoch * cfg.batch_size * (len(result.epochs) + (1 if result.diverged else 0))
+    result.evaluation = best.summary
+    images = cfg.batch_size * sum(plan[:len(result.epochs) + (1 if result.diverged else 0)])
     result.images_per_s = images / train_s if train_s > 0 else None
     result.peak_mem_allocated_bytes, result.peak_mem_reserved_bytes = peak_memory(device)
+    flops.record_flops(result, cfg, images, device.type)  # counted once per network shape, off the clock
     if step.scaling:
         result.grad_scale_final = scaler.get_scale()
 
@@ -272,24 +297,27 @@ class _Step:
         self.cfg, self.device, self.net, self.model = cfg, device, net, model
         self.amp_dtype = AUTOCAST_DTYPES.get(cfg.precision)
         self.scaling = cfg.precision == "fp16"
+        self.mix = study.ImageMix.build(cfg, device)  # image mixing (mix_ratio), None when off
 
     def autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def optimizer(self, init_scale: Optional[float] = None) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
-        params = [p for p in self.net.parameters() if p.requires_grad]
+        params = airbench_train.param_groups(self.net, self.cfg)  # bn_bias_lr_scale: shifts in a group
         scale = init_scale if init_scale is not None else initial_grad_scale(self.cfg.batch_size)
         scaler = torch.amp.GradScaler(self.device.type, init_scale=scale, enabled=self.scaling)
-        return make_sgd(params, self.cfg, self.device), scaler
+        opt = study.make_optimizer(params, self.cfg, self.device)  # cfg.optimizer; sgd: make_sgd
+        return airbench_train.scale_groups(opt, self.cfg), scaler
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, opt: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         for group in opt.param_groups:
-            group["lr"] = lr / cfg.batch_size
+            group["lr"] = study.group_lr(group, lr, cfg.batch_size)  # SGD: lr / batch, as ever
+        mixed = self.mix(x) if self.mix is not None else None
         with self.autocast():
-            logits = self.model(x)
-            loss = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=cfg.label_smoothing)
+            logits = self.model(x if mixed is None else mixed.images)
+            loss = study.cross_entropy(logits.float(), y, mixed, cfg.label_smoothing)
         scaler.scale(loss).backward()
         scaler.step(opt)  # fused SGD takes the scale and the overflow flag on the device: no sync
         scaler.update()
@@ -317,6 +345,8 @@ def _warm_up(cfg: TrainConfig, step: _Step, loader: Any, test_batches: list) -> 
             break
     _evaluate(step.model, test_batches, cfg, step.autocast)
     step.net.load_state_dict(saved)
+    if step.mix is not None:
+        step.mix.reset()
     return scaler.get_scale() if step.scaling else None
 
 
