@@ -49,3 +49,11 @@ def test_installed_torch_has_every_api_used() -> None:
             obj = getattr(obj, part)
     # Fused SGD on the CPU (torch >= 2.4) is what train.make_sgd asks for there.
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, fused=True)
+
+
+def test_no_unit_test_module_shares_a_benchmark_module_name() -> None:
+    """Without __init__.py files pytest imports both folders' test modules by basename, so a
+    clash stops the whole collection (`pytest` then runs nothing)."""
+    benchmarks = {p.name for p in (ROOT / "benchmarks").glob("test_*.py")}
+    units = {p.name for p in (ROOT / "speedtrain" / "tests").glob("test_*.py")}
+    assert not benchmarks & units
