@@ -2,7 +2,7 @@
 
 The loader's augmentation runs in bulk on the device with device-side random numbers, code
 that no CPU test exercises on a GPU. So the doctor feeds the real loader
-(:func:`speedtrain.data.make_train_loader`) position-coded images and reads back from every
+(:func:`speedtrain.loaders.make_train_loader`) position-coded images and reads back from every
 batch what was done to each image: channel 0 holds the source row (1..H), channel 1 the source
 column (1..W), channel 2 the image's id, and mean 0 with std 1/255 makes the normalised batch
 equal the uint8 values. From that it checks that
@@ -24,7 +24,8 @@ import torch
 from torch import Tensor
 
 from speedtrain.config import TrainConfig
-from speedtrain.data import Dataset, make_train_loader
+from speedtrain.data import Dataset
+from speedtrain.loaders import make_train_loader
 
 
 @dataclass

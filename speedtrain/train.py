@@ -40,7 +40,8 @@ from torch import nn
 from speedtrain import distributed, study
 from speedtrain import airbench_train, flops  # issue 12: the airbench-era steps; FLOPs and MFU
 from speedtrain.config import TrainConfig, resolve_device
-from speedtrain.data import load_dataset, make_test_batches, make_train_loader, memory_format
+from speedtrain.data import load_dataset
+from speedtrain.loaders import make_test_batches, make_train_loader, memory_format
 from speedtrain.env import device_name, environment
 from speedtrain.evaluation import BestEpoch, evaluate
 from speedtrain.metrics import EvalMetrics

@@ -12,7 +12,8 @@ from speedtrain.airbench import whitening_filters
 from speedtrain.airbench_recipe import AIRBENCH94, ALONE, LADDER, cumulative
 from speedtrain.augment import normalize
 from speedtrain.config import TrainConfig
-from speedtrain.data import load_dataset, make_train_loader
+from speedtrain.data import load_dataset
+from speedtrain.loaders import make_train_loader
 from speedtrain.errors import ConfigError
 from speedtrain.flops import flop_count
 from speedtrain.profiles import PROFILES

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from speedtrain import augment, data
+from speedtrain import augment, data, imagetree, loaders
 from speedtrain.config import TrainConfig
 from speedtrain.errors import DataError
 
@@ -125,7 +125,7 @@ def test_cifar_pickles(tmp_path, point_at_batches):
 
 @pytest.mark.parametrize("workers", [1, 2])  # inline, and the process pool
 def test_cifar_image_folder_tree_decodes_exact_pixels(tmp_path, monkeypatch, workers):
-    monkeypatch.setattr(data, "_decode_workers", lambda: workers)
+    monkeypatch.setattr(imagetree, "_decode_workers", lambda: workers)
     check_tree_dataset(data.load_dataset(cifar_cfg(write_png_tree(tmp_path / "tree"))))
 
 
@@ -151,10 +151,10 @@ def test_decode_cache_is_written_once_and_reused(tmp_path, monkeypatch, capsys):
     first = data.load_dataset(cifar_cfg(archive))
     assert "decoding CIFAR-10 images from" in capsys.readouterr().err
     caches = list((tmp_path / "cache").glob("*.npz"))
-    assert len(caches) == 1 and data.cache_dir() == tmp_path / "cache"
+    assert len(caches) == 1 and imagetree.cache_dir() == tmp_path / "cache"
 
     data.clear_memo()
-    monkeypatch.setattr(data, "_decode_tree", lambda *a: pytest.fail("decoded again despite the cache"))
+    monkeypatch.setattr(imagetree, "_decode_tree", lambda *a: pytest.fail("decoded again despite the cache"))
     second = data.load_dataset(cifar_cfg(archive))
     assert capsys.readouterr().err == ""
     for name in ("train_images", "train_labels", "test_images", "test_labels"):
@@ -448,7 +448,7 @@ def epoch(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
 def test_loader_without_augmentation_yields_each_normalised_image_once(loader):
     ds = indexed_dataset(n=43)
     cfg = loader_cfg(loader=loader, crop_padding=0, flip=False, cutout=0)
-    batches = epoch(data.make_train_loader(ds, cfg, torch.device("cpu")))
+    batches = epoch(loaders.make_train_loader(ds, cfg, torch.device("cpu")))
     assert len(batches) == 5  # 43 // 8, the partial batch dropped
     mean, std = torch.tensor(ds.mean), torch.tensor(ds.std)
     labels = torch.cat([y for _, y in batches])
@@ -463,7 +463,7 @@ def test_loader_without_augmentation_yields_each_normalised_image_once(loader):
 def test_loader_shapes_dtype_memory_format_and_reshuffle(loader, dtype):
     ds = indexed_dataset()
     cfg = loader_cfg(loader=loader, channels_last=True)
-    train = data.make_train_loader(ds, cfg, torch.device("cpu"), dtype)
+    train = loaders.make_train_loader(ds, cfg, torch.device("cpu"), dtype)
     assert len(train) == 5
     first, second = epoch(train), epoch(train)
     for x, y in first:
@@ -471,14 +471,14 @@ def test_loader_shapes_dtype_memory_format_and_reshuffle(loader, dtype):
         assert x.is_contiguous(memory_format=torch.channels_last)
         assert ((x == 0).flatten(1).sum(1) >= 3).all()  # cutout painted the mean (0) somewhere in each image
     assert not torch.equal(torch.cat([y for _, y in first]), torch.cat([y for _, y in second]))  # reshuffled
-    again = epoch(data.make_train_loader(ds, cfg, torch.device("cpu"), dtype))
+    again = epoch(loaders.make_train_loader(ds, cfg, torch.device("cpu"), dtype))
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(first, again))  # seeded
 
 
 def test_torch_loader_with_workers_gives_the_same_batches():
     ds = indexed_dataset()
-    one = epoch(data.make_train_loader(ds, loader_cfg(loader="torch"), torch.device("cpu")))
-    two = epoch(data.make_train_loader(ds, loader_cfg(loader="torch", workers=2), torch.device("cpu")))
+    one = epoch(loaders.make_train_loader(ds, loader_cfg(loader="torch"), torch.device("cpu")))
+    two = epoch(loaders.make_train_loader(ds, loader_cfg(loader="torch", workers=2), torch.device("cpu")))
     assert len(one) == len(two) == 5
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(one, two))
 
@@ -486,18 +486,18 @@ def test_torch_loader_with_workers_gives_the_same_batches():
 def test_loader_on_fashion_shaped_data():
     ds = indexed_dataset(c=1)
     for loader in ("gpu", "torch"):
-        x, y = next(iter(data.make_train_loader(ds, loader_cfg(loader=loader, dataset="fashion-mnist"), "cpu")))
+        x, y = next(iter(loaders.make_train_loader(ds, loader_cfg(loader=loader, dataset="fashion-mnist"), "cpu")))
         assert x.shape == (8, 1, 8, 8)
 
 
 def test_loader_refuses_fewer_images_than_a_batch():
     with pytest.raises(DataError, match="fewer than batch_size"):
-        data.make_train_loader(indexed_dataset(n=5), loader_cfg(), torch.device("cpu"))
+        loaders.make_train_loader(indexed_dataset(n=5), loader_cfg(), torch.device("cpu"))
 
 
 def test_test_batches_are_normalised_unaugmented_and_complete():
     ds = indexed_dataset()
-    batches = data.make_test_batches(ds, loader_cfg(channels_last=True), torch.device("cpu"), torch.float16, batch_size=4)
+    batches = loaders.make_test_batches(ds, loader_cfg(channels_last=True), torch.device("cpu"), torch.float16, batch_size=4)
     assert [len(y) for _, y in batches] == [4, 4, 2]
     x = torch.cat([x for x, _ in batches])
     assert x.dtype == torch.float16 and batches[0][0].is_contiguous(memory_format=torch.channels_last)

@@ -10,7 +10,8 @@ from torch import nn
 from speedtrain import augment, study
 from speedtrain import train as train_module
 from speedtrain.config import TrainConfig
-from speedtrain.data import load_dataset, make_train_loader
+from speedtrain.data import load_dataset
+from speedtrain.loaders import make_train_loader
 from speedtrain.errors import ConfigError
 from speedtrain.evaluation import BestEpoch
 from speedtrain.metrics import EvalMetrics

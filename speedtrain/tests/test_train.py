@@ -308,7 +308,8 @@ def test_the_fused_step_matches_foreach_on_the_cpu(dtype, scaled):
 @pytest.mark.parametrize("loader,workers", [("gpu", 0), ("torch", 0), ("torch", 1)])
 def test_the_loader_warm_up_leaves_no_trace(loader, workers):
     """Two epochs of batches are identical with and without a warm-up batch drawn first."""
-    from speedtrain.data import load_dataset, make_train_loader
+    from speedtrain.data import load_dataset
+    from speedtrain.loaders import make_train_loader
 
     cfg = TrainConfig(**{**TINY, "loader": loader, "workers": workers})
     data = load_dataset(cfg)
