@@ -151,7 +151,13 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"{workers} xdist workers for {len(gpus)} GPUs: two cases would share a GPU "
                                     f"and time each other; use -n {len(gpus)} (or -n auto)")
         config.stash[_GATHER] = _Gathered(gpus=gpus)
-    elif _is_worker(config) and config.workerinput.get(GATHER_KEY):  # type: ignore[attr-defined]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Here, not in pytest_configure: pytest-benchmark's own (trylast) configure turns itself off
+    # under xdist, and the order of two trylast hooks depends on how the plugins were registered.
+    config = session.config
+    if _is_worker(config) and config.workerinput.get(GATHER_KEY):  # type: ignore[attr-defined]
         _enable_benchmarks_in_worker(config)
 
 
