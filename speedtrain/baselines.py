@@ -198,12 +198,14 @@ def update(path: PathLike, machine: str, profile: str, records: Mapping[str, Cas
     machine and profile, keeping every other case of the file as it is on disk now.
 
     Holds the file's lock from the read to the rename, so a concurrent update is merged,
-    never overwritten; returns the names of the cases written."""
+    never overwritten; returns the names of the cases written. A case is filed under the
+    device it ran on (``machine`` when it does not say): on a box with GPUs of several models
+    (pytest-xdist, one worker per GPU), each model keeps its own baselines."""
     with file_lock(path):
         data = load(path)  # what is on disk now, not what this session read at its start
         written = [name for name, rec in records.items() if rec.ok]
         for name in written:
-            record(data, machine, profile, name, records[name], source)
+            record(data, records[name].device or machine, profile, name, records[name], source)
         _remove_stale_temp_files(Path(path))
         save(path, data)
     return written

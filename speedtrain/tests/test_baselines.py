@@ -182,6 +182,21 @@ def test_update_keeps_other_machines_profiles_and_failed_cases_out(tmp_path: Pat
     assert set(machines[MACHINE]["full"]) == {"test_a"}
 
 
+def test_each_case_is_filed_under_the_gpu_model_it_ran_on(tmp_path: Path) -> None:
+    """One box, two GPU models (xdist, a worker per GPU): each model keeps its own baselines,
+    and a case that does not name its device goes under the session's."""
+    path = tmp_path / "baselines.json"
+    on_a100 = CaseRecord(section="precision", case="a", device="NVIDIA A100-SXM4-80GB", train_time_s=[1.0],
+                         final_acc=[0.9], reached_target=[False])
+    on_t4 = CaseRecord(section="precision", case="b", device="Tesla T4", train_time_s=[4.0],
+                       final_acc=[0.9], reached_target=[False])
+    bl.update(path, MACHINE, "quick", {"test_a": on_a100, "test_b": on_t4, "test_c": one_seed(2.0)}, SOURCE)
+    machines = load(path)["machines"]
+    assert set(machines) == {"NVIDIA A100-SXM4-80GB", "Tesla T4", MACHINE}
+    assert lookup(load(path), "Tesla T4", "quick", "test_b").time_s == [4.0]
+    assert lookup(load(path), "Tesla T4", "quick", "test_a") is None
+
+
 def test_an_interrupted_update_leaves_the_file_and_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "baselines.json"
     bl.update(path, MACHINE, "quick", {"test_a": one_seed(1.0)}, SOURCE)
