@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import torch
 
+from speedtrain.errors import exception_text
+
 
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
@@ -57,7 +59,7 @@ def cudnn_version() -> tuple[Optional[int], Optional[str]]:
     try:
         return torch.backends.cudnn.version(), None
     except RuntimeError as exc:
-        return None, " ".join(str(exc).split()) or type(exc).__name__
+        return None, exception_text(exc)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -12,6 +12,12 @@ def one_line(message: object) -> str:
     return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())
 
 
+def exception_text(exc: BaseException) -> str:
+    """A library exception's message with its whitespace folded, to quote inside one of ours;
+    its type's name when it has no message."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class SpeedtrainError(Exception):
     """Base class: a user-facing error with a one-line message."""
 

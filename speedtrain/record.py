@@ -43,10 +43,6 @@ def show(x: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 @dataclass
 class CurvePoint:
     """Test accuracy at the end of an epoch, against cumulative timed training seconds."""

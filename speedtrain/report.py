@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from speedtrain import report_tables as tables
 from speedtrain import study_report
 from speedtrain.atomic import write_bytes_atomic, write_text_atomic
-from speedtrain.errors import ReportError
+from speedtrain.errors import ReportError, exception_text
 from speedtrain.plots import PLOTS, SectionPlot, plot_trend
-from speedtrain.record import one_line
 from speedtrain.runs import RunCase, cases_frame, load_runs
 from speedtrain.stats import Verdict
 
@@ -130,7 +129,7 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
             write_bytes_atomic(out.parent / name, png)
         write_text_atomic(out, "\n".join(parts).rstrip() + "\n")
     except OSError as exc:
-        raise ReportError(f"{out}: cannot write the report ({one_line(exc)})") from None
+        raise ReportError(f"{out}: cannot write the report ({exception_text(exc)})") from None
     return str(out)
 
 

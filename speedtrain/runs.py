@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-from speedtrain.errors import BaselineError, ReportError
-from speedtrain.record import CaseRecord, Reader, is_number, one_line
+from speedtrain.errors import BaselineError, ReportError, exception_text
+from speedtrain.record import CaseRecord, Reader, is_number
 from speedtrain.stats import CaseSummary
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def _read_json(p: Path) -> Any:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{p}: cannot read ({one_line(exc)})") from None
+        raise ReportError(f"{p}: cannot read ({exception_text(exc)})") from None
     if not text.strip():
         raise ReportError(f"{p}: empty file (expected a pytest-benchmark JSON run)")
     try:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from speedtrain.errors import ReportError
-from speedtrain.record import CaseRecord, is_number, one_line
+from speedtrain.errors import ReportError, exception_text
+from speedtrain.record import CaseRecord, is_number
 
 CASE_NAME = "train"
 TRAIN_KEYS = ("config", "env", "device", "epochs")  # what marks a train --json result
@@ -45,7 +45,7 @@ def train_result_run(path: Path, data: Mapping[str, Any], label: str) -> Any:
             metric="train_time_s", seeds=[config["seed"]] if isinstance(config.get("seed"), int) else [],
             target_acc=result.target_acc, config=config, monitor=result.gpu is not None)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise ReportError(f"{path}: not a readable speedtrain train --json result ({one_line(exc)})") from None
+        raise ReportError(f"{path}: not a readable speedtrain train --json result ({exception_text(exc)})") from None
     env: Mapping[str, Any] = result.env if isinstance(result.env, Mapping) else {}
     commit = env.get("commit") if isinstance(env.get("commit"), str) else None
     meta = RunMeta(profile=None, device=result.device, gpu=dict(env.get("gpu") or {}), torch=_text(env.get("torch")),
