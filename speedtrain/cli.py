@@ -143,6 +143,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from speedtrain.config import resolve_device
     from speedtrain.gpumonitor import GpuMonitor
     from speedtrain.mllog import MlLog
+    from speedtrain.progress import epoch_progress
     from speedtrain.resources import machine_limits, resource_warnings
     from speedtrain.train import format_summary, stderr_log, train
 
@@ -153,6 +154,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for warning in resource_warnings(cfg, machine_limits(cfg)):
         print(f"warning: {warning}", file=sys.stderr)
     log = (lambda line: None) if args.quiet else stderr_log
+    # within an epoch: a bar on a terminal's stderr, else a line every 30 s under the epoch table
+    steps = None if args.quiet else epoch_progress(lambda line: log("    " + line), sys.stderr)
     # The monitor watches the GPU this run trains on (not NVML's GPU 0).
     monitor = GpuMonitor(resolve_device(cfg)) if args.monitor else None
     if args.mllog:
@@ -160,7 +163,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if getattr(cfg, "nproc", 1) > 1:
             raise SpeedtrainError("--mllog logs a single-process run; the nproc ranks run in torchrun")
     with MlLog(args.mllog, cfg) if args.mllog else contextlib.nullcontext() as mllog:
-        result = train(cfg, monitor=monitor, log=log, events=mllog.event if mllog else None)
+        result = train(cfg, monitor=monitor, log=log, events=mllog.event if mllog else None, steps=steps)
     print(format_summary(result))
     if args.json:
         write_with_fallback(args.json, lambda path: result.save_json(str(path)), "the result")

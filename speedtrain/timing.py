@@ -53,9 +53,12 @@ class Timer:
         return time.perf_counter() - self._t0
 
 
-def timer_policy(cfg: "TrainConfig", clock: str) -> dict[str, Any]:
-    """What the training clock includes and excludes, stored with every result."""
+def timer_policy(cfg: "TrainConfig", clock: str, progress: bool = False) -> dict[str, Any]:
+    """What the training clock includes and excludes, stored with every result. ``progress``:
+    the run reported its steps to a progress hook (speedtrain.progress.EpochProgress)."""
     includes = ["forward, backward and optimiser steps"]
+    if progress:
+        includes.append("a progress call per step (a counter and a clock read; a redraw at most twice a second)")
     if cfg.loader == "gpu":
         includes.append("augmentation of each epoch on the device")
     else:

@@ -5,11 +5,13 @@ then per epoch a timed training pass and a separately timed evaluation.
 
 Timer rule (after cifar10-fast): the training clock covers what a user waits for while the
 model learns and nothing else. It runs per epoch from the first training step to the last,
-so it includes forward, backward and optimiser steps and the loader's work (augmentation,
-host-to-device copies). It excludes dataset decoding and upload, model construction, the
-warm-up (one loader batch: kernel loading, buffer allocation, DataLoader worker start-up; then
-training steps on it: cuDNN autotuning, torch.compile compilation; all undone, the loader's
-random state included) and evaluation, which is timed on its own (flip TTA included there).
+so it includes forward, backward and optimiser steps, the loader's work (augmentation,
+host-to-device copies) and, when a run is given one, the progress hook's per-step call
+(speedtrain.progress: a counter and a clock read, a redraw at most twice a second; no device
+sync, so on a GPU it counts steps queued, not finished). It excludes dataset decoding and
+upload, model construction, the warm-up (one loader batch: kernel loading, buffer allocation,
+DataLoader worker start-up; then training steps on it: cuDNN autotuning, torch.compile
+compilation; all undone, the loader's random state included) and evaluation, which is timed on its own (flip TTA included there).
 ``time_to_target_s`` sums training seconds up to the end of the first epoch whose test
 accuracy reaches the target, as DAWNBench did with validation excluded.
 
@@ -46,6 +48,7 @@ from speedtrain.env import device_name, environment
 from speedtrain.evaluation import BestEpoch, evaluate
 from speedtrain.metrics import EvalMetrics
 from speedtrain.result import EpochStats, RunResult, format_summary  # noqa: F401 (re-exported)
+from speedtrain.progress import EpochProgress, NoSteps  # progress within an epoch
 from speedtrain.models import build_model, count_parameters, prepare_for_precision
 from speedtrain.schedule import lr_schedule
 from speedtrain.timing import Timer, peak_memory, release_memory, reset_peak_memory, synchronize, timer_policy
@@ -137,7 +140,7 @@ def sgd_implementation(opt: torch.optim.Optimizer) -> str:
 
 
 def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[Log] = None,
-          events: Optional[Events] = None) -> RunResult:
+          events: Optional[Events] = None, steps: Optional[EpochProgress] = None) -> RunResult:
     """Train once as ``cfg`` describes and return what was measured.
 
     Invalid configurations and missing data raise :class:`speedtrain.errors.SpeedtrainError`.
@@ -146,6 +149,8 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
 
     ``events`` is called at the moment each of run_start, epoch_start, epoch_stop (after the
     epoch's clock stopped), eval_accuracy and run_stop happens (the MLPerf log keys).
+    ``steps`` is told of every training step; a multi-process run (``nproc > 1``) does not call
+    it: its ranks run in torchrun, and rank 0's epoch lines come back through ``log``.
     """
     if cfg.nproc > 1 and not distributed.inside_rank():  # torchrun starts the ranks, which come back here
         return distributed.launch(cfg, monitor=monitor is not None, log=log)
@@ -153,7 +158,7 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     result = RunResult(config=cfg.to_dict(), env=environment(device), device=device_name(device))
     release_memory(device)  # earlier runs' cached blocks and peaks are not this run's
     try:
-        _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None))
+        _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None), steps)
     except Exception as exc:  # noqa: BLE001 - only OOM is swallowed, see below
         # The traceback holds the failed run's model and activations, and pytest keeps the
         # traceback of a failed test: drop the frames' locals so the memory can be freed.
@@ -165,12 +170,14 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     finally:
         if monitor is not None and result.gpu is None:
             result.gpu = monitor.stop()
+        if steps is not None:
+            steps.end_epoch()  # a failed epoch's bar
         release_memory(device)
     return result
 
 
 def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: Optional[Monitor], log: Log,
-           events: Events) -> None:
+           events: Events, steps: Optional[EpochProgress]) -> None:
     torch.backends.cudnn.benchmark = True  # autotuning happens in the warm-up, off the clock
     _set_matmul_precision(cfg.precision)
     half = cfg.precision == "half"
@@ -208,7 +215,8 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     reset_peak_memory(device)
 
     result.target_acc = cfg.target
-    result.timer = timer_policy(cfg, warm_timer.clock)
+    result.timer = timer_policy(cfg, warm_timer.clock, progress=steps is not None)
+    steps = steps or NoSteps()  # called either way: a no-op call per step is ~40 ns
     log(f"{cfg.model} width {cfg.width:g} ({result.n_params / 1e6:.2f}M parameters) on {cfg.dataset} "
         f"from {data.source}{' (SYNTHETIC)' if data.synthetic else ''}: {cfg.epochs} epochs x {steps_per_epoch} "
         f"steps of {cfg.batch_size}, {cfg.precision}{', channels_last' if cfg.channels_last else ''}, "
@@ -229,6 +237,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
         elif monitor is not None:
             monitor.resume()
         events("epoch_start", {"epoch_num": epoch})
+        steps.start_epoch(epoch, len(plan), n_steps)
         timer.start()
         for i, (x, y) in zip(range(n_steps), train_loader):
             lr = schedule(epoch - 1 + (i + 1) / steps_per_epoch)
@@ -236,8 +245,10 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
             hooks.after_step()
             loss_sum += loss.float()  # stays on the device: no sync per step
             correct += hits
+            steps.step()
         hooks.end_epoch()
         epoch_s = distributed.slowest(timer.stop())  # synchronises: the epoch's GPU work is done
+        steps.end_epoch()
         events("epoch_stop", {"epoch_num": epoch})
         if monitor is not None:
             monitor.pause()
