@@ -20,11 +20,12 @@ from tabulate import tabulate
 
 from speedtrain import baselines, stats
 from speedtrain.errors import ReportError
+from speedtrain.runconditions import noisy_reason
 from speedtrain.runs import RunCase, load_run
 from speedtrain.stats import CaseSummary, VerdictRow
 
 MISSING_LABEL = "missing"
-TABLE_HEADERS = ("case", "metric", "baseline median", "now median", "change % (+ = slower)",
+TABLE_HEADERS = ("case", "metric", "baseline median", "now median", "change (times: + = slower)",
                  "verdict", "detail")
 
 
@@ -86,13 +87,27 @@ def to_json(rows: Iterable[VerdictRow], regressed: bool) -> dict[str, Any]:
 
 
 def format_rows(rows: Iterable[VerdictRow]) -> str:
-    """The verdict table (plain text), as the plugin and ``speedtrain compare`` print it."""
-    def secs(x: Optional[float]) -> Optional[str]:
-        return None if x is None else f"{x:.2f} s"
-
-    body = [(r.case, r.metric, secs(r.baseline_median_s), secs(r.now_median_s),
-             None if r.change_pct is None else f"{r.change_pct:+.1f}", r.verdict, r.detail) for r in rows]
+    """The verdict table (plain text), as the plugin and ``speedtrain compare`` print it: times
+    in seconds with their change in percent, accuracies in percent with their change in points."""
+    body = [(r.case, r.metric, fmt_figure(r.metric, r.baseline_median_s), fmt_figure(r.metric, r.now_median_s),
+             fmt_change(r), r.verdict, r.detail) for r in rows]
     return tabulate(body, headers=TABLE_HEADERS, tablefmt="simple", missingval="-", disable_numparse=True)
+
+
+def fmt_figure(metric: Optional[str], x: Optional[float]) -> Optional[str]:
+    """A median of the compared figure with its unit."""
+    if x is None:
+        return None
+    return f"{100 * x:.2f}%" if metric in stats.HIGHER_IS_BETTER else f"{x:.2f} s"
+
+
+def fmt_change(row: VerdictRow) -> Optional[str]:
+    """``+12.3%`` for a time, ``-0.40 pt`` for an accuracy (points: the accuracy verdict's unit)."""
+    if row.metric in stats.HIGHER_IS_BETTER:
+        if row.baseline_median_s is None or row.now_median_s is None:
+            return None
+        return f"{100 * (row.now_median_s - row.baseline_median_s):+.2f} pt"
+    return None if row.change_pct is None else f"{row.change_pct:+.1f}%"
 
 
 def _cases_by_name(path: str) -> dict[str, RunCase]:
@@ -106,7 +121,8 @@ def _cases_by_name(path: str) -> dict[str, RunCase]:
 
 def _row(name: str, base: Optional[CaseSummary], case: RunCase, missing_why: str,
          threshold: float) -> VerdictRow:
-    row = stats.verdict_row(name, base, case.summary(), threshold=threshold)
+    row = stats.verdict_row(name, base, case.summary(), threshold=threshold,
+                            noisy_machine=noisy_reason(case.record.conditions))
     if base is None:
         row.detail = missing_why
     if not case.record.ok:

@@ -13,75 +13,148 @@ carries
   ``stats.compare``'s time verdict) on normal noise, not by a formula that could drift from
   the rule: 1000 seeded trials per point, bisected to 0.1%, cached.
 
+Accuracy figures (``stats.HIGHER_IS_BETTER``) are judged on absolute changes (points, against
+``acc_tolerance``), so their noise is absolute too: :func:`pooled_sd`, and the detectable
+change in points (``absolute=True``). :func:`case_noise` picks the right pair for a case,
+with or without a baseline, as a :class:`Noise`.
+
 :func:`seeds_needed` turns the same simulation round: how many seeds a side a change needs.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
 
-from speedtrain.stats import DETECT_POWER, P_THRESHOLD, THRESHOLD, significant
+from speedtrain.stats import (ACC_TOLERANCE, AUTO_P_THRESHOLD, DETECT_POWER, HIGHER_IS_BETTER, P_THRESHOLD,
+                              THRESHOLD, CaseSummary, significant)
 
 TRIALS = 1000  # per simulated point: enough for the 0.1% the bisection resolves at 80% power
 MAX_CHANGE = 4.0  # 5x slower: beyond this a rule that has not caught it never will
+MAX_POINTS = 1.0  # an accuracy change of 100 points: the most there is
+
+
+def _pooled(samples: list[np.ndarray]) -> Optional[float]:
+    """Pooled within-sample standard deviation (each sample centred on its own mean, so a
+    change between them is not counted as noise); None without a sample of 2+."""
+    samples = [x for x in samples if len(x) >= 2]
+    if not samples or any(not np.all(np.isfinite(x)) for x in samples):
+        return None
+    dof = sum(len(x) - 1 for x in samples)
+    return float(math.sqrt(sum(float(((x - x.mean()) ** 2).sum()) for x in samples) / dof))
 
 
 def pooled_cv(a: Sequence[float], b: Sequence[float] = ()) -> Optional[float]:
-    """Pooled within-sample standard deviation of the log times of ``a`` and ``b`` (each
-    centred on its own mean, so a change between them is not counted as noise); None with
+    """Pooled within-sample standard deviation of the log times of ``a`` and ``b``; None with
     fewer than 2 seeds on both sides or non-positive times."""
-    logs = [np.log(np.asarray(x, dtype=float)) for x in (a, b) if len(x) >= 2]
-    dof = sum(len(x) - 1 for x in logs)
-    if not logs or any(not np.all(np.isfinite(x)) for x in logs):
-        return None
-    return float(math.sqrt(sum(float(((x - x.mean()) ** 2).sum()) for x in logs) / dof))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _pooled([np.log(np.asarray(x, dtype=float)) for x in (a, b)])
+
+
+def pooled_sd(a: Sequence[float], b: Sequence[float] = ()) -> Optional[float]:
+    """Pooled within-sample standard deviation of accuracies (absolute, as fractions)."""
+    return _pooled([np.asarray(x, dtype=float) for x in (a, b)])
 
 
 def rule_detects(base: np.ndarray, new: np.ndarray, threshold: float = THRESHOLD,
-                 p_threshold: float = P_THRESHOLD) -> np.ndarray:
+                 p_threshold: float = P_THRESHOLD, absolute: bool = False) -> np.ndarray:
     """Per trial (rows of ``base`` (T, m) and ``new`` (T, n)): would ``stats.compare`` call the
-    time change slower or faster? The ratio of medians beyond the threshold, and the noise
-    rule (``stats.significant``) on the Mann-Whitney U of the pair."""
+    change one way or the other? The ratio of medians beyond the threshold (``absolute``: their
+    difference, as ``stats.compare_accuracy`` does), and the noise rule (``stats.significant``)
+    on the Mann-Whitney U of the pair."""
     n, m = new.shape[1], base.shape[1]
-    ratio = np.median(new, axis=1) / np.median(base, axis=1)
+    med_new, med_base = np.median(new, axis=1), np.median(base, axis=1)
+    change = med_new - med_base if absolute else med_new / med_base - 1
     greater = (new[:, :, None] > base[:, None, :]).sum(axis=(1, 2))
     ties = (new[:, :, None] == base[:, None, :]).sum(axis=(1, 2))
     u = greater + 0.5 * ties
-    return (np.abs(ratio - 1) > threshold) & significant(np.minimum(u, n * m - u), n, m, p_threshold)
+    return (np.abs(change) > threshold) & significant(np.minimum(u, n * m - u), n, m, p_threshold)
 
 
 @lru_cache(maxsize=4096)
-def _detectable(cv: float, n: int, m: int, threshold: float, p_threshold: float, power: float) -> Optional[float]:
+def _detectable(cv: float, n: int, m: int, threshold: float, p_threshold: float, power: float,
+                absolute: bool) -> Optional[float]:
     rng = np.random.default_rng(0)  # the same draws for every change: a monotone curve
-    base = np.maximum(1 + cv * rng.standard_normal((TRIALS, m)), 1e-3)
-    new = np.maximum(1 + cv * rng.standard_normal((TRIALS, n)), 1e-3)
+    if absolute:  # the rule is shift-invariant: accuracies around 0 behave as around 0.9
+        base, new = cv * rng.standard_normal((TRIALS, m)), cv * rng.standard_normal((TRIALS, n))
+    else:
+        base = np.maximum(1 + cv * rng.standard_normal((TRIALS, m)), 1e-3)
+        new = np.maximum(1 + cv * rng.standard_normal((TRIALS, n)), 1e-3)
 
     def caught(change: float) -> bool:
-        return float(rule_detects(base, new * (1 + change), threshold, p_threshold).mean()) >= power
+        moved = new + change if absolute else new * (1 + change)
+        return float(rule_detects(base, moved, threshold, p_threshold, absolute).mean()) >= power
 
-    low, high = threshold, MAX_CHANGE
+    low, high = threshold, MAX_POINTS if absolute else MAX_CHANGE
     if not caught(high):
         return None
-    while high - low > 1e-3:
+    while high - low > (1e-4 if absolute else 1e-3):  # 0.01 pt, 0.1%
         mid = (low + high) / 2
         low, high = (low, mid) if caught(mid) else (mid, high)
     return high
 
 
 def detectable_change(cv: Optional[float], n: int, m: int, threshold: float = THRESHOLD,
-                      p_threshold: float = P_THRESHOLD, power: float = DETECT_POWER) -> Optional[float]:
+                      p_threshold: float = P_THRESHOLD, power: float = DETECT_POWER,
+                      absolute: bool = False) -> Optional[float]:
     """The smallest relative slowdown that ``n`` new seeds against ``m`` baseline seeds catch
     with probability ``power`` at noise ``cv``; None when no change up to 5x is caught.
+    ``absolute``: ``cv`` is an accuracy's standard deviation, ``threshold`` the accuracy
+    tolerance, and the answer a change in accuracy (a fraction: 0.01 is one point).
     ``cv`` is rounded to 2 significant digits (the estimate is not better than that)."""
     if cv is None:
         return None
     if cv <= 0:
         return threshold  # no noise: anything beyond the threshold is caught
-    return _detectable(float(f"{cv:.2g}"), n, m, threshold, p_threshold, power)
+    return _detectable(float(f"{cv:.2g}"), n, m, threshold, p_threshold, power, absolute)
+
+
+@dataclass(frozen=True)
+class Noise:
+    """A case's run-to-run noise and the smallest change its seeds can detect (None: none up to
+    5x). Times: relative (``spread`` the log-time SD, ``detectable`` a fraction of the time);
+    accuracies (``absolute``): the accuracy's SD and a change of accuracy, as fractions."""
+
+    spread: float
+    detectable: Optional[float]
+    absolute: bool = False
+
+    def spread_text(self) -> str:
+        """``1.2%`` for a time, ``0.40 pt`` for an accuracy."""
+        return f"{100 * self.spread:.2f} pt" if self.absolute else f"{100 * self.spread:.1f}%"
+
+    def detectable_text(self) -> str:
+        """``8%+``, ``1.3 pt+``, or ``no change up to 5x``."""
+        if self.detectable is None:
+            return "no change up to 5x"
+        return f"{100 * self.detectable:.1f} pt+" if self.absolute else f"{100 * self.detectable:.0f}%+"
+
+    def text(self) -> str:
+        """``noise 1.2%, detects 8%+`` or, for accuracies, ``noise 0.40 pt, detects 1.3 pt+``."""
+        return f"noise {self.spread_text()}, detects {self.detectable_text()}"
+
+
+def case_noise(new: CaseSummary, base: Optional[CaseSummary] = None, *, threshold: float = THRESHOLD,
+               acc_tolerance: float = ACC_TOLERANCE) -> Optional[Noise]:
+    """The noise of ``new``'s compared figure pooled with ``base``'s, and the change ``new``'s
+    seeds can detect against ``base``'s. Without a baseline: ``new``'s own noise and what a
+    later run with as many seeds could detect against it. None without 2+ seeds a side."""
+    if len(new.time_s) < 2 or (base is not None and len(base.time_s) < 2):
+        return None
+    absolute = new.metric in HIGHER_IS_BETTER
+    other = base.time_s if base is not None else ()
+    spread = (pooled_sd if absolute else pooled_cv)(new.time_s, other)
+    if spread is None:
+        return None
+    sequential = new.sequential or (base is not None and base.sequential)
+    m = len(base.time_s) if base is not None else len(new.time_s)
+    detectable = detectable_change(spread, len(new.time_s), m, acc_tolerance if absolute else threshold,
+                                   AUTO_P_THRESHOLD if sequential else P_THRESHOLD, absolute=absolute)
+    return Noise(spread, detectable, absolute)
 
 
 def seeds_needed(change: float, cv: float, threshold: float = THRESHOLD, p_threshold: float = P_THRESHOLD,
@@ -89,7 +162,7 @@ def seeds_needed(change: float, cv: float, threshold: float = THRESHOLD, p_thres
     """Seeds a side for ``change`` to be caught with probability ``power`` at noise ``cv``;
     None if more than ``cap`` would be needed (or the change is within the threshold)."""
     for n in range(2, cap + 1):
-        found = detectable_change(cv, n, n, threshold, p_threshold, power)
+        found = detectable_change(cv, n, n, threshold, p_threshold, power)  # relative: times
         if found is not None and found <= change:
             return n
     return None

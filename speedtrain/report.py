@@ -20,7 +20,7 @@ from speedtrain.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.errors import ReportError, exception_text
 from speedtrain.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.runs import RunCase, cases_frame, load_runs
-from speedtrain.stats import Verdict
+from speedtrain.stats import VerdictRow
 
 if TYPE_CHECKING:
     from speedtrain.history import HistoryPoint
@@ -84,7 +84,13 @@ LEGEND = (
     "over seeds; *time to target* is the median over the seeds that reached the target "
     "accuracy; *speed-up* is the reference case's median train time divided by the case's; "
     "energy, power and utilisation come from NVML during the timed training epochs "
-    "(sampling pauses for evaluation), for one run: the seed with the median train time."
+    "(sampling pauses for evaluation), for one run: the seed with the median train time. "
+    "*noise* is the run-to-run spread of the case's compared figure over its seeds (log-time "
+    "standard deviation, about the coefficient of variation; for accuracy studies the accuracy's "
+    "standard deviation in points) and *detects* the smallest change those seeds catch 80% of the "
+    "time (against the baseline where it has 2+ seeds, else against a rerun with as many seeds); both "
+    "need 2+ seeds. A case marked *noisy machine* ran while the machine's load exceeded its CPUs "
+    "(or its GPU throttled): its times are suspect."
 )
 
 
@@ -139,11 +145,14 @@ def _load_baselines(path: Optional[str]) -> Optional[dict[str, Any]]:
     return baselines.load_baselines(path) if path else None
 
 
-def _verdicts(cases: list[RunCase], data: dict[str, Any]) -> dict[tables.Key, Verdict]:
-    """Baseline verdict of each case; machine = device, profile as recorded."""
+def _verdicts(cases: list[RunCase], data: dict[str, Any]) -> dict[tables.Key, VerdictRow]:
+    """Baseline verdict of each case (machine = device, profile as recorded), as the plugin and
+    ``compare`` make it: with the noise of both sides and the noisy-machine mark."""
     from speedtrain import baselines, stats
+    from speedtrain.runconditions import noisy_reason
 
-    return {(c.run, c.index): stats.compare(baselines.lookup(data, c.machine, c.profile, c.name), c.summary())
+    return {(c.run, c.index): stats.verdict_row(c.name, baselines.lookup(data, c.machine, c.profile, c.name),
+                                                c.summary(), noisy_machine=noisy_reason(c.record.conditions))
             for c in cases}
 
 
@@ -170,7 +179,7 @@ def _ordered_sections(cases: list[RunCase]) -> dict[str, list[RunCase]]:
 
 
 def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables.CaseFigures], many: bool,
-             verdicts: Optional[dict[tables.Key, Verdict]], trend: dict[str, list["HistoryPoint"]], stem: str,
+             verdicts: Optional[dict[tables.Key, VerdictRow]], trend: dict[str, list["HistoryPoint"]], stem: str,
              plots: dict[str, bytes]) -> list[str]:
     title = SECTION_TITLES.get(section, section)
     parts = [f"## {title}", ""]

@@ -12,12 +12,17 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
+from speedtrain import noise
+from speedtrain.errors import ReportError
+from speedtrain.noise import Noise
 from speedtrain.runs import RunCase, SavedRun
+from speedtrain.runconditions import noisy_reason
+from speedtrain.stats import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     import pandas
 
-    from speedtrain.stats import Verdict
+    from speedtrain.stats import VerdictRow
 
 MISSING = "-"
 Key = tuple[str, int]  # (run label, case index in the run)
@@ -128,10 +133,27 @@ def fmt_time_to_target(f: CaseFigures) -> str:
     return text if k == n else f"{text} ({k}/{n} seeds)"
 
 
-def fmt_verdict(verdict: Optional["Verdict"]) -> str:
-    if verdict is None:
+def fmt_verdict(row: Optional["VerdictRow"]) -> str:
+    """The verdict with the change that decided it (a time ratio, or accuracy points), marked
+    when the machine was too busy to trust the times."""
+    from speedtrain.compare import fmt_change
+
+    if row is None:
         return MISSING
-    return f"{verdict.label} ({verdict.ratio:.2f}x)" if verdict.ratio is not None else verdict.label
+    change = fmt_change(row) if row.metric in HIGHER_IS_BETTER else (None if row.ratio is None else f"{row.ratio:.2f}x")
+    text = f"{row.verdict} ({change})" if change else row.verdict
+    return f"{text}, noisy machine" if row.noisy_machine else text
+
+
+def case_noise(c: RunCase, verdicts: Optional[dict[Key, "VerdictRow"]]) -> Optional[Noise]:
+    """The case's noise: against its baseline where the report has verdicts, else its own seeds'."""
+    row = verdicts.get((c.run, c.index)) if verdicts is not None else None
+    if row is not None and row.noise is not None:
+        return row.noise
+    try:
+        return noise.case_noise(c.summary())
+    except ReportError:  # a malformed figure: the report shows the case without it, as elsewhere
+        return None
 
 
 def markdown(rows: list[dict[str, str]], numeric: Iterable[str] = ()) -> str:
@@ -238,7 +260,7 @@ def summary_table(sections: dict[str, list[RunCase]], titles: dict[str, str],
 # Columns of the section tables that hold numbers (right-aligned).
 NUMERIC_COLUMNS = (
     "train s (median)", "spread (min-max)", "time to target s", "final acc", "images/s",
-    "peak mem GiB", "energy J", "power W", "GPU util", "speed-up", "GFLOP/img", "TFLOP/s", "MFU",
+    "peak mem GiB", "energy J", "power W", "GPU util", "speed-up", "noise", "detects", "GFLOP/img", "TFLOP/s", "MFU",
 )
 
 
@@ -248,11 +270,12 @@ def fmt_scaled(x: Optional[float], unit: float) -> str:
 
 
 def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bool,
-                  verdicts: Optional[dict[Key, "Verdict"]]) -> str:
+                  verdicts: Optional[dict[Key, "VerdictRow"]]) -> str:
     refs = reference_times(members, figs)
     rows = []
     for c in members:
         f = figs[(c.run, c.index)]
+        spread = case_noise(c, verdicts)
         row = {"run": c.run} if many else {}
         row.update({
             "case": c.record.case + (" (ref)" if c.record.reference else ""),
@@ -267,6 +290,8 @@ def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bo
             "power W": fmt_int(f.power_w),
             "GPU util": MISSING if f.util_pct is None else f"{f.util_pct:.0f}%",
             "speed-up": fmt_ratio(_speedup(c, figs, refs)),
+            "noise": MISSING if spread is None else spread.spread_text(),
+            "detects": MISSING if spread is None else spread.detectable_text(),
             "GFLOP/img": fmt_scaled(f.flops_per_image, 1e9),
             "TFLOP/s": fmt_scaled(f.flops_per_s, 1e12),
             "MFU": fmt_pct(f.mfu),
@@ -278,13 +303,17 @@ def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bo
 
 
 def notes(members: list[RunCase], many: bool) -> list[str]:
-    """Why a case failed, and clock throttling, which makes a time slower than the GPU can do."""
+    """Why a case failed, a machine too busy to trust its times, and clock throttling, which
+    makes a time slower than the GPU can do."""
     out = []
     for c in members:
         where = f"`{c.name}`" + (f" ({c.run})" if many else "")
         if not c.record.ok:
             error = " ".join(c.record.error.split()) if c.record.error else "no error message recorded"
             out.append(f"- {where}: **{c.record.status}**: {error[:200]}")
+        noisy = noisy_reason(c.record.conditions)
+        if noisy:
+            out.append(f"- {where}: **noisy machine** ({noisy}): its times are suspect")
         reasons = (c.record.gpu or {}).get("throttle_reasons")
         # gpu_idle only says the GPU waited for work between steps: not a slowdown of the GPU.
         throttled = [r for r in reasons if r != "gpu_idle"] if isinstance(reasons, list) else []

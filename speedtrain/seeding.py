@@ -18,6 +18,11 @@ until the comparison can decide a change of twice the threshold, then stops:
 4. Stop at ``MAX_SEEDS`` (20) whatever happens, or at once when the baseline alone is too
    small for step 3's target whatever this run adds (re-record it with auto).
 
+Accuracy cases (``stats.HIGHER_IS_BETTER``, the accuracy studies) run the same rule on the
+absolute accuracy (``absolute=True``): their verdict counts points against ``acc_tolerance``
+(0.5 pt), so the noise is the accuracies' pooled standard deviation (``noise.pooled_sd``) and
+the target standard error ``SE_FRACTION`` x the tolerance.
+
 The rule looks only at the noise, never at the change seen so far, so stopping early cannot
 bias the verdict towards "slower" (optional stopping on the difference would). The verdict
 of an auto case is ``stats.compare``'s, at p < 0.01 instead of 0.05 (``stats.AUTO_P_THRESHOLD``):
@@ -32,7 +37,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from speedtrain.noise import pooled_cv
+from speedtrain.noise import pooled_cv, pooled_sd
 from speedtrain.stats import AUTO_P_THRESHOLD
 
 MIN_SEEDS = 3
@@ -73,9 +78,10 @@ def cv_upper(cv: float, dof: int, z: float = UPPER_Z) -> float:
 
 
 def next_seed(times: Sequence[Optional[float]], baseline: Sequence[float] = (),
-              threshold: float = 0.05) -> SeedPlan:
+              threshold: float = 0.05, absolute: bool = False) -> SeedPlan:
     """The plan after the seeds run so far (``times``: their compared figure, None for a seed
-    without one) against the baseline's per-seed figures (empty: none, or recording one)."""
+    without one) against the baseline's per-seed figures (empty: none, or recording one).
+    ``absolute``: the figure is an accuracy and ``threshold`` the accuracy tolerance (a fraction)."""
     timed = [t for t in times if t is not None]
     base = list(baseline) if len(baseline) >= 2 else []
     m = len(base) or None
@@ -83,9 +89,9 @@ def next_seed(times: Sequence[Optional[float]], baseline: Sequence[float] = (),
         if len(times) >= MAX_SEEDS:
             return SeedPlan(False, f"auto: cap of {MAX_SEEDS} seeds reached with {len(timed)} timed")
         return SeedPlan(True, f"auto: {len(timed)} of at least {MIN_SEEDS} timed seeds")
-    cv = pooled_cv(timed, base) or 0.0
+    cv = (pooled_sd if absolute else pooled_cv)(timed, base) or 0.0
     needed = _needed(cv_upper(cv, len(timed) - 1 + max(0, len(base) - 1)), threshold, m)
-    noise = f"noise {100 * cv:.1f}%"
+    noise = f"noise {100 * cv:.2f} pt" if absolute else f"noise {100 * cv:.1f}%"
     against = f"against the baseline's {m}" if m else "for later comparisons"
     if needed is None and m and cv / math.sqrt(m) > SE_FRACTION * threshold:
         return SeedPlan(False, f"auto: stopped at {len(timed)} seeds: at {noise} the baseline's {m} seeds "

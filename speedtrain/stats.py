@@ -45,9 +45,12 @@ import math
 import statistics
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from speedtrain.noise import Noise
 
 METRICS = ("train_time_s", "time_to_target_s", "final_acc")  # the figures a verdict can compare
 # Figures where up is good: the accuracy studies (issue 14) compare final test accuracy with
@@ -127,8 +130,8 @@ class VerdictRow:
     verdict: str
     detail: str
     ratio: Optional[float] = None
-    cv: Optional[float] = None  # pooled run-to-run noise of both sides (pooled_cv)
-    detectable: Optional[float] = None  # smallest relative change the seeds can detect
+    noise: Optional["Noise"] = None  # run-to-run noise of both sides, smallest detectable change
+    noisy_machine: Optional[str] = None  # why the machine was too busy to trust the times
 
     @property
     def change_pct(self) -> Optional[float]:
@@ -299,21 +302,24 @@ def compare_accuracy(base: CaseSummary, new: CaseSummary, *, acc_tolerance: floa
 
 
 def verdict_row(case: str, base: Optional[CaseSummary], new: CaseSummary, *,
-                threshold: float = THRESHOLD, acc_tolerance: float = ACC_TOLERANCE) -> VerdictRow:
+                threshold: float = THRESHOLD, acc_tolerance: float = ACC_TOLERANCE,
+                noisy_machine: Optional[str] = None) -> VerdictRow:
     """The verdict of ``new`` against ``base`` as a table row, with the noise of the two
-    samples and the smallest change they can detect when both have 2+ timed seeds."""
-    from speedtrain.noise import detectable_change, pooled_cv
+    samples and the smallest change they can detect when both have 2+ seeds with the figure.
+    ``noisy_machine`` (``runconditions.noisy_reason``) marks the row: the times are suspect."""
+    from speedtrain.noise import case_noise
 
     verdict = compare(base, new, threshold=threshold, acc_tolerance=acc_tolerance)
     row = VerdictRow(case=case, metric=new.metric,
                      baseline_median_s=None if base is None else base.median_s,
                      now_median_s=new.median_s, verdict=verdict.label, detail=verdict.detail,
-                     ratio=verdict.ratio)
-    if base is not None and len(base.time_s) >= 2 and len(new.time_s) >= 2:
-        row.cv = pooled_cv(base.time_s, new.time_s)
-        p = AUTO_P_THRESHOLD if base.sequential or new.sequential else P_THRESHOLD
-        row.detectable = detectable_change(row.cv, len(base.time_s), len(new.time_s), threshold, p)
-        row.detail += f"; noise {100 * row.cv:.1f}%, detects {100 * row.detectable:.0f}%+"
+                     ratio=verdict.ratio, noisy_machine=noisy_machine)
+    if base is not None:
+        row.noise = case_noise(new, base, threshold=threshold, acc_tolerance=acc_tolerance)
+        if row.noise is not None:
+            row.detail += f"; {row.noise.text()}"
+    if noisy_machine:
+        row.detail = f"noisy machine ({noisy_machine}): {row.detail}"
     return row
 
 

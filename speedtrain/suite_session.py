@@ -156,12 +156,9 @@ def judge(st: SuiteSession, data: dict[str, Any], machine: str, threshold: float
     rows = []
     for name, record in st.records.items():
         # the case's own device: under xdist a box's GPUs may differ in model
-        row = stats.verdict_row(name, bl.lookup(data, record.device or machine, st.profile.name, name), record.summary(),
-                                threshold=threshold)
-        noisy = noisy_reason(record.conditions)
-        if noisy:
-            row.detail = f"noisy machine ({noisy}): {row.detail}"
-        rows.append(row)
+        rows.append(stats.verdict_row(name, bl.lookup(data, record.device or machine, st.profile.name, name),
+                                      record.summary(), threshold=threshold,
+                                      noisy_machine=noisy_reason(record.conditions)))
     return rows
 
 

@@ -102,7 +102,21 @@ def test_format_rows_is_a_table_with_every_case(runs: Runs, tmp_path: Path) -> N
     assert "verdict" in text.splitlines()[0]
     for row in rows:
         assert row.case in text
-    assert "+10.0" in text
+    assert "+10.0%" in text and " s " in text
+
+
+def test_format_rows_speaks_points_for_accuracy_cases() -> None:
+    from speedtrain.stats import CaseSummary, verdict_row
+
+    def acc(values: list[float]) -> CaseSummary:
+        return CaseSummary("final_acc", values, values, [True] * len(values), None)
+
+    row = verdict_row("test_small_data[flip]", acc([0.40, 0.41, 0.42, 0.40]), acc([0.37, 0.36, 0.38, 0.37]))
+    text = format_rows([row])
+    assert row.verdict == "accuracy lost"
+    assert "40.50%" in text and "37.00%" in text and "-3.50 pt" in text
+    assert " s " not in text and "%  " in text
+    assert "noise" in row.detail and " pt, detects " in row.detail
 
 
 def test_with_baselines(runs: Runs, tmp_path: Path) -> None:

@@ -239,3 +239,45 @@ def test_bare_and_malformed_fields_never_crash(fake_runs: FakeRuns, tmp_path: Pa
 def test_output_folder_is_refused(quick_run: Path, tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="must be a file path"):
         build_report([str(quick_run)], str(tmp_path))
+
+
+@pytest.mark.usefixtures("no_plots")
+def test_noise_detectable_change_and_noisy_machine(fake_runs: FakeRuns, tmp_path: Path) -> None:
+    """Each case with 2+ seeds shows its noise and the change its seeds can detect (its own
+    seeds without baselines, pooled with the baseline's with them); a case whose load exceeded
+    the CPUs is marked noisy in its verdict and in the notes; an accuracy case speaks points."""
+    from speedtrain import baselines
+    from speedtrain.noise import case_noise
+    from speedtrain.record import CaseRecord
+
+    busy = {"cpus": 2, "load_before": [3.5, 1, 1], "load_after": [2.0, 1, 1]}
+    times = [10.0, 10.4, 9.6, 10.2]
+    benches = [fake_runs.bench("precision", "fp32", times, reference=True, conditions=busy),
+               fake_runs.bench("precision", "fp16", [5.0]),
+               fake_runs.bench("small_data", "flip", [1.0, 1.0, 1.0], metric="final_acc",
+                               final_acc=[0.40, 0.42, 0.41])]
+    run = fake_runs.write("noisy.json", fake_runs.run(benches))
+    text = Path(build_report([str(run)], str(tmp_path / "R.md"))).read_text()
+    own = case_noise(CaseRecord.from_extra_info(benches[0]["extra_info"]).summary())
+    fp32 = dict(zip(_header(text, "## Numeric precision"), _table_row(text, "fp32 (ref)")))
+    assert fp32["noise"] == own.spread_text() == "3.4%" and fp32["detects"] == own.detectable_text()
+    assert dict(zip(_header(text, "## Numeric precision"), _table_row(text, "fp16")))["noise"] == "-"  # 1 seed
+    assert "`test_precision[fp32]`: **noisy machine** (load 3.5 > 2 CPUs)" in text
+    flip = dict(zip(_header(text, "## 100 training images: each augmentation alone (accuracy study)"),
+                    _table_row(text, "flip")))
+    assert flip["noise"] == "1.00 pt" and flip["detects"].endswith(" pt+")
+
+    data = baselines.empty()
+    for bench, figures in ((benches[0], {"train_time_s": [10.0, 10.1, 9.9]}),
+                           (benches[2], {"final_acc": [0.45, 0.46, 0.44]})):
+        info = {**bench["extra_info"], **figures}
+        baselines.record(data, info["device"], "quick", f"test_{info['section']}[{info['case']}]",
+                         CaseRecord.from_extra_info(info), {"commit": "abc"})
+    baselines.save(tmp_path / "baselines.json", data)
+    text = Path(build_report([str(run)], str(tmp_path / "R.md"), str(tmp_path / "baselines.json"))).read_text()
+    fp32 = dict(zip(_header(text, "## Numeric precision"), _table_row(text, "fp32 (ref)")))
+    assert fp32["verdict"] == "unchanged (1.01x), noisy machine"
+    assert fp32["noise"] != own.spread_text()  # pooled with the baseline's quieter seeds
+    flip = dict(zip(_header(text, "## 100 training images: each augmentation alone (accuracy study)"),
+                    _table_row(text, "flip")))
+    assert flip["verdict"] == "accuracy lost (-4.00 pt)"

@@ -9,34 +9,41 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speedtrain.noise import detectable_change, pooled_cv, rule_detects, seeds_needed
+from speedtrain.noise import Noise, case_noise, detectable_change, pooled_cv, pooled_sd, rule_detects, seeds_needed
 from speedtrain.seeding import MAX_SEEDS, MIN_SEEDS, cv_upper, next_seed
-from speedtrain.stats import CaseSummary, compare
+from speedtrain.stats import ACC_TOLERANCE, CaseSummary, compare
 
 TRIALS = 1000
 
 
-def auto_seeds(rng: np.random.Generator, mean: float, cv: float, baseline: list[float]) -> list[float]:
+def auto_seeds(rng: np.random.Generator, mean: float, cv: float, baseline: list[float],
+               accuracy: bool = False) -> list[float]:
+    """Seeds as ``--st-seeds auto`` runs them: a time with relative noise ``cv``, or an
+    accuracy with absolute noise ``cv`` (judged against the accuracy tolerance)."""
     times: list[float] = []
     while True:
-        times.append(mean * (1 + cv * rng.standard_normal()))
-        if not next_seed(times, baseline, 0.05).more:
+        times.append(mean + cv * rng.standard_normal() if accuracy else mean * (1 + cv * rng.standard_normal()))
+        plan = next_seed(times, baseline, ACC_TOLERANCE, absolute=True) if accuracy else next_seed(times, baseline, 0.05)
+        if not plan.more:
             return times
 
 
-def summary(times: list[float]) -> CaseSummary:
-    return CaseSummary("train_time_s", times, [0.94] * len(times), [True] * len(times), None, sequential=True)
+def summary(times: list[float], metric: str = "train_time_s") -> CaseSummary:
+    return CaseSummary(metric, times, [0.94] * len(times), [True] * len(times), None, sequential=True)
 
 
-def simulate(change: float, cv: float, seed: int) -> tuple[float, float]:
-    """(fraction of trials judged slower-or-faster (no change) or slower (a change), mean seeds)."""
+def simulate(change: float, cv: float, seed: int, accuracy: bool = False) -> tuple[float, float]:
+    """(fraction of trials judged either way (no change) or worse (a change: slower, or for an
+    accuracy ``change`` points lower), mean seeds)."""
     rng = np.random.default_rng(seed)
     flagged, seeds = 0, 0
+    mean, metric, worse = (0.90, "final_acc", "accuracy lost") if accuracy else (10.0, "train_time_s", "slower")
+    changed = mean - change if accuracy else mean * (1 + change)
     for _ in range(TRIALS):
-        base = auto_seeds(rng, 10.0, cv, [])
-        new = auto_seeds(rng, 10.0 * (1 + change), cv, base)
-        label = compare(summary(base), summary(new)).label
-        flagged += label in ("slower", "faster") if change == 0 else label == "slower"
+        base = auto_seeds(rng, mean, cv, [], accuracy)
+        new = auto_seeds(rng, changed, cv, base, accuracy)
+        label = compare(summary(base, metric), summary(new, metric)).label
+        flagged += label not in ("unchanged", "not judged") if change == 0 else label == worse
         seeds += len(new)
     return flagged / TRIALS, seeds / TRIALS
 
@@ -47,6 +54,19 @@ def test_auto_at_5pct_noise_rarely_cries_wolf_and_catches_10pct_slowdowns():
     assert false_alarms <= 0.01
     assert caught >= 0.95
     assert 10 <= seeds <= MAX_SEEDS  # noise this high needs many seeds: the point of auto
+
+
+def test_auto_sizes_accuracy_cases_on_points():
+    """An accuracy case (the studies' final_acc) judged in points: at 0.3 pt of noise against
+    the 0.5 pt tolerance, auto rarely flags an unchanged case and catches a 1 pt loss."""
+    false_alarms, _ = simulate(0.0, 0.003, seed=2, accuracy=True)
+    caught, seeds = simulate(0.01, 0.003, seed=3, accuracy=True)
+    assert false_alarms <= 0.01
+    assert caught >= 0.95
+    assert MIN_SEEDS <= seeds <= MAX_SEEDS
+    # the noise is read in points: 1 pt of noise is far too much for a 2-seed decision
+    plan = next_seed([0.90, 0.91, 0.89], absolute=True, threshold=ACC_TOLERANCE)
+    assert plan.more and "noise 1.00 pt" in plan.reason
 
 
 def test_auto_spends_few_seeds_on_quiet_cases():
@@ -85,6 +105,26 @@ def test_pooled_cv_ignores_the_change_between_sides():
     assert pooled_cv([9.5, 10.5], [19.0, 21.0]) == pytest.approx(0.1 / 2 ** 0.5, rel=0.01)
 
 
+def test_pooled_sd_is_absolute():
+    assert pooled_sd([0.90, 0.92], [0.80, 0.82]) == pytest.approx(0.01 * 2 ** 0.5)
+    assert pooled_sd([0.9]) is None
+
+
+def test_case_noise_in_percent_for_times_and_points_for_accuracies():
+    times = case_noise(summary([10.0, 10.2, 9.8, 10.1, 9.9]))  # no baseline: a rerun of as many seeds
+    assert times is not None and not times.absolute
+    assert times.spread == pytest.approx(0.0158, abs=0.001) and times.detectable > 0.05
+    assert times.text().startswith("noise 1.6%, detects ")
+    acc = case_noise(summary([0.900, 0.904, 0.896, 0.902, 0.898], "final_acc"),
+                     summary([0.901, 0.903, 0.899, 0.897, 0.900], "final_acc"))
+    assert acc is not None and acc.absolute and acc.spread == pytest.approx(0.0027, abs=0.0003)
+    assert ACC_TOLERANCE < acc.detectable < 0.02  # points, not a ratio of accuracies
+    assert acc.text().startswith("noise 0.27 pt, detects ") and acc.text().endswith(" pt+")
+    assert case_noise(summary([10.0])) is None
+    assert case_noise(summary([10.0, 10.1]), summary([10.0])) is None
+    assert Noise(0.5, None).text() == "noise 50.0%, detects no change up to 5x"
+
+
 def test_detectable_change_follows_noise_and_seeds():
     assert detectable_change(0.0, 3, 3) == 0.05  # no noise: the threshold
     quiet, noisy = detectable_change(0.01, 5, 5), detectable_change(0.05, 5, 5)
@@ -97,6 +137,9 @@ def test_detectable_change_follows_noise_and_seeds():
     base = 1 + 0.03 * rng.standard_normal((4000, 5))
     new = (1 + 0.03 * rng.standard_normal((4000, 5))) * (1 + change)
     assert rule_detects(base, new).mean() == pytest.approx(0.8, abs=0.03)
+    points = detectable_change(0.004, 5, 5, ACC_TOLERANCE, absolute=True)  # an accuracy: in points
+    acc_base, acc_new = 0.9 + 0.004 * rng.standard_normal((4000, 5)), 0.9 + 0.004 * rng.standard_normal((4000, 5))
+    assert rule_detects(acc_base, acc_new - points, ACC_TOLERANCE, absolute=True).mean() == pytest.approx(0.8, abs=0.03)
 
 
 def test_seeds_needed():

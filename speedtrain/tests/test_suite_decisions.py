@@ -119,10 +119,11 @@ def test_verdict_rows_carry_noise_and_the_noisy_machine_mark():
     rows = {r.case: r for r in judge(st, data, "gpu", 0.05)}
     noisy = rows["test_precision[fp32]"]
     assert noisy.detail.startswith("noisy machine (load 5.0 > 2 CPUs): ")
-    assert noisy.cv == pytest.approx(0.0099, abs=0.001) and noisy.detectable is not None
+    assert noisy.noise.spread == pytest.approx(0.0099, abs=0.001) and noisy.noise.detectable is not None
+    assert noisy.noisy_machine == "load 5.0 > 2 CPUs"
     assert "noise 1.0%, detects" in noisy.detail
     single = rows["test_precision[fp16]"]
-    assert single.verdict == "not judged" and single.cv is None
+    assert single.verdict == "not judged" and single.noise is None and single.noisy_machine is None
 
 
 def test_auto_records_are_judged_as_sequential():
