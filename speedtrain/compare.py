@@ -89,25 +89,14 @@ def to_json(rows: Iterable[VerdictRow], regressed: bool) -> dict[str, Any]:
 def format_rows(rows: Iterable[VerdictRow]) -> str:
     """The verdict table (plain text), as the plugin and ``speedtrain compare`` print it: times
     in seconds with their change in percent, accuracies in percent with their change in points."""
-    body = [(r.case, r.metric, fmt_figure(r.metric, r.baseline_median_s), fmt_figure(r.metric, r.now_median_s),
+    body = [(r.case, r.metric, stats.fmt_figure(r.metric, r.baseline_median_s), stats.fmt_figure(r.metric, r.now_median_s),
              fmt_change(r), r.verdict, r.detail) for r in rows]
     return tabulate(body, headers=TABLE_HEADERS, tablefmt="simple", missingval="-", disable_numparse=True)
 
 
-def fmt_figure(metric: Optional[str], x: Optional[float]) -> Optional[str]:
-    """A median of the compared figure with its unit."""
-    if x is None:
-        return None
-    return f"{100 * x:.2f}%" if metric in stats.HIGHER_IS_BETTER else f"{x:.2f} s"
-
-
 def fmt_change(row: VerdictRow) -> Optional[str]:
     """``+12.3%`` for a time, ``-0.40 pt`` for an accuracy (points: the accuracy verdict's unit)."""
-    if row.metric in stats.HIGHER_IS_BETTER:
-        if row.baseline_median_s is None or row.now_median_s is None:
-            return None
-        return f"{100 * (row.now_median_s - row.baseline_median_s):+.2f} pt"
-    return None if row.change_pct is None else f"{row.change_pct:+.1f}%"
+    return stats.fmt_delta(row.metric, row.baseline_median_s, row.now_median_s)
 
 
 def _cases_by_name(path: str) -> dict[str, RunCase]:

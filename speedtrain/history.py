@@ -116,23 +116,21 @@ def find(data: Mapping[str, Any], case: str, machine: Optional[str] = None,
 
 def format_history(history: CaseHistory) -> str:
     """A plain-text table of one case's history, oldest first, with the change from the
-    previous point (positive = slower)."""
+    previous point (times: percent, positive = slower; accuracies: points)."""
     from tabulate import tabulate
+
+    from speedtrain.stats import fmt_delta, fmt_figure, fmt_spread
 
     rows, previous = [], None
     for pt in history.points:
-        change = None
-        if previous is not None and pt.median_s is not None and previous.median_s and previous.metric == pt.metric:
-            change = f"{100 * (pt.median_s / previous.median_s - 1):+.1f}"
+        same = previous is not None and previous.metric == pt.metric
+        change = fmt_delta(pt.metric, previous.median_s, pt.median_s) if same else None
         rows.append((pt.date[:19] if pt.date else None, (pt.commit or "")[:12] or None, pt.metric,
-                     _secs(pt.median_s), _secs(pt.spread_s), pt.seeds, change))
+                     fmt_figure(pt.metric, pt.median_s, 3), fmt_spread(pt.metric, pt.spread_s, 3), pt.seeds, change))
         previous = pt
     title = f"{history.case} on {history.machine} ({history.profile}): {len(history.points)} recorded baselines"
     table = tabulate(rows, headers=("date", "commit", "metric", "median", "spread (max-min)", "seeds",
-                                    "change % vs previous (+ = slower)"),
+                                    "change vs previous (times: + = slower)"),
                      tablefmt="simple", missingval="-", disable_numparse=True)
     return f"{title}\n{table}"
 
-
-def _secs(x: Optional[float]) -> Optional[str]:
-    return None if x is None else f"{x:.3f} s"

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from speedtrain.report_tables import CaseFigures, Key, fmt_seconds
 from speedtrain.runs import RunCase
+from speedtrain.stats import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     from speedtrain.history import HistoryPoint
 
 SMOKE_MARK = "SMOKE / SYNTHETIC DATA\nnot a measurement of training speed"
-METRIC_LABELS = {"train_time_s": "median training time (s)", "time_to_target_s": "median time to target (s)"}
+METRIC_LABELS = {"train_time_s": "median training time (s)", "time_to_target_s": "median time to target (s)",
+                 "final_acc": "median final test accuracy (%)"}
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,9 @@ def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot) ->
     for (case, points), color in zip(histories.items(), _colors(len(histories))):
         points = [p for p in points if p.metric == metric and p.median_s is not None]
         xs = [updates.index((p.date or "", p.commit or "")) for p in points]
-        ys = [p.median_s for p in points]
-        half = [(p.spread_s or 0.0) / 2 for p in points]
+        scale = 100.0 if metric in HIGHER_IS_BETTER else 1.0  # accuracies in percent
+        ys = [scale * p.median_s for p in points]
+        half = [scale * (p.spread_s or 0.0) / 2 for p in points]
         ax.errorbar(xs, ys, yerr=half, marker="o", color=color, capsize=3, linewidth=1.2, label=case)
     ax.set_xticks(range(len(updates)), [f"{d[:10] or '?'}\n{c[:7]}" for d, c in updates], fontsize=7,
                   rotation=30 if len(updates) > 6 else 0, ha="right" if len(updates) > 6 else "center")

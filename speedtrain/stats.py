@@ -69,6 +69,30 @@ _EXACT_MAX_N = 40  # beyond this many samples in all, the normal approximation i
 T = TypeVar("T")
 
 
+def fmt_figure(metric: Optional[str], x: Optional[float], digits: int = 2) -> Optional[str]:
+    """A compared figure with its unit: ``10.02 s``, or ``94.10%`` for an accuracy."""
+    if x is None:
+        return None
+    return f"{100 * x:.{digits}f}%" if metric in HIGHER_IS_BETTER else f"{x:.{digits}f} s"
+
+
+def fmt_spread(metric: Optional[str], x: Optional[float], digits: int = 2) -> Optional[str]:
+    """A difference of the figure: ``0.12 s``, or ``0.40 pt`` for an accuracy."""
+    if x is None:
+        return None
+    return f"{100 * x:.{digits}f} pt" if metric in HIGHER_IS_BETTER else f"{x:.{digits}f} s"
+
+
+def fmt_delta(metric: Optional[str], before: Optional[float], after: Optional[float]) -> Optional[str]:
+    """The change from ``before`` to ``after`` in the verdicts' unit: ``+12.3%`` for a time
+    (+ = slower), ``-0.40 pt`` for an accuracy (points, + = more accurate)."""
+    if before is None or after is None:
+        return None
+    if metric in HIGHER_IS_BETTER:
+        return f"{100 * (after - before):+.2f} pt"
+    return f"{100 * (after / before - 1):+.1f}%" if before > 0 else None
+
+
 def median_or_none(xs: Iterable[Optional[float]]) -> Optional[float]:
     """The median of the values that are not None; None when there are none."""
     values = [x for x in xs if x is not None]

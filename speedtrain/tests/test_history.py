@@ -99,8 +99,20 @@ def test_history_command_prints_every_point_with_its_change(capsys, tmp_path: Pa
     out = capsys.readouterr().out
     assert f"{NAME} on {MACHINE} (quick): 3 recorded baselines" in out
     lines = out.splitlines()
-    assert lines[-3].split()[-1] == "-" and lines[-2].split()[-1] == "+10.0" and lines[-1].split()[-1] == "-20.0"
-    assert "2024-05-03T12:00:00" in lines[-1] and "c00000000002" in lines[-1]
+    assert lines[-3].split()[-1] == "-" and lines[-2].split()[-1] == "+10.0%" and lines[-1].split()[-1] == "-20.0%"
+    assert "2024-05-03T12:00:00" in lines[-1] and "c00000000002" in lines[-1] and "8.800 s" in lines[-1]
+
+
+def test_history_of_an_accuracy_case_speaks_points(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    for i, accs in enumerate([[0.40, 0.42], [0.45, 0.47]]):
+        record = CaseRecord(section="small_data", case="flip", metric="final_acc", train_time_s=[1.0, 1.0],
+                            final_acc=accs, reached_target=[False, False])
+        bl.update(path, MACHINE, "quick", {"test_small_data[flip]": record}, source(i))
+    assert main(["history", "flip", "--baselines", str(path)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "46.000%" in last and "2.000 pt" in last and last.split()[-1] == "pt" and "+5.00 pt" in last
+    assert " s " not in last
 
 
 def test_history_command_errors_are_one_line(capsys, tmp_path: Path) -> None:
