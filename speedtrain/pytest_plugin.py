@@ -22,6 +22,7 @@ stops after the current seed and keeps the finished cases as a run marked partia
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -34,7 +35,7 @@ from speedtrain.compare import format_rows
 from speedtrain.config import TrainConfig, check_device, choices
 from speedtrain.errors import ConfigError, DataError, SpeedtrainError
 from speedtrain.profiles import PROFILES, Profile, base_choice, suite_base
-from speedtrain.progress import Progress
+from speedtrain.progress import EpochProgress, Progress, epoch_progress
 from speedtrain.record import CaseRecord
 from speedtrain.runs import RunMeta
 from speedtrain.seed_runner import case_identity, feed_benchmark, run_seeds
@@ -206,6 +207,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
         write(f"speedtrain: {st.self_run_note}")
     config.stash[PROGRESS] = Progress(n_cases, st.profile.name, st.device_type,
                                       write if st.profile.name != "smoke" else (lambda line: None))
+    config.stash[STEPS] = epoch_steps(config, write)  # while nothing is captured: the TTY is read
     catch_interrupts(st, write, config.add_cleanup)
     st.prepared = True
 
@@ -216,6 +218,19 @@ def _session_fields(config: pytest.Config) -> dict[str, Any]:
 
 
 PROGRESS = pytest.StashKey[Progress]()
+STEPS = pytest.StashKey[Optional[EpochProgress]]()
+
+
+def epoch_steps(config: pytest.Config, write: Callable[[str], None]) -> Optional[EpochProgress]:
+    """Progress inside epochs: a bar past pytest's capture on a person's terminal, else plain
+    lines (speedtrain.progress). None in the smoke profile (silent, its epochs take milliseconds)
+    and in an xdist worker: its terminal reporter writes to execnet's /dev/null, so its epoch
+    lines are not shown either, and its stderr is the terminal all workers share with the controller."""
+    if _state(config).profile.name == "smoke" or hasattr(config, "workerinput"):
+        return None
+    capman = config.pluginmanager.getplugin("capturemanager")
+    return epoch_progress(lambda line: write("    " + line), sys.__stderr__,
+                          capman.global_and_fixture_disabled if capman is not None else None)
 
 
 @pytest.fixture
@@ -256,7 +271,8 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         try:
             runs = run_seeds(st, base, name=name, monitor=monitor, baseline=stored,
                              threshold=config.getoption("--st-threshold"), log=lambda line: log("    " + line),
-                             progress=progress, seeds=own_seeds(config, st, seeds))
+                             progress=progress, seeds=own_seeds(config, st, seeds),
+                             steps=config.stash.get(STEPS, None))
         except DataError as exc:  # the preflight read the session's dataset: this is a case's own
             pytest.fail(str(exc), pytrace=False)
         finally:

@@ -17,7 +17,7 @@ import pytest
 
 from speedtrain import stats
 from speedtrain.config import TrainConfig
-from speedtrain.progress import Progress
+from speedtrain.progress import EpochProgress, Progress
 from speedtrain.record import CaseRecord
 from speedtrain.suite_session import SuiteSession
 
@@ -34,10 +34,11 @@ class SeedRuns:
 def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool = True,
               baseline: Optional[stats.CaseSummary] = None, threshold: float = 0.05,
               log: Callable[[str], None] = lambda line: None, progress: Optional[Progress] = None,
-              seeds: Optional[list[int]] = None) -> SeedRuns:
+              seeds: Optional[list[int]] = None, steps: Optional[EpochProgress] = None) -> SeedRuns:
     """Train ``base`` under the session's profile once per seed: the session's fixed seeds, or
     (``--st-seeds auto``) until :func:`speedtrain.seeding.next_seed` says stop. Stops early
-    after a seed that ran out of memory (every later seed would too) or on Ctrl-C."""
+    after a seed that ran out of memory (every later seed would too) or on Ctrl-C.
+    ``steps``: progress within each epoch (speedtrain.progress), passed to the trainer."""
     from speedtrain.config import resolve_device
     from speedtrain.gpumonitor import GpuMonitor
     from speedtrain.seeding import MAX_SEEDS, next_seed
@@ -52,7 +53,8 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
             left = progress.case_estimate(baseline.median_s if baseline else None, len(seeds) - len(runs.results))
             progress.seed_started(name, seed, st.seeds_label() if st.auto else str(len(seeds)), left)
         start = time.perf_counter()
-        result = train(cfg, monitor=GpuMonitor(resolve_device(cfg)) if monitor else None, log=log)
+        result = train(cfg, monitor=GpuMonitor(resolve_device(cfg)) if monitor else None, log=log,
+                       steps=steps)
         runs.call_time_s.append(time.perf_counter() - start)
         runs.results.append(result)
         if progress is not None:
