@@ -60,6 +60,12 @@ class DoctorReport:
         verdict = "FAIL: do not trust benchmark numbers here" if self.failed else "ok"
         return f"doctor on {self.device}: {counts} in {self.seconds:.1f} s; {verdict}"
 
+    def matmul_peaks(self) -> dict[str, float]:
+        """Dense matmul FLOP/s measured per format (``fp32``, ``tf32``, ``fp16``, ``bf16``): the
+        rate this GPU showed it reaches, which the report sets beside the datasheet's MFU."""
+        return {c.name.removeprefix("matmul "): c.data["tflops"] * 1e12 for c in self.checks
+                if c.name.startswith("matmul ") and c.status in (PASS, WARN) and c.data.get("tflops")}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: what ``--json`` writes and the benchmark session stores in machine_info."""
         return {"device": self.device, "seconds": round(self.seconds, 2), "ok": not self.failed,

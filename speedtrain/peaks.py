@@ -88,15 +88,22 @@ def lookup_peak(gpu_name: str) -> Optional[PeakSpec]:
     return None
 
 
+def matmul_format(precision: str) -> str:
+    """The number format a TrainConfig precision multiplies in (``half`` is fp16), as the
+    datasheet columns and ``speedtrain doctor``'s matmul checks name it."""
+    if precision not in _COLUMN:
+        raise ValueError(f"precision must be one of {', '.join(_COLUMN)}; got {precision!r}")
+    return _COLUMN[precision]
+
+
 def peak_flops(gpu_name: str, precision: str) -> Optional[float]:
     """Dense peak FLOP/s for a TrainConfig precision (fp32, tf32, fp16, bf16, half) on this GPU;
     None when the GPU is unknown or has no tensor cores for that format."""
-    if precision not in _COLUMN:
-        raise ValueError(f"precision must be one of {', '.join(_COLUMN)}; got {precision!r}")
+    column = matmul_format(precision)
     spec = lookup_peak(gpu_name)
     if spec is None:
         return None
-    tflops = getattr(spec, _COLUMN[precision])
+    tflops = getattr(spec, column)
     return None if tflops is None else tflops * 1e12
 
 

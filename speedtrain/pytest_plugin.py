@@ -199,6 +199,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
         check_data(opt("--st-dataset"), opt("--st-data-dir"), opt("--st-download"))
     report = run_doctor(torch.device(st.device_type), quick=True)
     st.machine["doctor"] = report.to_dict()
+    st.matmul_peaks = report.matmul_peaks()  # each case's record carries its precision's (issue 12)
     check_doctor(report, opt("--st-device"))
     bench = config.pluginmanager.getplugin("pytest-benchmark")
     if bench is None or getattr(bench, "disabled", False):
@@ -271,7 +272,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         try:
             runs = run_seeds(st, base, name=name, monitor=monitor, baseline=stored,
                              threshold=config.getoption("--st-threshold"), log=lambda line: log("    " + line),
-                             progress=progress, seeds=own_seeds(config, st, seeds),
+                             progress=progress, seeds=own_seeds(config, st, seeds), metric=metric,
                              steps=config.stash.get(STEPS, None))
         except DataError as exc:  # the preflight read the session's dataset: this is a case's own
             pytest.fail(str(exc), pytrace=False)
@@ -288,6 +289,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         record.seeds_auto, record.seeds_note = st.auto, runs.note
         conditions.gpu_clocks = gpu_clocks(record.gpu)
         record.conditions = conditions.to_dict()
+        record.measured_peak_flops_per_s = st.measured_peak(record.config.get("precision", base.precision))
         feed_benchmark(benchmark, record)
         benchmark.extra_info.update(record.to_extra_info())
         st.records[benchmark.name] = record
@@ -386,7 +388,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if st.profile.synthetic:
         tr.write_line(f"profile {st.profile.name}: synthetic data and tiny runs; these times check plumbing, they measure nothing.")
     if st.verdicts:
-        tr.write_line("change % and ratios: this run against the baseline (+ = slower, now / baseline)")
+        tr.write_line("changes: this run against the baseline (times: + = slower, ratio now / baseline; "
+                      "accuracies: in points, + = more accurate)")
         tr.write_line(format_rows(st.verdicts))
     for note in st.notes:
         tr.write_line(note)

@@ -47,6 +47,12 @@ class CaseFigures:
     train_flops: Optional[float] = None
     flops_per_s: Optional[float] = None
     mfu: Optional[float] = None
+    measured_peak: Optional[float] = None  # FLOP/s the doctor measured for the case's matmuls
+
+    @property
+    def measured_mfu(self) -> Optional[float]:
+        """Achieved FLOP/s over the measured matmul peak (fraction)."""
+        return self.flops_per_s / self.measured_peak if self.flops_per_s and self.measured_peak else None
 
     @property
     def train_median(self) -> Optional[float]:
@@ -66,6 +72,7 @@ def case_figures(frame: "pandas.DataFrame") -> dict[Key, CaseFigures]:
             power_w=_first(telemetry["power_mean_w"]), util_pct=_first(telemetry["gpu_util_pct"]),
             flops_per_image=_first(rows["flops_per_image"]), train_flops=_median(rows["train_flops"]),
             flops_per_s=_median(rows["achieved_flops_per_s"]), mfu=_median(rows["mfu_frac"]),
+            measured_peak=_first(rows["measured_peak_flops_per_s"]),
         )
     return out
 
@@ -261,6 +268,7 @@ def summary_table(sections: dict[str, list[RunCase]], titles: dict[str, str],
 NUMERIC_COLUMNS = (
     "train s (median)", "spread (min-max)", "time to target s", "final acc", "images/s",
     "peak mem GiB", "energy J", "power W", "GPU util", "speed-up", "noise", "detects", "GFLOP/img", "TFLOP/s", "MFU",
+    "MFU (measured peak)",
 )
 
 
@@ -295,6 +303,7 @@ def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bo
             "GFLOP/img": fmt_scaled(f.flops_per_image, 1e9),
             "TFLOP/s": fmt_scaled(f.flops_per_s, 1e12),
             "MFU": fmt_pct(f.mfu),
+            "MFU (measured peak)": fmt_pct(f.measured_mfu),
         })
         if verdicts is not None:
             row["verdict"] = fmt_verdict(verdicts.get((c.run, c.index)))
@@ -330,6 +339,12 @@ def _flops_notes(members: list[RunCase]) -> list[str]:
     out = ["- GFLOP/img: training FLOPs (forward + backward; convolutions and matmuls) per image, counted "
            "by torch's FlopCounterMode; TFLOP/s: the run's FLOPs over its train s; MFU: that over the GPU's "
            "datasheet dense peak at the case's precision."]
+    measured = sorted({c.record.measured_peak_flops_per_s for c in counted if c.record.measured_peak_flops_per_s})
+    if measured:
+        rates = ", ".join(f"{x / 1e12:.3g}" for x in measured)
+        out.append(f"- MFU (measured peak): the same TFLOP/s over the dense matmul rate `speedtrain doctor` "
+                   f"measured on this GPU at the session's start, at the case's precision ({rates} TFLOP/s): "
+                   "a rate the GPU showed it reaches, where the datasheet peak is a ceiling.")
     reasons = sorted({c.record.mfu_reason for c in counted if c.record.mfu_reason})
     out += [f"- MFU not shown: {reason}" for reason in reasons]
     return out

@@ -203,7 +203,8 @@ PER_SEED = {
     "top2_acc_frac": "top2_acc", "top3_acc_frac": "top3_acc", "best_epoch": "best_epoch",
     "val_acc_frac": "val_acc", "best_train_acc_frac": "best_train_acc", "best_test_acc_frac": "best_test_acc",
 }
-FLOAT_COLUMNS = (*PER_SEED, "target_acc_frac", "energy_j", "power_mean_w", "gpu_util_pct", "flops_per_image")
+FLOAT_COLUMNS = (*PER_SEED, "target_acc_frac", "energy_j", "power_mean_w", "gpu_util_pct", "flops_per_image",
+                 "measured_peak_flops_per_s")
 INT_COLUMNS = ("step", "seed", "n_params", "peak_mem_allocated_bytes", "peak_mem_reserved_bytes")
 
 
@@ -246,7 +247,7 @@ def _case_rows(case: RunCase) -> list[dict[str, Any]]:
             "gpu_util_pct": _number(gpu.get("util_mean_pct")) if telemetry else None,
             "peak_mem_allocated_bytes": rec.peak_mem_allocated_bytes,
             "peak_mem_reserved_bytes": rec.peak_mem_reserved_bytes, "n_params": rec.n_params,
-            "flops_per_image": rec.flops_per_image,
+            "flops_per_image": rec.flops_per_image, "measured_peak_flops_per_s": rec.measured_peak_flops_per_s,
         }
         rows.append(row)
     return rows

@@ -34,10 +34,12 @@ class SeedRuns:
 def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool = True,
               baseline: Optional[stats.CaseSummary] = None, threshold: float = 0.05,
               log: Callable[[str], None] = lambda line: None, progress: Optional[Progress] = None,
-              seeds: Optional[list[int]] = None, steps: Optional[EpochProgress] = None) -> SeedRuns:
+              seeds: Optional[list[int]] = None, metric: Optional[str] = None,
+              steps: Optional[EpochProgress] = None) -> SeedRuns:
     """Train ``base`` under the session's profile once per seed: the session's fixed seeds, or
     (``--st-seeds auto``) until :func:`speedtrain.seeding.next_seed` says stop. Stops early
-    after a seed that ran out of memory (every later seed would too) or on Ctrl-C.
+    after a seed that ran out of memory (every later seed would too) or on Ctrl-C. ``metric`` is
+    the case's compared figure when it is not the profile's (the accuracy studies' final_acc).
     ``steps``: progress within each epoch (speedtrain.progress), passed to the trainer."""
     from speedtrain.config import resolve_device
     from speedtrain.gpumonitor import GpuMonitor
@@ -50,7 +52,8 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
     for seed in seeds:
         cfg = st.profile.apply(base, seed)
         if progress is not None:
-            left = progress.case_estimate(baseline.median_s if baseline else None, len(seeds) - len(runs.results))
+            timed = baseline is not None and baseline.metric not in stats.HIGHER_IS_BETTER  # else an accuracy
+            left = progress.case_estimate(baseline.median_s if timed else None, len(seeds) - len(runs.results))
             progress.seed_started(name, seed, st.seeds_label() if st.auto else str(len(seeds)), left)
         start = time.perf_counter()
         result = train(cfg, monitor=GpuMonitor(resolve_device(cfg)) if monitor else None, log=log,
@@ -65,10 +68,11 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
         if st.interrupted:
             runs.note = f"interrupted after {len(runs.results)} seed(s)"
             break
-        if st.auto:
-            figure = [r.train_time_s if st.profile.metric == "train_time_s" else r.time_to_target_s
-                      for r in runs.results]
-            plan = next_seed(figure, baseline.time_s if baseline else (), threshold)
+        if st.auto:  # the case's compared figure: RunResult has an attribute of each metric's name
+            figure = [getattr(r, metric or st.profile.metric) for r in runs.results]
+            accuracy = (metric or st.profile.metric) in stats.HIGHER_IS_BETTER
+            plan = next_seed(figure, baseline.time_s if baseline else (),
+                             stats.ACC_TOLERANCE if accuracy else threshold, absolute=accuracy)
             runs.note = plan.reason
             if not plan.more:
                 break

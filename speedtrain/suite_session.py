@@ -52,6 +52,7 @@ class SuiteSession:
     prepared: bool = False  # preflight done
     interrupted: bool = False  # Ctrl-C: stop after the current seed
     self_run_note: Optional[str] = None  # why the plugin runs the seeds itself
+    matmul_peaks: dict[str, float] = field(default_factory=dict)  # doctor-measured FLOP/s per format (GPU only)
 
     @property
     def auto(self) -> bool:
@@ -59,6 +60,13 @@ class SuiteSession:
 
     def seeds_label(self) -> str:
         return "auto" if self.seeds is None else str(self.seeds)
+
+    def measured_peak(self, precision: str) -> Optional[float]:
+        """The matmul FLOP/s the session's doctor measured in the format ``precision`` computes
+        in; None on a CPU or where the doctor skipped it (no TF32 or bf16 before Ampere)."""
+        from speedtrain.peaks import matmul_format
+
+        return self.matmul_peaks.get(matmul_format(precision))
 
 
 def parse_seeds(text: Optional[str]) -> Optional[int] | str:

@@ -287,3 +287,16 @@ def test_doctor_as_a_subprocess():
                           timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr
     assert "doctor on cpu:" in done.stdout and "0 FAIL" in done.stdout
+
+
+def test_matmul_peaks_are_the_measured_rates_only():
+    """What the suite sets beside the datasheet MFU: the doctor's measured matmul rates, never a
+    skipped check's (no TF32 before Ampere) nor a CPU's (matmul checks are skipped there)."""
+    checks = [matmul_verdict("fp32", 14.5e12, "Tesla V100-SXM2-16GB"),
+              matmul_verdict("fp16", 20e12, "Tesla V100-SXM2-16GB"),  # 16% of 125: a WARN, still measured
+              doctor.Check("matmul tf32", SKIP, "no TF32 before compute capability 8.0"),
+              timer_agreement(1.0, 1.0)]
+    assert checks[1].status == WARN
+    report = doctor.DoctorReport("cuda:0", 1.0, checks)
+    assert report.matmul_peaks() == {"fp32": 14.5e12, "fp16": 20e12}
+    assert doctor.run_doctor(torch.device("cpu"), quick=True).matmul_peaks() == {}

@@ -85,3 +85,11 @@ def test_table_is_consistent():
 def test_unknown_precision_is_an_error():
     with pytest.raises(ValueError, match="precision must be one of"):
         peak_flops("Tesla T4", "int8")
+
+
+def test_matmul_format_of_each_precision():
+    from speedtrain.peaks import matmul_format
+
+    assert [matmul_format(p) for p in ("fp32", "tf32", "fp16", "half", "bf16")] == ["fp32", "tf32", "fp16", "fp16", "bf16"]
+    with pytest.raises(ValueError, match="precision must be one of"):
+        matmul_format("fp8")

@@ -133,3 +133,28 @@ def test_auto_records_are_judged_as_sequential():
     again = CaseRecord.from_extra_info(record.to_extra_info(), "test_precision[fp32]")
     assert again.seeds_auto and again.conditions == record.conditions
     assert CaseSummary("train_time_s", [1.0], [], [False, False], None).n_seeds == 2
+
+
+def test_a_case_gets_the_doctor_measured_peak_of_its_precision():
+    st = SuiteSession(PROFILES["quick"], [0], "baselines.json")
+    assert st.measured_peak("fp16") is None  # a CPU session: the doctor measured no matmul
+    st.matmul_peaks = {"fp32": 19e12, "fp16": 250e12}
+    assert st.measured_peak("half") == st.measured_peak("fp16") == 250e12  # half multiplies in fp16
+    assert st.measured_peak("fp32") == 19e12 and st.measured_peak("bf16") is None
+
+
+@pytest.mark.parametrize("metric, seeds_run", [(None, 5), ("final_acc", 20)])
+def test_auto_seeds_follow_the_cases_own_figure(monkeypatch, metric, seeds_run):
+    """--st-seeds auto sizes a case on the figure it is judged by: steady times stop at the
+    fewest seeds, while the same runs' accuracies, 1 point apart, need the cap."""
+    from speedtrain import train as trainer
+    from speedtrain.config import TrainConfig
+    from speedtrain.seed_runner import run_seeds
+
+    accuracies = iter([0.90, 0.91, 0.89, 0.92, 0.88] * 5)
+    monkeypatch.setattr(trainer, "train", lambda cfg, **kw: SimpleNamespace(
+        status="ok", train_time_s=10.0, time_to_target_s=None, final_acc=next(accuracies)))
+    st = SuiteSession(PROFILES["quick"], None, "baselines.json")
+    runs = run_seeds(st, TrainConfig(), name="test_small_data[flip]", monitor=False, metric=metric)
+    assert len(runs.results) == seeds_run
+    assert ("pt" in runs.note) == (metric == "final_acc")
