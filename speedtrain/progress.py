@@ -101,7 +101,8 @@ class Progress:
 # so both kinds below cost a counter and a clock read per step and write only when a redraw or
 # line is due. Measured (100k step() calls, best of 5, Python 3.11 on the 2-core CPU box the
 # project is built on, loop included): PlainSteps 150 ns, BarSteps 335 ns (tqdm's update, the
-# redraws included), NoSteps 40 ns; a ResNet-9 step takes milliseconds on a GPU, ~1 s on a CPU.
+# redraws included), NoSteps 40 ns; a training step of the suite's models takes milliseconds
+# on a GPU and longer on a CPU.
 
 # A CI log keeps every line: one every 30 s says the run is alive and when its epoch ends
 # (120 lines per hour of training) without drowning the per-epoch lines; an epoch shorter
@@ -178,7 +179,7 @@ class BarSteps:
     def start_epoch(self, epoch: int, epochs: int, n_steps: int) -> None:
         self.end_epoch()
         self.bar = _bar_class()(total=n_steps, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False,
-                        mininterval=BAR_MININTERVAL_S, miniters=1, file=self.file, ncols=self.ncols)
+                                mininterval=BAR_MININTERVAL_S, miniters=1, file=self.file, ncols=self.ncols)
 
     def step(self) -> None:
         self.bar.update()
@@ -192,9 +193,10 @@ class BarSteps:
 
 @functools.lru_cache(maxsize=None)
 def _bar_class() -> type:
-    """tqdm without its monitor thread, which would redraw from another thread (past pytest's
-    capture, in a timed run) to catch up a bar whose ``miniters`` grew; ours stays at 1. Imported
-    when the first bar is drawn: tqdm takes ~50 ms to import and most sessions draw none."""
+    """tqdm without its monitor thread, which wakes every 10 s and may redraw a bar from that
+    thread (past pytest's capture, during a timed epoch); with ``miniters=1`` every step checks
+    the clock itself, so there is nothing for it to catch up. Imported when the first bar is
+    drawn: tqdm takes ~50 ms to import and most sessions draw none."""
     from tqdm import tqdm
 
     return type("SpeedtrainBar", (tqdm,), {"monitor_interval": 0})
@@ -222,7 +224,7 @@ def epoch_progress(write: Callable[[str], None], stream: TextIO,
     if not interactive(stream, env):
         return PlainSteps(write)
     try:
-        ncols: Optional[int] = os.get_terminal_size(stream.fileno()).columns
+        ncols: Optional[int] = os.get_terminal_size(stream.fileno()).columns or None  # 0: unknown
     except (OSError, ValueError, AttributeError):
         ncols = None  # tqdm finds its own
     return BarSteps(PastCapture(stream, suspend) if suspend is not None else stream, ncols)
