@@ -151,20 +151,58 @@ def plot_time_vs_flops(members: list[RunCase], figs: dict[Key, CaseFigures], spe
     points = [(c, f) for c, f in points if f.train_flops and f.train_median]
     if len(points) < 2:
         return None
+    from matplotlib.ticker import FuncFormatter
+
     fig = _figure(8)
     ax = fig.add_subplot()
-    for (c, f), color in zip(points, _colors(len(points))):
-        ax.scatter([f.train_flops / 1e12], [f.train_median], color=color, zorder=3)
-        label = f"{c.run}: {c.record.case}" if spec.many else c.record.case
-        ax.annotate(label, (f.train_flops / 1e12, f.train_median), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    colors = _colors(len(points))
+    xs, ys = [f.train_flops / 1e12 for _, f in points], [f.train_median for _, f in points]
+    ax.scatter(xs, ys, color=colors, zorder=3)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis, limits in ((ax.xaxis, ax.get_xlim), (ax.yaxis, ax.get_ylim)):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.3, not 3 x 10^-1
+        # minor ticks named only on an axis spanning under a decade, where no major tick may fall
+        axis.set_minor_formatter(FuncFormatter(lambda v, _, lim=limits: f"{v:g}" if lim()[1] < 10 * lim()[0] else ""))
+    labels = [f"{c.run}: {c.record.case}" if spec.many else c.record.case for c, _ in points]
+    place_labels(ax, xs, ys, labels, colors)
     ax.set_xlabel("training FLOPs per run (TFLOP: forward + backward, every image trained)")
     ax.set_ylabel("median training time (s)")
     ax.set_title(f"{spec.title}: time against work\n(same diagonal: same FLOP/s; left: less work; down: faster)",
                  fontsize=10)
     ax.grid(alpha=0.3, which="both")
     return _finish(fig, spec)
+
+
+LABEL_FONT = 7  # points
+
+
+def place_labels(ax: Any, xs: list[float], ys: list[float], labels: list[str], colors: list[Any]) -> None:
+    """Name each point beside it, moving a label down (with a thin leader line to its point)
+    until it overlaps no label placed before: ladder steps often share a spot (same FLOPs,
+    nearly the same time). Greedy, top point first, in the axes' own log coordinates."""
+    import math
+
+    fig = ax.get_figure()
+    width, height = fig.get_size_inches() * 72 * 0.8  # the axes' rough size in points
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()  # autoscaled by now: the points are drawn
+
+    def to_points(x: float, y: float) -> tuple[float, float]:
+        return (width * math.log(x / x0) / math.log(x1 / x0), height * math.log(y / y0) / math.log(y1 / y0))
+
+    line = LABEL_FONT * 1.3
+    placed: list[tuple[float, float, float, float]] = []
+    for i in sorted(range(len(xs)), key=lambda i: -ys[i]):
+        px, py = to_points(xs[i], ys[i])
+        w = 0.6 * LABEL_FONT * len(labels[i])
+        drop = 0.0
+        while any(px + 4 < r and l < px + 4 + w and py + 3 - drop < t and b < py + 3 - drop + line
+                  for l, b, r, t in placed) and drop < 40 * line:
+            drop += line
+        placed.append((px + 4, py + 3 - drop, px + 4 + w, py + 3 - drop + line))
+        arrow = {"arrowstyle": "-", "color": colors[i], "linewidth": 0.6} if drop else None
+        ax.annotate(labels[i], (xs[i], ys[i]), xytext=(4, 3 - drop), textcoords="offset points",
+                    fontsize=LABEL_FONT, color="black", arrowprops=arrow, va="bottom")
 
 
 def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot) -> Optional[bytes]:

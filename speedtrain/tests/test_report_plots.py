@@ -119,3 +119,27 @@ def test_the_trend_plot_draws_the_recorded_history(fake_runs: "FakeRuns", quick_
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2024-04-01\n0000000", "2024-04-02\n1111111",
                                                              "2024-04-03\n2222222"]
     assert ax.get_ylabel() == "median training time (s)"
+
+
+def test_point_labels_of_a_crowded_spot_do_not_overlap():
+    """Ladder steps often share a spot on the time-against-FLOPs plot (same work, about the same
+    time): their names are moved apart instead of printed over each other."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from speedtrain.plots import place_labels
+
+    fig = Figure(figsize=(9, 4.5), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    xs, ys = [0.0103, 0.0103, 0.0103, 0.0103, 0.0055], [0.382, 0.380, 0.377, 0.36, 0.17]
+    ax.scatter(xs, ys)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    labels = ["multicrop-tta", "alternating-flip-translate-2", "nesterov-decoupled-hyperparameters", "9.9-epochs", "x"]
+    place_labels(ax, xs, ys, labels, ["k"] * 5)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the text alone, not its leader line
+    assert [t.get_text() for t in ax.texts] == labels
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
