@@ -14,11 +14,12 @@ so ``momentum`` can change without retuning ``lr``, ``lr`` can change without ch
 decay, and (the loss being summed) the step per example and the decay per epoch do not depend
 on the batch size. The decay is still L2 through the gradient and momentum, as in airbench
 (not AdamW-style); "decoupled" is about the units. Scheduling multiplies every group's LR by
-the same factor (:func:`set_lr_factor`), which scales the decay with it, as airbench's
-``LambdaLR`` does.
+the same factor, which scales the decay with it, as airbench's ``LambdaLR`` does; the trainer
+does that through each group's ``lr_scale`` (``optimizers.set_lr``), the one way it sets rates.
 
 The update itself is plain Nesterov SGD, so the trainer's units (mean-loss ``lr``, torch LR
-``lr / batch``, weight decay ``weight_decay * batch``) can express it: airbench94 at batch
+``lr / batch``, weight decay ``weight_decay * batch``) can express it (:func:`decoupled_sgd`
+stays as airbench's own spelling, the reference the tests hold the trainer's units to): airbench94 at batch
 1024 is ``lr = 11.5 * 1024 / kilostep = 1.50`` and ``weight_decay = 0.0153 / 11.5 = 0.00133``
 there. What the decoupled units change is which knobs move together when one is tuned.
 
@@ -36,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["split_bn_biases", "param_groups", "decoupled_sgd", "set_lr_factor", "epoch_steps"]
+__all__ = ["split_bn_biases", "param_groups", "decoupled_sgd", "epoch_steps"]
 
 
 def split_bn_biases(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -60,11 +61,8 @@ def decoupled_sgd(
     bias_scaler: float = 64.0,
     nesterov: bool = True,
 ) -> torch.optim.SGD:
-    """Airbench's optimiser for a summed loss, in the units of the module docstring.
-
-    Each param group carries ``base_lr`` (its LR at schedule factor 1); the trainer calls
-    :func:`set_lr_factor` every step. The LR starts at factor 1.
-    """
+    """Airbench's optimiser for a summed loss, in the units of the module docstring, at its
+    peak learning rate (schedule factor 1)."""
     if not (batch_size >= 1 and lr > 0 and weight_decay >= 0 and 0 <= momentum < 1 and bias_scaler > 0):
         raise ValueError("decoupled_sgd needs batch_size >= 1, lr > 0, weight_decay >= 0, "
                          f"momentum in [0, 1), bias_scaler > 0; got {batch_size}, {lr}, {weight_decay}, {momentum}, {bias_scaler}")
@@ -77,7 +75,7 @@ def decoupled_sgd(
 def param_groups(model: nn.Module, torch_lr: float, decay: float, bias_scaler: float = 1.0) -> list[dict[str, Any]]:
     """SGD param groups in PyTorch's units: batch-norm shifts at ``bias_scaler * torch_lr``,
     the rest at ``torch_lr``, each group's ``weight_decay`` set so that ``lr * weight_decay
-    == decay`` (the same shrink per step for both), and a ``base_lr`` for :func:`set_lr_factor`.
+    == decay`` (the same shrink per step for both).
 
     The trainer's own units (mean-loss ``lr``, summed loss) are
     ``param_groups(model, lr / batch_size, lr * weight_decay, bias_scaler)``.
@@ -86,14 +84,8 @@ def param_groups(model: nn.Module, torch_lr: float, decay: float, bias_scaler: f
     groups = []
     for params, group_lr in ((shifts, torch_lr * bias_scaler), (others, torch_lr)):
         if params:
-            groups.append({"params": params, "lr": group_lr, "base_lr": group_lr, "weight_decay": decay / group_lr})
+            groups.append({"params": params, "lr": group_lr, "weight_decay": decay / group_lr})
     return groups
-
-
-def set_lr_factor(optimizer: torch.optim.Optimizer, factor: float) -> None:
-    """Set every group's LR to ``factor`` times its ``base_lr`` (the schedule's value, 1 = peak)."""
-    for group in optimizer.param_groups:
-        group["lr"] = group["base_lr"] * factor
 
 
 def epoch_steps(epochs: float, steps_per_epoch: int) -> list[int]:

@@ -132,8 +132,8 @@ def cross_entropy(logits: Tensor, labels: Tensor, mixed: Optional[augment.MixedB
 def make_optimizer(params: list[torch.Tensor], cfg: "TrainConfig", device: torch.device) -> torch.optim.Optimizer:
     """The optimiser ``cfg.optimizer`` names, in the trainer's summed-loss convention. SGD is the
     trainer's own :func:`speedtrain.train.make_sgd` (fused where the device has the kernel), so
-    the default path is unchanged; its groups carry no ``lr_scale`` and get ``lr / batch``.
-    Adam and AdamW groups carry ``lr_scale`` (see :mod:`speedtrain.optimizers`)."""
+    the default path is unchanged; ``airbench_train.scale_groups`` gives its groups the
+    ``lr_scale`` of ``lr / batch``. Adam and AdamW set their own (see :mod:`speedtrain.optimizers`)."""
     if cfg.optimizer == "sgd":
         from speedtrain.train import make_sgd  # the trainer imports this module
 
@@ -141,9 +141,3 @@ def make_optimizer(params: list[torch.Tensor], cfg: "TrainConfig", device: torch
     from speedtrain.optimizers import make_optimizer as textbook
 
     return textbook(cfg.optimizer, params, cfg.lr, cfg.weight_decay, summed_over=cfg.batch_size)
-
-
-def group_lr(group: dict, lr: float, batch_size: int) -> float:
-    """A parameter group's step size for schedule rate ``lr``: SGD's ``lr / batch`` (exactly as
-    before), or the group's own ``lr_scale`` where :mod:`speedtrain.optimizers` set one."""
-    return lr / batch_size if "lr_scale" not in group else lr * group["lr_scale"]

@@ -50,6 +50,7 @@ from speedtrain.metrics import EvalMetrics
 from speedtrain.result import EpochStats, RunResult, format_summary  # noqa: F401 (re-exported)
 from speedtrain.progress import EpochProgress, NoSteps  # progress within an epoch
 from speedtrain.models import build_model, count_parameters, prepare_for_precision
+from speedtrain.optimizers import set_lr
 from speedtrain.schedule import lr_schedule
 from speedtrain.timing import Timer, peak_memory, release_memory, reset_peak_memory, synchronize, timer_policy
 
@@ -324,8 +325,7 @@ class _Step:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, opt: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
-        for group in opt.param_groups:
-            group["lr"] = study.group_lr(group, lr, cfg.batch_size)  # SGD: lr / batch, as ever
+        set_lr(opt, lr)  # each group's lr_scale (airbench_train.scale_groups): SGD's 1 / batch, as ever
         mixed = self.mix(x) if self.mix is not None else None
         with self.autocast():
             logits = self.model(x if mixed is None else mixed.images)

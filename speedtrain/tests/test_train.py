@@ -357,3 +357,17 @@ def test_the_warm_up_lowers_a_too_high_grad_scale_until_no_step_overflows(monkey
     assert result.status == "ok"
     assert result.grad_scale_init < 2.0**24
     assert result.grad_scale_final == result.grad_scale_init  # the timed steps skipped nothing
+
+
+@pytest.mark.parametrize("optimizer,scale", [("sgd", 1 / 32), ("adamw", 1.0)])
+def test_a_step_sets_every_rate_through_the_groups_lr_scale(optimizer, scale):
+    """One way to set rates: the schedule's mean-loss lr times each group's lr_scale; for the
+    trainer's SGD that is lr / batch exactly as before, for AdamW the lr itself."""
+    from speedtrain.models import build_model
+
+    cfg = TrainConfig(**{**TINY, "optimizer": optimizer, "lr": 0.001 if optimizer == "adamw" else 0.4})
+    net = build_model(cfg)
+    step = train_module._Step(cfg, torch.device("cpu"), net, net)
+    opt, scaler = step.optimizer()
+    step(torch.randn(32, 3, 32, 32), torch.arange(32) % 10, 0.25, opt, scaler)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.25 * scale)] * len(opt.param_groups)
