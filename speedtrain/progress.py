@@ -224,10 +224,15 @@ def epoch_progress(write: Callable[[str], None], stream: TextIO,
     if not interactive(stream, env):
         return PlainSteps(write)
     try:
-        ncols: Optional[int] = os.get_terminal_size(stream.fileno()).columns or None  # 0: unknown
+        ncols = os.get_terminal_size(stream.fileno()).columns
     except (OSError, ValueError, AttributeError):
-        ncols = None  # tqdm finds its own
+        ncols = 0
+    # a terminal that reports no width (0: a bare pseudo-terminal) would make tqdm draw nothing
+    ncols = ncols or DEFAULT_COLUMNS
     return BarSteps(PastCapture(stream, suspend) if suspend is not None else stream, ncols)
+
+
+DEFAULT_COLUMNS = 80  # the bar's width where the terminal does not say
 
 
 class PastCapture:
