@@ -10,7 +10,7 @@ import pytest
 
 from speedtrain import pytest_plugin
 from speedtrain.config import TrainConfig
-from speedtrain.progress import (BarSteps, PastCapture, PlainSteps, _bar_class, epoch_progress,
+from speedtrain.progress import (DEFAULT_COLUMNS, BarSteps, PastCapture, PlainSteps, _bar_class, epoch_progress,
                                  interactive)
 from speedtrain.timing import timer_policy
 from speedtrain.train import train
@@ -92,7 +92,7 @@ def test_epoch_progress_picks_the_bar_for_a_terminal_and_lines_otherwise():
     assert isinstance(epoch_progress(lines.append, Tty(), env={"CI": "1"}), PlainSteps)
     tty = Tty()
     bar = epoch_progress(lines.append, tty, env={})
-    assert isinstance(bar, BarSteps) and bar.file is tty and bar.ncols is None  # a StringIO has no size
+    assert isinstance(bar, BarSteps) and bar.file is tty and bar.ncols == DEFAULT_COLUMNS  # a StringIO has no size
     past = epoch_progress(lines.append, tty, suspend=contextlib.nullcontext, env={})
     assert isinstance(past.file, PastCapture) and past.file.stream is tty
 
