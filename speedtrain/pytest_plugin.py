@@ -22,7 +22,6 @@ stops after the current seed and keeps the finished cases as a run marked partia
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -35,10 +34,11 @@ from speedtrain.compare import format_rows
 from speedtrain.config import TrainConfig, check_device, choices
 from speedtrain.errors import ConfigError, DataError, SpeedtrainError
 from speedtrain.profiles import PROFILES, Profile, base_choice, suite_base
-from speedtrain.progress import EpochProgress, Progress, epoch_progress
+from speedtrain.progress import EpochProgress, Progress
 from speedtrain.record import CaseRecord
 from speedtrain.runs import RunMeta
 from speedtrain.seed_runner import case_identity, feed_benchmark, run_seeds
+from speedtrain.suite_output import epoch_steps, writer
 from speedtrain.suite_session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
                                       check_baselines, check_data, check_doctor, choose_profile, explicit_args,
                                       judge, parse_seeds)
@@ -146,22 +146,6 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["speedtrain"] = info
 
 
-def _writer(config: pytest.Config) -> Callable[[str], None]:
-    """Lines on the terminal while cases train, past pytest's capture."""
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-    capman = config.pluginmanager.getplugin("capturemanager")
-
-    def write(line: str) -> None:
-        if reporter is None:
-            return
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                reporter.write_line(line)
-        else:
-            reporter.write_line(line)
-    return write
-
-
 # --- before the first case -------------------------------------------------------------------
 
 
@@ -184,7 +168,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
     from speedtrain.resources import machine_limits, resource_warnings
     from speedtrain.runconditions import pin_threads
 
-    st, opt, write = _state(config), config.getoption, _writer(config)
+    st, opt, write = _state(config), config.getoption, writer(config)
     check_baselines(st, opt("--st-baselines"))
     choice = base_choice(st.device_type)
     st.machine["base_precision"] = {"precision": choice.precision, "reason": choice.reason}
@@ -208,7 +192,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
         write(f"speedtrain: {st.self_run_note}")
     config.stash[PROGRESS] = Progress(n_cases, st.profile.name, st.device_type,
                                       write if st.profile.name != "smoke" else (lambda line: None))
-    config.stash[STEPS] = epoch_steps(config, write)  # while nothing is captured: the TTY is read
+    config.stash[STEPS] = epoch_steps(config, st.profile.name == "smoke", write)  # the TTY is read now
     catch_interrupts(st, write, config.add_cleanup)
     st.prepared = True
 
@@ -220,18 +204,6 @@ def _session_fields(config: pytest.Config) -> dict[str, Any]:
 
 PROGRESS = pytest.StashKey[Progress]()
 STEPS = pytest.StashKey[Optional[EpochProgress]]()
-
-
-def epoch_steps(config: pytest.Config, write: Callable[[str], None]) -> Optional[EpochProgress]:
-    """Progress inside epochs: a bar past pytest's capture on a person's terminal, else plain
-    lines (speedtrain.progress). None in the smoke profile (silent, its epochs take milliseconds)
-    and in an xdist worker: its terminal reporter writes to execnet's /dev/null, so its epoch
-    lines are not shown either, and its stderr is the terminal all workers share with the controller."""
-    if _state(config).profile.name == "smoke" or hasattr(config, "workerinput"):
-        return None
-    capman = config.pluginmanager.getplugin("capturemanager")
-    return epoch_progress(lambda line: write("    " + line), sys.__stderr__,
-                          capman.global_and_fixture_disabled if capman is not None else None)
 
 
 @pytest.fixture
@@ -266,7 +238,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         name = request.node.name
         stored = _baseline_of(config, name)
         progress = config.stash.get(PROGRESS, None)
-        log = _writer(config) if profile.name != "smoke" else (lambda line: None)
+        log = writer(config) if profile.name != "smoke" else (lambda line: None)
         conditions = Conditions(torch_threads=_threads(), cpus=usable_cpus(), physical_cores=physical_cores(),
                                 load_before=load_average())
         try:

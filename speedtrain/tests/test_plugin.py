@@ -93,7 +93,7 @@ def test_header_skip_reason_and_verdict_table(suite, pytester):
     # a second session compares with what the first stored: one seed a side is not judged
     result = suite("test_precision.py", "-k", "fp32")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*speedtrain verdicts*", "*this run against the baseline (+ = slower*",
+    result.stdout.fnmatch_lines(["*speedtrain verdicts*", "*this run against the baseline (times: + = slower*",
                                  "test_precision[[]fp32[]]*train_time_s*s*s*not judged*one seed*"])
     assert "no baseline" not in result.stdout.str().split("speedtrain verdicts")[1]
 

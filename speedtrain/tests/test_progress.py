@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from speedtrain import pytest_plugin
 from speedtrain.config import TrainConfig
 from speedtrain.progress import (DEFAULT_COLUMNS, BarSteps, PastCapture, PlainSteps, _bar_class, epoch_progress,
                                  interactive)
+from speedtrain.suite_output import epoch_steps
 from speedtrain.timing import timer_policy
 from speedtrain.train import train
 
@@ -156,10 +156,9 @@ def test_a_failed_run_still_ends_the_epoch():
     assert steps.calls == [("start", 1, 2, 2), "step", "end"]
 
 
-def _config(profile: str, worker: bool = False) -> SimpleNamespace:
-    """As much of a pytest.Config as pytest_plugin.epoch_steps reads."""
-    config = SimpleNamespace(stash={pytest_plugin.STATE: SimpleNamespace(profile=SimpleNamespace(name=profile))},
-                             pluginmanager=SimpleNamespace(getplugin=lambda name: None))
+def _config(worker: bool = False) -> SimpleNamespace:
+    """As much of a pytest.Config as suite_output.epoch_steps reads."""
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(getplugin=lambda name: None))
     if worker:
         config.workerinput = {"workerid": "gw0"}
     return config
@@ -168,15 +167,15 @@ def _config(profile: str, worker: bool = False) -> SimpleNamespace:
 def test_the_plugin_shows_no_progress_in_smoke_or_in_an_xdist_worker(monkeypatch):
     monkeypatch.setattr("sys.__stderr__", Tty())
     monkeypatch.delenv("CI", raising=False)
-    assert pytest_plugin.epoch_steps(_config("smoke"), print) is None
-    assert pytest_plugin.epoch_steps(_config("quick", worker=True), print) is None
-    assert isinstance(pytest_plugin.epoch_steps(_config("quick"), print), BarSteps)
+    assert epoch_steps(_config(), True, print) is None  # smoke
+    assert epoch_steps(_config(worker=True), False, print) is None
+    assert isinstance(epoch_steps(_config(), False, print), BarSteps)
 
 
 def test_the_plugin_writes_plain_lines_indented_under_the_case_in_a_log(monkeypatch):
     monkeypatch.setattr("sys.__stderr__", io.StringIO())
     lines = []
-    steps = pytest_plugin.epoch_steps(_config("full"), lines.append)
+    steps = epoch_steps(_config(), False, lines.append)
     assert isinstance(steps, PlainSteps)
     steps.write("epoch 1/2: step 1/2")
     assert lines == ["    epoch 1/2: step 1/2"]  # as the trainer's epoch lines under the seed's line
