@@ -157,16 +157,19 @@ def mfu_figure(
     gpu_name: Optional[str],
     precision: str,
     peak_lookup: PeakLookup = _datasheet_peak,
+    gpus: int = 1,
 ) -> MfuFigure:
-    """MFU against the datasheet dense peak of ``gpu_name`` at ``precision``, with the reason
-    when there is none (CPU run, unnamed or unknown GPU, no time measured)."""
+    """MFU against the datasheet dense peak of ``gpus`` x ``gpu_name`` at ``precision`` (a
+    data-parallel run's FLOP/s are those of all its GPUs), with the reason when there is none
+    (CPU run, unnamed or unknown GPU, no time measured)."""
     if device_type != "cuda":
         return MfuFigure(None, f"no MFU on {device_type}: peaks are tabulated for NVIDIA GPUs only")
     if not gpu_name:
         return MfuFigure(None, "no MFU: the GPU's name is unknown")
-    peak = peak_lookup(gpu_name, precision)
-    if peak is None:
+    one = peak_lookup(gpu_name, precision)
+    if one is None:
         return MfuFigure(None, f"no MFU: no datasheet {precision} peak for {gpu_name!r}")
+    peak = one * gpus
     value = mfu(flops_per_s, peak)
     if value is None:
         return MfuFigure(None, "no MFU: no training time was measured", peak)
@@ -176,10 +179,11 @@ def mfu_figure(
 def record_flops(result: Any, cfg: TrainConfig, images: int, device_type: str) -> None:
     """Fill a :class:`~speedtrain.result.RunResult`'s FLOP figures for ``images`` trained in its
     ``train_time_s``: FLOPs per image, total, achieved FLOP/s and MFU (or the reason there is
-    none). On CUDA the GPU is ``result.device``, the name torch gives it."""
+    none). On CUDA the GPU is ``result.device``, the name torch gives it; a data-parallel run
+    (``cfg.nproc``) is measured against the peak of all its GPUs."""
     result.flops_per_image = train_flops_per_image(cfg)
     result.train_flops = result.flops_per_image * images
     result.achieved_flops_per_s = achieved_flops_per_s(result.train_flops, result.train_time_s or 0.0)
     figure = mfu_figure(result.achieved_flops_per_s, device_type, result.device if device_type == "cuda" else None,
-                        cfg.precision)
+                        cfg.precision, gpus=cfg.nproc)  # nproc > 1: the global batch's FLOPs on nproc GPUs
     result.mfu, result.mfu_reason, result.peak_flops_per_s = figure.value, figure.reason, figure.peak_flops_per_s

@@ -261,7 +261,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         record.seeds_auto, record.seeds_note = st.auto, runs.note
         conditions.gpu_clocks = gpu_clocks(record.gpu)
         record.conditions = conditions.to_dict()
-        record.measured_peak_flops_per_s = st.measured_peak(record.config.get("precision", base.precision))
+        record.measured_peak_flops_per_s = st.measured_peak(base.precision, gpus=base.nproc)
         feed_benchmark(benchmark, record)
         benchmark.extra_info.update(record.to_extra_info())
         st.records[benchmark.name] = record

@@ -338,7 +338,7 @@ def _flops_notes(members: list[RunCase]) -> list[str]:
         return []
     out = ["- GFLOP/img: training FLOPs (forward + backward; convolutions and matmuls) per image, counted "
            "by torch's FlopCounterMode; TFLOP/s: the run's FLOPs over its train s; MFU: that over the GPU's "
-           "datasheet dense peak at the case's precision."]
+           "datasheet dense peak at the case's precision (times its GPUs for a data-parallel case)."]
     measured = sorted({c.record.measured_peak_flops_per_s for c in counted if c.record.measured_peak_flops_per_s})
     if measured:
         rates = ", ".join(f"{x / 1e12:.3g}" for x in measured)

@@ -61,12 +61,14 @@ class SuiteSession:
     def seeds_label(self) -> str:
         return "auto" if self.seeds is None else str(self.seeds)
 
-    def measured_peak(self, precision: str) -> Optional[float]:
+    def measured_peak(self, precision: str, gpus: int = 1) -> Optional[float]:
         """The matmul FLOP/s the session's doctor measured in the format ``precision`` computes
-        in; None on a CPU or where the doctor skipped it (no TF32 or bf16 before Ampere)."""
+        in, times the ``gpus`` a data-parallel case trains on (the doctor measured one); None on
+        a CPU or where the doctor skipped it (no TF32 or bf16 before Ampere)."""
         from speedtrain.peaks import matmul_format
 
-        return self.matmul_peaks.get(matmul_format(precision))
+        one = self.matmul_peaks.get(matmul_format(precision))
+        return None if one is None else one * gpus
 
 
 def parse_seeds(text: Optional[str]) -> Optional[int] | str:

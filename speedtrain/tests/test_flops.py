@@ -123,6 +123,12 @@ def test_mfu_figure_gives_a_value_or_a_reason(device: str, gpu: str | None, prec
     assert flops.mfu_figure(78e12, device, gpu, precision, peak_lookup=fake_peaks) == expected
 
 
+def test_a_data_parallel_run_is_measured_against_all_its_gpus() -> None:
+    # 4 ranks train the global batch in the slowest rank's time: the FLOP/s are 4 GPUs' work
+    assert flops.mfu_figure(624e12, "cuda", "NVIDIA A100-SXM4-40GB", "bf16", peak_lookup=fake_peaks,
+                            gpus=4) == MfuFigure(0.5, None, 4 * 312e12)
+
+
 def test_count_runs_on_the_meta_device_without_arithmetic() -> None:
     with torch.device("meta"):
         model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 2))
