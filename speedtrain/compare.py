@@ -90,13 +90,8 @@ def format_rows(rows: Iterable[VerdictRow]) -> str:
     """The verdict table (plain text), as the plugin and ``speedtrain compare`` print it: times
     in seconds with their change in percent, accuracies in percent with their change in points."""
     body = [(r.case, r.metric, stats.fmt_figure(r.metric, r.baseline_median_s), stats.fmt_figure(r.metric, r.now_median_s),
-             fmt_change(r), r.verdict, r.detail) for r in rows]
+             stats.fmt_delta(r.metric, r.baseline_median_s, r.now_median_s), r.verdict, r.detail) for r in rows]
     return tabulate(body, headers=TABLE_HEADERS, tablefmt="simple", missingval="-", disable_numparse=True)
-
-
-def fmt_change(row: VerdictRow) -> Optional[str]:
-    """``+12.3%`` for a time, ``-0.40 pt`` for an accuracy (points: the accuracy verdict's unit)."""
-    return stats.fmt_delta(row.metric, row.baseline_median_s, row.now_median_s)
 
 
 def _cases_by_name(path: str) -> dict[str, RunCase]:

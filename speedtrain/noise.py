@@ -113,6 +113,11 @@ def detectable_change(cv: Optional[float], n: int, m: int, threshold: float = TH
     return _detectable(float(f"{cv:.2g}"), n, m, threshold, p_threshold, power, absolute)
 
 
+def fmt_noise(spread: float, absolute: bool) -> str:
+    """A noise figure: ``1.2%`` for a time (relative), ``0.40 pt`` for an accuracy (absolute)."""
+    return f"{100 * spread:.2f} pt" if absolute else f"{100 * spread:.1f}%"
+
+
 @dataclass(frozen=True)
 class Noise:
     """A case's run-to-run noise and the smallest change its seeds can detect (None: none up to
@@ -125,7 +130,7 @@ class Noise:
 
     def spread_text(self) -> str:
         """``1.2%`` for a time, ``0.40 pt`` for an accuracy."""
-        return f"{100 * self.spread:.2f} pt" if self.absolute else f"{100 * self.spread:.1f}%"
+        return fmt_noise(self.spread, self.absolute)
 
     def detectable_text(self) -> str:
         """``8%+``, ``1.3 pt+``, or ``no change up to 5x``."""

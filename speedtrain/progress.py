@@ -2,8 +2,8 @@
 
 A quick or full case can train for minutes without pytest printing anything, so the plugin
 writes one line when a seed starts (case i of N, seed, elapsed, estimated time left) and the
-trainer's per-epoch lines under it. Plain lines rather than a redrawn bar: pytest owns the
-terminal line its dots go on, and plain lines read the same in a CI log as on a terminal.
+trainer's per-epoch lines under it. Plain lines rather than a redrawn bar for these: pytest
+owns the terminal line its dots go on, and plain lines read the same in a CI log as on a terminal.
 
 Inside an epoch (a full-profile CPU epoch runs for minutes) the trainer reports each step to
 an :class:`EpochProgress`: on a person's terminal a tqdm bar under the last line, cleared when
@@ -109,6 +109,7 @@ class Progress:
 # than that gets none, its per-epoch line suffices.
 PLAIN_EVERY_S = 30.0
 BAR_MININTERVAL_S = 0.5  # a terminal redraw twice a second reads as live and costs nothing
+DEFAULT_COLUMNS = 80  # the bar's width where the terminal does not say
 
 
 class EpochProgress(Protocol):
@@ -152,11 +153,11 @@ class PlainSteps:
 
     def step(self) -> None:
         self.done += 1
-        if self.clock() >= self.due:
-            self._line()
-
-    def _line(self) -> None:
         now = self.clock()
+        if now >= self.due:
+            self._line(now)
+
+    def _line(self, now: float) -> None:
         spent = now - self.started
         left = spent / self.done * max(0, self.n_steps - self.done)
         self.write(f"epoch {self.epoch}/{self.epochs}: step {self.done}/{self.n_steps} "
@@ -230,9 +231,6 @@ def epoch_progress(write: Callable[[str], None], stream: TextIO,
     # a terminal that reports no width (0: a bare pseudo-terminal) would make tqdm draw nothing
     ncols = ncols or DEFAULT_COLUMNS
     return BarSteps(PastCapture(stream, suspend) if suspend is not None else stream, ncols)
-
-
-DEFAULT_COLUMNS = 80  # the bar's width where the terminal does not say
 
 
 class PastCapture:

@@ -17,7 +17,7 @@ from speedtrain.errors import ReportError
 from speedtrain.noise import Noise
 from speedtrain.runs import RunCase, SavedRun
 from speedtrain.runconditions import noisy_reason
-from speedtrain.stats import HIGHER_IS_BETTER
+from speedtrain.stats import HIGHER_IS_BETTER, fmt_delta
 
 if TYPE_CHECKING:
     import pandas
@@ -143,11 +143,10 @@ def fmt_time_to_target(f: CaseFigures) -> str:
 def fmt_verdict(row: Optional["VerdictRow"]) -> str:
     """The verdict with the change that decided it (a time ratio, or accuracy points), marked
     when the machine was too busy to trust the times."""
-    from speedtrain.compare import fmt_change
-
     if row is None:
         return MISSING
-    change = fmt_change(row) if row.metric in HIGHER_IS_BETTER else (None if row.ratio is None else f"{row.ratio:.2f}x")
+    change = (fmt_delta(row.metric, row.baseline_median_s, row.now_median_s) if row.metric in HIGHER_IS_BETTER
+              else None if row.ratio is None else f"{row.ratio:.2f}x")
     text = f"{row.verdict} ({change})" if change else row.verdict
     return f"{text}, noisy machine" if row.noisy_machine else text
 

@@ -47,6 +47,7 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
     from speedtrain.train import train
 
     runs = SeedRuns()
+    compared = metric or st.profile.metric
     if seeds is None:  # the case's own seeds (run_case's seeds=) win over the session's fixed ones
         seeds = st.seeds if st.seeds is not None else list(range(MAX_SEEDS))
     for seed in seeds:
@@ -69,8 +70,8 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
             runs.note = f"interrupted after {len(runs.results)} seed(s)"
             break
         if st.auto:  # the case's compared figure: RunResult has an attribute of each metric's name
-            figure = [getattr(r, metric or st.profile.metric) for r in runs.results]
-            accuracy = (metric or st.profile.metric) in stats.HIGHER_IS_BETTER
+            figure = [getattr(r, compared) for r in runs.results]
+            accuracy = compared in stats.HIGHER_IS_BETTER
             plan = next_seed(figure, baseline.time_s if baseline else (),
                              stats.ACC_TOLERANCE if accuracy else threshold, absolute=accuracy)
             runs.note = plan.reason

@@ -37,7 +37,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from speedtrain.noise import pooled_cv, pooled_sd
+from speedtrain.noise import fmt_noise, pooled_cv, pooled_sd
 from speedtrain.stats import AUTO_P_THRESHOLD
 
 MIN_SEEDS = 3
@@ -91,7 +91,7 @@ def next_seed(times: Sequence[Optional[float]], baseline: Sequence[float] = (),
         return SeedPlan(True, f"auto: {len(timed)} of at least {MIN_SEEDS} timed seeds")
     cv = (pooled_sd if absolute else pooled_cv)(timed, base) or 0.0
     needed = _needed(cv_upper(cv, len(timed) - 1 + max(0, len(base) - 1)), threshold, m)
-    noise = f"noise {100 * cv:.2f} pt" if absolute else f"noise {100 * cv:.1f}%"
+    noise = f"noise {fmt_noise(cv, absolute)}"
     against = f"against the baseline's {m}" if m else "for later comparisons"
     if needed is None and m and cv / math.sqrt(m) > SE_FRACTION * threshold:
         return SeedPlan(False, f"auto: stopped at {len(timed)} seeds: at {noise} the baseline's {m} seeds "

@@ -11,7 +11,8 @@ host-to-device copies) and, when a run is given one, the progress hook's per-ste
 sync, so on a GPU it counts steps queued, not finished). It excludes dataset decoding and
 upload, model construction, the warm-up (one loader batch: kernel loading, buffer allocation,
 DataLoader worker start-up; then training steps on it: cuDNN autotuning, torch.compile
-compilation; all undone, the loader's random state included) and evaluation, which is timed on its own (flip TTA included there).
+compilation; all undone, the loader's random state included) and evaluation, which is timed
+on its own (flip TTA included there).
 ``time_to_target_s`` sums training seconds up to the end of the first epoch whose test
 accuracy reaches the target, as DAWNBench did with validation excluded.
 

@@ -34,8 +34,8 @@ class Tty(io.StringIO):
 def test_plain_lines_are_throttled_and_say_where_the_epoch_is():
     lines = []
     # start at 0; steps at 10 (nothing due), 31 (a line: one is due every 30 s), 60 (next due at
-    # 61), 62 (a line); each line reads the clock once more for its own figures
-    steps = PlainSteps(lines.append, every=30.0, clock=Clock(0.0, 10.0, 31.0, 31.0, 60.0, 62.0, 62.0))
+    # 61), 62 (a line); one clock read per step, the line uses the step's
+    steps = PlainSteps(lines.append, every=30.0, clock=Clock(0.0, 10.0, 31.0, 60.0, 62.0))
     steps.start_epoch(3, 24, 6)
     for _ in range(4):
         steps.step()
