@@ -3,7 +3,7 @@ Measured per step: time and accuracy, for the journey table."""
 
 import pytest
 
-from speedtrain.profiles import cumulative
+from speedtrain.suite.profiles import cumulative
 
 LADDER = [
     ("backbone", dict(layer_convs=2, downsample="strided1x1", global_pool="avg", output_scale=1.0,

@@ -2,11 +2,11 @@
 full for time to target over several seeds; the report gives the fraction of seeds that
 reached it). The 24-epoch ResNet-9 is myrtle.ai's; the bag-of-tricks epoch count is our
 first guess, to be calibrated on a GPU. airbench94 is Keller Jordan's 2024 recipe (9.9 epochs;
-speedtrain.airbench_recipe), whose paper reports 94% in 3.29 s on an A100."""
+speedtrain.suite.airbench_recipe), whose paper reports 94% in 3.29 s on an A100."""
 
 import pytest
 
-from speedtrain.airbench_recipe import AIRBENCH94
+from speedtrain.suite.airbench_recipe import AIRBENCH94
 
 RECIPE = dict(model="resnet9", batch_size=512, epochs=24, lr=0.4, crop_padding=4, flip=True,
               cutout=8, channels_last=True, loader="gpu")

@@ -31,7 +31,7 @@ SMOKE_VAL_IMAGES = 64  # smoke: a token validation set, so the path runs in a se
 
 
 def _profile(config) -> str:
-    from speedtrain.pytest_plugin import STATE
+    from speedtrain.suite.plugin import STATE
 
     st = config.stash.get(STATE, None)
     return st.profile.name if st is not None else "smoke"

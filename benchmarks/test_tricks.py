@@ -5,7 +5,7 @@ Measured: time and accuracy (time to target in the full profile)."""
 
 import pytest
 
-from speedtrain.profiles import cumulative
+from speedtrain.suite.profiles import cumulative
 
 BASELINE = dict(loader="torch", workers=4, cutout=0)
 TRICKS = [

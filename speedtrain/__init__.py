@@ -1,7 +1,7 @@
 """speedtrain: a benchmark harness for training-speed optimisations (ResNet on CIFAR-10 / Fashion-MNIST)."""
 
-from speedtrain.config import TrainConfig
-from speedtrain.errors import ConfigError, DataError, SpeedtrainError
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.common.errors import ConfigError, DataError, SpeedtrainError
 
 __all__ = ["TrainConfig", "ConfigError", "DataError", "SpeedtrainError"]
 __version__ = "0.1.0"

@@ -141,6 +141,6 @@ def quick_run(fake_runs: FakeRuns) -> Path:
 @pytest.fixture
 def no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     """Skip the plots (about half a second each) in tests that only read the markdown."""
-    from speedtrain import report
+    from speedtrain.report import markdown as report
 
     monkeypatch.setattr(report, "PLOTS", ())

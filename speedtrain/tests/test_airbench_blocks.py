@@ -9,16 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speedtrain import augment
-from speedtrain.airbench import (
+from speedtrain.data import augment
+from speedtrain.models.airbench import (
     airbench_net, dirac_init_, init_whitening, set_whitening_bias_trainable, whitening_filters,
 )
-from speedtrain.airbench_augment import alternating_flip, alternating_flip_mask, flip_bits, multicrop_logits
-from speedtrain.airbench_optim import decoupled_sgd, epoch_steps, param_groups, split_bn_biases
-from speedtrain.config import TrainConfig
-from speedtrain.flops import count_flops, train_flops_per_image
-from speedtrain.lookahead import Lookahead
-from speedtrain.models import build_model, count_parameters
+from speedtrain.data.airbench_augment import alternating_flip, alternating_flip_mask, flip_bits, multicrop_logits
+from speedtrain.train.airbench_optim import decoupled_sgd, epoch_steps, param_groups, split_bn_biases
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.flops import count_flops, train_flops_per_image
+from speedtrain.train.lookahead import Lookahead
+from speedtrain.models.resnets import build_model, count_parameters
 
 
 def correlated_images(n: int = 64, side: int = 16, seed: int = 0) -> torch.Tensor:

@@ -7,20 +7,20 @@ import math
 import pytest
 import torch
 
-from speedtrain import airbench_train
-from speedtrain.airbench import whitening_filters
-from speedtrain.airbench_recipe import AIRBENCH94, ALONE, LADDER, cumulative
-from speedtrain.augment import normalize
-from speedtrain.config import TrainConfig
-from speedtrain.data import load_dataset
-from speedtrain.loaders import make_train_loader
-from speedtrain.errors import ConfigError
-from speedtrain.flops import flop_count
-from speedtrain.profiles import PROFILES
-from speedtrain.record import CaseRecord
-from speedtrain.schedule import lr_schedule
+from speedtrain.train import airbench_train
+from speedtrain.models.airbench import whitening_filters
+from speedtrain.suite.airbench_recipe import AIRBENCH94, ALONE, LADDER, cumulative
+from speedtrain.data.augment import normalize
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.data.datasets import load_dataset
+from speedtrain.train.loaders import make_train_loader
+from speedtrain.common.errors import ConfigError
+from speedtrain.train.flops import flop_count
+from speedtrain.suite.profiles import PROFILES
+from speedtrain.records.record import CaseRecord
+from speedtrain.train.schedule import lr_schedule
 from speedtrain.tests.test_train import SHARED_DATA
-from speedtrain.train import train
+from speedtrain.train.loop import train
 
 TINY = dict(model="airbench", synthetic=True, width=0.125, batch_size=32, train_subset=96, test_subset=32,
             epochs=1, device="cpu", warmup_steps=0, cutout=0)
@@ -165,7 +165,7 @@ def test_recipe_and_ladder_make_valid_configs_and_profiles_keep_the_fraction():
 
 
 def test_flop_figures_travel_into_the_case_record_and_the_frame():
-    from speedtrain.runs import PER_SEED
+    from speedtrain.records.runs import PER_SEED
 
     result = train(TrainConfig(**TINY))
     record = CaseRecord.from_results([result], section="airbench", case="x", reference=True, step=0, profile="smoke",
@@ -177,7 +177,7 @@ def test_flop_figures_travel_into_the_case_record_and_the_frame():
 
 
 def test_report_shows_flops_mfu_and_the_time_against_work_plot(fake_runs, tmp_path):
-    from speedtrain.report import build_report
+    from speedtrain.report.markdown import build_report
 
     b = fake_runs.bench
     benches = [  # ResNet-9: 2.27 GFLOP/img x 50000 x 24 epochs; airbench94: 0.708 x 50000 x 9.9 (0.35 PFLOP)

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from speedtrain.atomic import write_json_atomic, write_text_atomic
+from speedtrain.common.atomic import write_json_atomic, write_text_atomic
 
 
 def test_writes_and_replaces(tmp_path):
@@ -50,14 +50,14 @@ def test_file_lock_excludes_another_process_and_times_out_with_one_line(tmp_path
     import sys
     import textwrap
 
-    from speedtrain.atomic import file_lock
-    from speedtrain.errors import LockTimeoutError
+    from speedtrain.common.atomic import file_lock
+    from speedtrain.common.errors import LockTimeoutError
 
     target = tmp_path / "baselines.json"
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from speedtrain.atomic import file_lock
+            from speedtrain.common.atomic import file_lock
             with file_lock({str(target)!r}):
                 print("held", flush=True)
                 sys.stdin.readline()
@@ -81,7 +81,7 @@ def test_file_lock_excludes_another_process_and_times_out_with_one_line(tmp_path
 def test_file_lock_serialises_within_a_process_and_releases_on_error(tmp_path):
     import threading
 
-    from speedtrain.atomic import file_lock
+    from speedtrain.common.atomic import file_lock
 
     target = tmp_path / "b.json"
     order = []

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from speedtrain import augment
-from speedtrain.errors import ConfigError
+from speedtrain.data import augment
+from speedtrain.common.errors import ConfigError
 
 
 def gen(seed: int = 0) -> torch.Generator:

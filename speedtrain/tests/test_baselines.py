@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from speedtrain import baselines as bl
-from speedtrain.baselines import load, lookup, record, save
-from speedtrain.errors import BaselineError
-from speedtrain.record import CaseRecord
-from speedtrain.stats import CaseSummary
+from speedtrain.records import baselines as bl
+from speedtrain.records.baselines import load, lookup, record, save
+from speedtrain.common.errors import BaselineError
+from speedtrain.records.record import CaseRecord
+from speedtrain.stats.samples import CaseSummary
 
 MACHINE = "NVIDIA H100 80GB HBM3"
 SOURCE = {"date": "2024-05-01T12:00:00+00:00", "commit": "abc123", "torch": "2.3.0",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speedtrain import capability
-from speedtrain.capability import (
+from speedtrain.hw import capability
+from speedtrain.hw.capability import (
     PrecisionChoice,
     base_precision,
     device_capability,
@@ -14,8 +14,9 @@ from speedtrain.capability import (
     fast_tf32,
     fp16_tensor_cores,
 )
-from speedtrain.config import TrainConfig, check_device
-from speedtrain.errors import ConfigError
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.hw.device import check_device
+from speedtrain.common.errors import ConfigError
 
 # (capability, fp16 tensor cores, bf16 and tf32) of GPUs users have: P100, V100, T4, A100, L4, H100.
 GPUS = [((6, 0), False, False), ((7, 0), True, False), ((7, 5), True, False),

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from speedtrain.cli import main
+from speedtrain.cli.main import main
 
 TINY = ["--synthetic", "--width", "0.125", "--batch-size", "32", "--train-subset", "64", "--test-subset", "64",
         "--epochs", "2", "--device", "cpu", "--warmup-steps", "0"]
@@ -72,14 +72,14 @@ def test_quiet_prints_only_the_summary(capsys):
 
 
 def test_console_script_runs_as_a_module():
-    proc = subprocess.run([sys.executable, "-m", "speedtrain.cli", "train", "--batch-size", "0"],
+    proc = subprocess.run([sys.executable, "-m", "speedtrain.cli.main", "train", "--batch-size", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: batch_size must be a whole number of at least 1; got 0"
 
 
 def test_help_lists_every_config_field(capsys):
-    from speedtrain.config import field_names
+    from speedtrain.config.trainconfig import field_names
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -99,8 +99,8 @@ def test_choices_and_defaults_in_help_are_as_users_type_them(capsys):
 
 
 def test_cli_choices_are_the_config_choices():
-    from speedtrain.cli import build_parser
-    from speedtrain.config import choices
+    from speedtrain.cli.main import build_parser
+    from speedtrain.config.trainconfig import choices
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     by_dest = {a.dest: a for a in train._actions}
@@ -118,7 +118,7 @@ def one_error_line(err: str) -> str:
 
 def test_an_unwritable_json_path_is_refused_before_training(capsys, tmp_path, monkeypatch):
     # On the start commit the run trained, then died on the write with a traceback.
-    from speedtrain import train as train_module
+    from speedtrain.train import loop as train_module
 
     def must_not_train(*a, **k):
         raise AssertionError("trained although the output path cannot be written")
@@ -132,8 +132,8 @@ def test_an_unwritable_json_path_is_refused_before_training(capsys, tmp_path, mo
 
 
 def test_a_write_that_fails_at_the_end_goes_to_a_fallback_file(capsys, tmp_path, monkeypatch):
-    from speedtrain import atomic
-    from speedtrain.train import RunResult
+    from speedtrain.common import atomic
+    from speedtrain.train.loop import RunResult
 
     out_json = tmp_path / "run.json"
     real_save = RunResult.save_json
@@ -170,8 +170,8 @@ def test_report_outputs_are_checked_before_reporting(capsys, tmp_path, option):
 
 
 def test_a_multiline_library_message_is_printed_on_one_line(capsys, monkeypatch):
-    from speedtrain import cli
-    from speedtrain.errors import SpeedtrainError
+    from speedtrain.cli import main as cli
+    from speedtrain.common.errors import SpeedtrainError
 
     class Custom(SpeedtrainError):
         def __str__(self):
@@ -200,9 +200,9 @@ def test_an_unreadable_data_folder_is_one_error_line(capsys, tmp_path, monkeypat
 
 
 def test_resource_warnings_come_before_training(capsys, monkeypatch):
-    from speedtrain import resources
-    from speedtrain import train as train_module
-    from speedtrain.errors import SpeedtrainError
+    from speedtrain.hw import resources
+    from speedtrain.train import loop as train_module
+    from speedtrain.common.errors import SpeedtrainError
 
     def stop(*a, **k):
         raise SpeedtrainError("stopped where training would start")
@@ -219,8 +219,8 @@ def test_resource_warnings_come_before_training(capsys, monkeypatch):
 
 
 def test_gpu_memory_warning_counts_the_padded_copy():
-    from speedtrain.config import TrainConfig
-    from speedtrain.resources import MachineLimits, dataset_bytes, resource_warnings
+    from speedtrain.config.trainconfig import TrainConfig
+    from speedtrain.hw.resources import MachineLimits, dataset_bytes, resource_warnings
 
     cfg = TrainConfig(image_size=256)
     host, device = dataset_bytes(cfg)

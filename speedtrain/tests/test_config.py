@@ -3,9 +3,9 @@ import pytest
 import dataclasses
 import math
 
-from speedtrain.config import (DEFAULT_TARGETS, TrainConfig, check_device, choices, field_names, field_specs,
-                               resolve_device)
-from speedtrain.errors import ConfigError
+from speedtrain.config.trainconfig import DEFAULT_TARGETS, TrainConfig, choices, field_names, field_specs
+from speedtrain.hw.device import check_device, resolve_device
+from speedtrain.common.errors import ConfigError
 
 
 def test_defaults_are_the_myrtle_recipe():
@@ -149,7 +149,7 @@ def test_annotations_are_read_with_typing_not_parsed_as_text():
     """``X | None`` and ``Optional[X]`` mean the same to the validator."""
     from typing import Optional
 
-    from speedtrain import config
+    from speedtrain.config import trainconfig as config
 
     spec = config._spec(dataclasses.field(default=None, metadata={"help": ""}), Optional[int])
     assert (spec.kind, spec.optional) == (int, True)

@@ -11,9 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from speedtrain import augment, data, imagetree, loaders
-from speedtrain.config import TrainConfig
-from speedtrain.errors import DataError
+from speedtrain.data import augment
+from speedtrain.data import datasets as data
+from speedtrain.data import imagetree
+from speedtrain.train import loaders
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.common.errors import DataError
 
 REAL_FASHION = Path("/work/shared/data/fashion-mnist")
 CLASSES = ["truck", "airplane", "cat"]  # sorted: airplane=0, cat=1, truck=2
@@ -277,7 +280,7 @@ def test_tree_with_wrong_image_size(tmp_path):
 
 def test_archive_that_is_not_one_is_one_line(tmp_path, capsys):
     # tarfile's message lists one line per compression it tried: five lines on the start commit.
-    from speedtrain.cli import main
+    from speedtrain.cli.main import main
 
     bad = tmp_path / "cifar.tar.xz"
     bad.write_bytes(b"garbage")
@@ -334,7 +337,7 @@ def _payloads(marker: Path):
 @pytest.mark.parametrize("payload", ["exec", "os.system", "pathlib"])
 def test_a_doctored_batch_runs_nothing_and_is_refused_in_one_line(tmp_path, payload, capsys):
     # A quiet payload beside a valid batch: on the start commit it ran and the batch trained.
-    from speedtrain.cli import main
+    from speedtrain.cli.main import main
 
     marker = tmp_path / "pwned"
     folder = tmp_path / "cifar-10-batches-py"

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from speedtrain.dawnbench import Entrant, export_dawnbench
-from speedtrain.errors import ReportError
+from speedtrain.report.dawnbench import Entrant, export_dawnbench
+from speedtrain.common.errors import ReportError
 
 if TYPE_CHECKING:
     from speedtrain.tests.conftest import FakeRuns

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from speedtrain import distributed
-from speedtrain.cli import main
-from speedtrain.config import TrainConfig
-from speedtrain.distributed import BatchShare, Ranks
-from speedtrain.errors import ConfigError
+from speedtrain.train import distributed
+from speedtrain.cli.main import main
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.distributed import BatchShare, Ranks
+from speedtrain.common.errors import ConfigError
 
 
 @pytest.mark.parametrize("world", [1, 2, 4])

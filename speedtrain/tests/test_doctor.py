@@ -8,14 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from speedtrain import augment, capability, doctor, microbench
-from speedtrain.augcheck import check_gpu_loader
-from speedtrain.cli import main
-from speedtrain.diagnosis import (
+from speedtrain.data import augment
+from speedtrain.hw import capability
+from speedtrain.doctor import command as doctor
+from speedtrain.doctor import microbench
+from speedtrain.doctor.augcheck import check_gpu_loader
+from speedtrain.cli.main import main
+from speedtrain.doctor.diagnosis import (
     FAIL, PASS, SKIP, WARN, driver_compatibility, kernel_support, matmul_verdict, monitor_overhead,
     nvml_checks, parse_cuda_version, precision_check, timer_agreement, wheel_builds,
 )
-from speedtrain.gpumonitor import probe_nvml
+from speedtrain.hw.gpumonitor import probe_nvml
 from speedtrain.tests.fake_nvml import FakeBox, FakeGpu, FakeMigDevice, FakeNvml, single_gpu_box, torch_props
 
 CU130 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
@@ -283,7 +286,7 @@ def test_doctor_asked_for_cuda_without_one_fails(monkeypatch, capsys):
 
 
 def test_doctor_as_a_subprocess():
-    done = subprocess.run([sys.executable, "-m", "speedtrain.cli", "doctor"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "speedtrain.cli.main", "doctor"], capture_output=True, text=True,
                           timeout=120, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr
     assert "doctor on cpu:" in done.stdout and "0 FAIL" in done.stdout

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from speedtrain.env import environment
+from speedtrain.hw.env import environment
 from speedtrain.tests.fake_nvml import FakeBox, mig_box, reordered_box
 
 
@@ -70,7 +70,7 @@ def test_cudnn_refusing_an_old_gpu_does_not_crash_the_environment(monkeypatch):
     """cuDNN >= 9.11 raises on its first version() call with a GPU below 7.5 (a V100)."""
     import torch
 
-    from speedtrain.env import cudnn_version, environment
+    from speedtrain.hw.env import cudnn_version, environment
 
     def refuse() -> int:
         raise RuntimeError("cuDNN version incompatibility:\n PyTorch was compiled against 91100 ... sm_70")

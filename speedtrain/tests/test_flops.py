@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from speedtrain import flops
-from speedtrain.config import TrainConfig
-from speedtrain.flops import MfuFigure, count_flops, flop_count, forward_flops_per_image, train_flops_per_image
+from speedtrain.train import flops
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.flops import MfuFigure, count_flops, flop_count, forward_flops_per_image, train_flops_per_image
 
 
 def conv(c_in: int, c_out: int, side: int, k: int = 3) -> int:

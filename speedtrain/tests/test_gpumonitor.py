@@ -10,7 +10,7 @@ from typing import Any, Optional
 import pytest
 import torch
 
-from speedtrain.gpumonitor import SUMMARY_KEYS, GpuMonitor, decode_throttle_reasons, nvml_environment
+from speedtrain.hw.gpumonitor import SUMMARY_KEYS, GpuMonitor, decode_throttle_reasons, nvml_environment
 from speedtrain.tests.fake_nvml import (
     OLD_DRIVER_MISSING,
     FakeBox,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from speedtrain import baselines as bl
-from speedtrain import history
-from speedtrain.cli import main
-from speedtrain.errors import BaselineError
-from speedtrain.record import CaseRecord
+from speedtrain.records import baselines as bl
+from speedtrain.records import history
+from speedtrain.cli.main import main
+from speedtrain.common.errors import BaselineError
+from speedtrain.records.record import CaseRecord
 
 MACHINE = "NVIDIA H100 80GB HBM3"
 NAME = "test_precision[fp16]"

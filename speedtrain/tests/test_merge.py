@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from speedtrain.cli import main
-from speedtrain.merge import merge_runs
-from speedtrain.runs import load_run
+from speedtrain.cli.main import main
+from speedtrain.records.merge import merge_runs
+from speedtrain.records.runs import load_run
 
 T4 = "Tesla T4"
 

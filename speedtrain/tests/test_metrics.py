@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from speedtrain.metrics import EvalAccumulator, EvalMetrics, confusion_matrix, label_rank, topk_correct
+from speedtrain.train.metrics import EvalAccumulator, confusion_matrix, label_rank, topk_correct
+from speedtrain.records.evaluation import EvalMetrics
 
 # Five images, three classes. Label rank by hand (ties go to the lower class index, as argmax):
 LOGITS = torch.tensor([

@@ -1,4 +1,4 @@
-"""Tests of speedtrain.models: shapes, parameter counts and every model knob, on the CPU."""
+"""Tests of speedtrain.models.resnets: shapes, parameter counts and every model knob, on the CPU."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speedtrain.config import TrainConfig
-from speedtrain.errors import ConfigError
-from speedtrain.models import GhostBatchNorm2d, build_model, count_parameters, prepare_for_precision
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.common.errors import ConfigError
+from speedtrain.models.resnets import GhostBatchNorm2d, build_model, count_parameters, prepare_for_precision
 
 RESNET9_PARAMS = 6_573_120  # width 1, 3 input channels, 10 classes, residual (1, 3)
 RESNET18_PARAMS = 11_173_962  # CIFAR stem, 10 classes: the well-known CIFAR ResNet-18 size

@@ -8,8 +8,8 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from speedtrain.gpumonitor import GpuIdentity, NvmlProbe, find_nvml_device, probe_nvml
-from speedtrain.nvmldevice import TorchDeviceIds, bare_uuid, resolve_cuda_index, torch_device_ids
+from speedtrain.hw.gpumonitor import GpuIdentity, NvmlProbe, find_nvml_device, probe_nvml
+from speedtrain.hw.nvmldevice import TorchDeviceIds, bare_uuid, resolve_cuda_index, torch_device_ids
 from speedtrain.tests.fake_nvml import (
     OLD_DRIVER_MISSING,
     FakeBox,

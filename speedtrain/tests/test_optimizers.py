@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speedtrain.errors import ConfigError
-from speedtrain.optimizers import OPTIMIZERS, make_optimizer, set_lr
-from speedtrain.schedule import StepSchedule
+from speedtrain.common.errors import ConfigError
+from speedtrain.train.optimizers import OPTIMIZERS, make_optimizer, set_lr
+from speedtrain.train.schedule import StepSchedule
 
 LR, WD, MOMENTUM, EPS = 0.1, 0.01, 0.9, 1e-8
 
@@ -116,7 +116,7 @@ def test_unknown_optimizer_is_a_config_error():
         make_optimizer("lamb", tiny_model().parameters(), 0.1, 0.0)  # type: ignore[arg-type]
 
 
-# --- the study's step schedule (speedtrain.schedule.StepSchedule) -----------------------------
+# --- the study's step schedule (speedtrain.train.schedule.StepSchedule) -----------------------------
 
 
 def test_step_schedule_decays_after_each_milestone_epoch_as_the_trainer_steps():

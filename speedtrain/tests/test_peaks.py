@@ -2,7 +2,7 @@
 
 import pytest
 
-from speedtrain.peaks import known_gpus, lookup_peak, peak_flops
+from speedtrain.hw.peaks import known_gpus, lookup_peak, peak_flops
 
 
 @pytest.mark.parametrize("reported, row", [
@@ -88,7 +88,7 @@ def test_unknown_precision_is_an_error():
 
 
 def test_matmul_format_of_each_precision():
-    from speedtrain.peaks import matmul_format
+    from speedtrain.hw.peaks import matmul_format
 
     assert [matmul_format(p) for p in ("fp32", "tf32", "fp16", "half", "bf16")] == ["fp32", "tf32", "fp16", "fp16", "bf16"]
     with pytest.raises(ValueError, match="precision must be one of"):

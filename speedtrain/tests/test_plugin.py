@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from speedtrain import baselines as bl
+from speedtrain.records import baselines as bl
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,9 +166,9 @@ def test_bad_suite_options_are_usage_errors(suite, args, words):
 
 FAKE_CUDA = """
 import torch
-import speedtrain.env
+import speedtrain.hw.env
 torch.cuda.is_available = lambda: True
-speedtrain.env.device_name = lambda device: "FakeGPU 80GB"
+speedtrain.hw.env.device_name = lambda device: "FakeGPU 80GB"
 """
 
 
@@ -189,7 +189,7 @@ def test_ctrl_c_stops_after_the_seed_and_keeps_a_partial_run(suite, pytester):
     not started, the saved run marked partial, no baselines written, exit code 2."""
     pytester.makeconftest(textwrap.dedent("""
         import os, signal
-        import speedtrain.train as train_module
+        import speedtrain.train.loop as train_module
         real_train = train_module.train
 
         def train(cfg, **kwargs):
@@ -214,7 +214,7 @@ def test_oom_and_divergence_are_recorded_and_the_suite_goes_on(suite, pytester):
     """A fake trainer raises OOM for one case and diverges for another; the third still runs."""
     pytester.makeconftest(textwrap.dedent('''
         import torch
-        import speedtrain.train as train_module
+        import speedtrain.train.loop as train_module
         real_build = train_module.build_model
 
         class NaNLogits(torch.nn.Module):

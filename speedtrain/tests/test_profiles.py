@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speedtrain.config import TrainConfig
-from speedtrain.profiles import base_choice, suite_base
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.suite.profiles import base_choice, suite_base
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Progress within an epoch (speedtrain.progress): plain lines for logs, a bar for a terminal,
+"""Progress within an epoch (speedtrain.train.progress): plain lines for logs, a bar for a terminal,
 which of the two a stream gets, and the trainer's calls of the hook."""
 
 import contextlib
@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from speedtrain.config import TrainConfig
-from speedtrain.progress import (DEFAULT_COLUMNS, BarSteps, PastCapture, PlainSteps, _bar_class, epoch_progress,
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.progress import (DEFAULT_COLUMNS, BarSteps, PastCapture, PlainSteps, _bar_class, epoch_progress,
                                  interactive)
-from speedtrain.suite_output import epoch_steps
-from speedtrain.timing import timer_policy
-from speedtrain.train import train
+from speedtrain.suite.output import epoch_steps
+from speedtrain.hw.timing import timer_policy
+from speedtrain.train.loop import train
 
 
 class Clock:

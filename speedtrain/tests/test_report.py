@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from speedtrain.errors import BaselineError, ReportError
-from speedtrain.report import SMOKE_BANNER, build_report
-from speedtrain.runs import load_run
+from speedtrain.common.errors import BaselineError, ReportError
+from speedtrain.report.markdown import SMOKE_BANNER, build_report
+from speedtrain.records.runs import load_run
 
 if TYPE_CHECKING:
     from speedtrain.tests.conftest import FakeRuns
@@ -189,8 +189,8 @@ def test_output_equal_to_input_is_refused(quick_run: Path) -> None:
 
 @pytest.mark.usefixtures("no_plots")
 def test_baseline_verdict_column(fake_runs: FakeRuns, quick_run: Path, tmp_path: Path) -> None:
-    from speedtrain import baselines
-    from speedtrain.record import CaseRecord
+    from speedtrain.records import baselines
+    from speedtrain.records.record import CaseRecord
 
     data = baselines.empty()
     base = CaseRecord.from_extra_info(fake_runs.bench("precision", "fp16", [2.5, 2.5, 2.6])["extra_info"])
@@ -246,9 +246,9 @@ def test_noise_detectable_change_and_noisy_machine(fake_runs: FakeRuns, tmp_path
     """Each case with 2+ seeds shows its noise and the change its seeds can detect (its own
     seeds without baselines, pooled with the baseline's with them); a case whose load exceeded
     the CPUs is marked noisy in its verdict and in the notes; an accuracy case speaks points."""
-    from speedtrain import baselines
-    from speedtrain.noise import case_noise
-    from speedtrain.record import CaseRecord
+    from speedtrain.records import baselines
+    from speedtrain.stats.noise import case_noise
+    from speedtrain.records.record import CaseRecord
 
     busy = {"cpus": 2, "load_before": [3.5, 1, 1], "load_after": [2.0, 1, 1]}
     times = [10.0, 10.4, 9.6, 10.2]

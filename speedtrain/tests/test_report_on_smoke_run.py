@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from speedtrain.cli import main
+from speedtrain.cli.main import main
 from speedtrain.tests.conftest import ROOT
 
 
@@ -80,8 +80,8 @@ def test_compare_flags_a_planted_slowdown(capsys, smoke_data, tmp_path):
 
 
 def test_compare_against_baselines_recorded_from_the_run(capsys, smoke_run, smoke_data, tmp_path):
-    from speedtrain import baselines as bl
-    from speedtrain.record import CaseRecord
+    from speedtrain.records import baselines as bl
+    from speedtrain.records.record import CaseRecord
 
     data = bl.empty()
     machine = smoke_data["machine_info"]["speedtrain"]["device"]
@@ -133,7 +133,7 @@ OLD_RUN = GOLDEN / "smoke-cpu-run.json"
 def in_golden_folder(tmp_path, monkeypatch):
     """A folder holding the baselines the golden outputs were rendered with, as ./baselines.json
     (the report names the path it was given); plots are drawn but not rendered to PNG."""
-    from speedtrain import plots
+    from speedtrain.report import plots
 
     shutil.copy(GOLDEN / "smoke-cpu-baselines.json", tmp_path / "baselines.json")
     monkeypatch.chdir(tmp_path)

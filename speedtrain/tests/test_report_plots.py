@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from speedtrain import baselines as bl
-from speedtrain import plots
-from speedtrain.record import CaseRecord
-from speedtrain.report import build_report
+from speedtrain.records import baselines as bl
+from speedtrain.report import plots
+from speedtrain.records.record import CaseRecord
+from speedtrain.report.markdown import build_report
 from speedtrain.tests.test_report import _header, _table_row
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def test_point_labels_of_a_crowded_spot_do_not_overlap():
     from matplotlib.figure import Figure
     from matplotlib.text import Text
 
-    from speedtrain.plots import place_labels
+    from speedtrain.report.plots import place_labels
 
     fig = Figure(figsize=(9, 4.5), dpi=110, layout="constrained")
     ax = fig.add_subplot()

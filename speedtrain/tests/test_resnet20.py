@@ -1,12 +1,12 @@
-"""ResNet-20 (speedtrain.models.resnet20): He et al.'s layout, its published size, dropout, knobs."""
+"""ResNet-20 (speedtrain.models.resnets.resnet20): He et al.'s layout, its published size, dropout, knobs."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speedtrain.config import TrainConfig
-from speedtrain.models import count_parameters, resnet20
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.models.resnets import count_parameters, resnet20
 
 
 def expected_parameters(c_in: int = 3, classes: int = 10, widths: tuple[int, int, int] = (16, 32, 64)) -> int:

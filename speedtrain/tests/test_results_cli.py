@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from speedtrain import baselines
-from speedtrain.benchstore import machine_id
-from speedtrain.cli import main
-from speedtrain.record import CaseRecord
+from speedtrain.records import baselines
+from speedtrain.records.benchstore import machine_id
+from speedtrain.cli.main import main
+from speedtrain.records.record import CaseRecord
 from speedtrain.tests.test_cli import TINY, run_cli
 
 if TYPE_CHECKING:
@@ -158,8 +158,8 @@ def test_mllog_lines_are_mlperf_events_in_time_order(trained) -> None:
 
 
 def test_mllog_closes_a_crashed_run(tmp_path) -> None:
-    from speedtrain.config import TrainConfig
-    from speedtrain.mllog import MlLog
+    from speedtrain.config.trainconfig import TrainConfig
+    from speedtrain.report.mllog import MlLog
 
     with pytest.raises(RuntimeError):
         with MlLog(tmp_path / "x.mllog", TrainConfig(synthetic=True)) as log:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from speedtrain.errors import BaselineError, ReportError
-from speedtrain.record import CaseRecord, CurvePoint, merge_telemetry
-from speedtrain.runs import load_run, to_dataframe
-from speedtrain.stats import CaseSummary
-from speedtrain.train import EpochStats, RunResult
+from speedtrain.common.errors import BaselineError, ReportError
+from speedtrain.records.record import CaseRecord, CurvePoint, merge_telemetry
+from speedtrain.records.runs import load_run, to_dataframe
+from speedtrain.stats.samples import CaseSummary
+from speedtrain.train.loop import EpochStats, RunResult
 
 if TYPE_CHECKING:
     from speedtrain.tests.conftest import FakeRuns

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from speedtrain.scaleout import SavedBenchmark, Shard, assign_shards, parse_gpus, worker_devices
+from speedtrain.suite.scaleout import SavedBenchmark, Shard, assign_shards, parse_gpus, worker_devices
 from speedtrain.tests.conftest import run_suite
 
 pytest_plugins = ["pytester"]
@@ -124,7 +124,7 @@ def test_two_shards_cover_the_selection_once_and_merge_into_the_whole_run(smoke_
     first, second = names(runs[0]), names(runs[1])
     assert first and second and not set(first) & set(second)
     assert sorted(first + second) == sorted(names(smoke_data))
-    from speedtrain.cli import main
+    from speedtrain.cli.main import main
 
     merged = tmp_path / "merged.json"
     assert main(["merge", str(tmp_path / "shard1.json"), str(tmp_path / "shard2.json"), "-o", str(merged)]) == 0
@@ -148,10 +148,10 @@ def fake_gpu_suite(pytester: pytest.Pytester):
     """A session whose controller believes in two GPUs; each worker writes what it was given."""
     pytester.makeconftest(f"""
         import os, json, pathlib
-        import speedtrain.scaleout
+        import speedtrain.suite.scaleout
         # what this process had at its first import of pytest's conftest, before any test or torch call
         SEEN = os.environ.get("CUDA_VISIBLE_DEVICES")
-        speedtrain.scaleout.visible_gpu_count = lambda: 2
+        speedtrain.suite.scaleout.visible_gpu_count = lambda: 2
     """)
     pytester.makepyfile(test_where="""
         import os, pathlib, conftest

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from speedtrain.config import TrainConfig
-from speedtrain.schedule import PiecewiseLinear, WarmupCosine, lr_schedule
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.schedule import PiecewiseLinear, WarmupCosine, lr_schedule
 
 
 def test_piecewise_linear_interpolates_and_is_flat_outside():

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speedtrain.noise import Noise, case_noise, detectable_change, pooled_cv, pooled_sd, rule_detects, seeds_needed
-from speedtrain.seeding import MAX_SEEDS, MIN_SEEDS, cv_upper, next_seed
-from speedtrain.stats import ACC_TOLERANCE, CaseSummary, compare
+from speedtrain.stats.noise import Noise, case_noise, detectable_change, pooled_cv, pooled_sd, rule_detects, seeds_needed
+from speedtrain.stats.seeding import MAX_SEEDS, MIN_SEEDS, cv_upper, next_seed
+from speedtrain.stats.samples import ACC_TOLERANCE, CaseSummary
+from speedtrain.stats.verdicts import compare
 
 TRIALS = 1000
 

@@ -7,7 +7,8 @@ from typing import Any, Optional
 import numpy as np
 import pytest
 
-from speedtrain.stats import VERDICTS, CaseSummary, Verdict, VerdictRow, compare, mann_whitney_p, regressed
+from speedtrain.stats.samples import VERDICTS, CaseSummary, mann_whitney_p
+from speedtrain.stats.verdicts import Verdict, VerdictRow, compare, regressed
 
 
 def times(x: Any, metric: str = "train_time_s", acc: Optional[list[float]] = None,
@@ -185,7 +186,7 @@ def test_auto_cases_are_judged_at_p_001() -> None:
 @pytest.mark.parametrize("seed", range(20))
 def test_significant_is_the_scalar_rule_on_arrays(seed: int) -> None:
     """The array form the simulations use gives the scalar rule's answer on every pair."""
-    from speedtrain.stats import beyond_noise, mann_whitney_p, significant, u_low
+    from speedtrain.stats.samples import beyond_noise, mann_whitney_p, significant, u_low
 
     rng = np.random.default_rng(seed)
     n, m = int(rng.integers(2, 9)), int(rng.integers(2, 9))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from speedtrain.config import TrainConfig
-from speedtrain.stats import beyond_noise
-from speedtrain.train import train
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.stats.samples import beyond_noise
+from speedtrain.train.loop import train
 
 SHARED_DATA = Path(os.environ.get("SPEEDTRAIN_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.xz"

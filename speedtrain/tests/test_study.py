@@ -7,17 +7,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speedtrain import augment, study
-from speedtrain import train as train_module
-from speedtrain.config import TrainConfig
-from speedtrain.data import load_dataset
-from speedtrain.loaders import make_train_loader
-from speedtrain.errors import ConfigError
-from speedtrain.evaluation import BestEpoch
-from speedtrain.metrics import EvalMetrics
-from speedtrain.result import RunResult
-from speedtrain.schedule import lr_schedule
-from speedtrain.train import train
+from speedtrain.data import augment
+from speedtrain.data.augment import ExtraAugment
+from speedtrain.data.datasets import holdout
+from speedtrain.data.selection import select_classes
+from speedtrain.train import study
+from speedtrain.train import loop as train_module
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.data.datasets import load_dataset
+from speedtrain.train.loaders import make_train_loader
+from speedtrain.common.errors import ConfigError
+from speedtrain.train.evaluation import BestEpoch
+from speedtrain.records.evaluation import EvalMetrics
+from speedtrain.records.result import RunResult
+from speedtrain.train.schedule import lr_schedule
+from speedtrain.train.loop import train
 
 TINY = dict(synthetic=True, width=0.125, batch_size=16, train_subset=64, test_subset=64, epochs=2,
             device="cpu", warmup_steps=1)
@@ -29,14 +33,14 @@ TINY = dict(synthetic=True, width=0.125, batch_size=16, train_subset=64, test_su
 def test_select_classes_keeps_the_first_per_class_in_order_and_renumbers():
     labels = torch.tensor([0, 5, 3, 5, 3, 1, 3, 5])
     images = torch.arange(8).view(8, 1, 1, 1)
-    x, y = study.select_classes(images, labels, (5, 3), per_class=2)
+    x, y = select_classes(images, labels, (5, 3), per_class=2)
     assert x.flatten().tolist() == [1, 2, 3, 4]  # dataset order kept: 5, 3, 5, 3
     assert y.tolist() == [0, 1, 0, 1]  # class 5 -> 0, class 3 -> 1, in the order named
 
 
 def test_select_classes_refuses_a_class_without_images():
     with pytest.raises(Exception, match="no images of class 7"):
-        study.select_classes(torch.zeros(3, 1, 1, 1), torch.tensor([0, 1, 2]), (1, 7), None)
+        select_classes(torch.zeros(3, 1, 1, 1), torch.tensor([0, 1, 2]), (1, 7), None)
 
 
 def test_the_dataset_has_the_chosen_classes_and_counts():
@@ -48,10 +52,10 @@ def test_the_dataset_has_the_chosen_classes_and_counts():
 
 def test_holdout_takes_the_last_training_images_as_the_validation_set():
     data = load_dataset(TrainConfig(**TINY))
-    train_part, val = study.holdout(data, 16)
+    train_part, val = holdout(data, 16)
     assert torch.equal(train_part.train_images, data.train_images[:48])
     assert torch.equal(val.test_images, data.train_images[48:]) and torch.equal(val.test_labels, data.train_labels[48:])
-    assert study.holdout(data, 0) == (data, None)
+    assert holdout(data, 0) == (data, None)
 
 
 @pytest.mark.parametrize("changes, words", [
@@ -99,11 +103,11 @@ def test_both_loaders_rotate_training_images_by_quarter_turns(loader):
 
 def test_the_extra_augmentations_are_off_by_default_and_applied_when_asked():
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
-    assert study.ExtraAugment()(images, torch.Generator()) is images
-    isolated = study.ExtraAugment(isolate_channel=True)(images, torch.Generator().manual_seed(0))
+    assert ExtraAugment()(images, torch.Generator()) is images
+    isolated = ExtraAugment(isolate_channel=True)(images, torch.Generator().manual_seed(0))
     zeroed = (isolated.flatten(2).amax(2) == 0).sum(1)  # channels blacked out per image
     assert set(zeroed.tolist()) <= {0, 2} and 10 < int((zeroed == 2).sum()) < 54
-    shuffled = study.ExtraAugment(patch_grid=2)(images, torch.Generator().manual_seed(0))
+    shuffled = ExtraAugment(patch_grid=2)(images, torch.Generator().manual_seed(0))
     assert torch.equal(shuffled.flatten(1).sort(1).values, images.flatten(1).sort(1).values)  # same pixels
     assert not torch.equal(shuffled, images)
 

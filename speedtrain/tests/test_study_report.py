@@ -3,12 +3,13 @@ the study tables and the confusion heat map of the report (hand-made figures, no
 
 import pytest
 
-from speedtrain.evaluation import EvalSummary
-from speedtrain.metrics import EvalMetrics
-from speedtrain.record import CaseRecord, study_figures
-from speedtrain.runs import RunCase, RunMeta
-from speedtrain.stats import CaseSummary, compare
-from speedtrain.study_report import augmentation_table, grid_table, study_parts
+from speedtrain.records.evaluation import EvalSummary
+from speedtrain.records.evaluation import EvalMetrics
+from speedtrain.records.record import CaseRecord, study_figures
+from speedtrain.records.saved_run import RunCase, RunMeta
+from speedtrain.stats.samples import CaseSummary
+from speedtrain.stats.verdicts import compare
+from speedtrain.report.study_tables import augmentation_table, grid_table, study_parts
 
 
 def _summary(top1: int, best_epoch=None, confusion=((3, 1), (0, 4))) -> EvalSummary:

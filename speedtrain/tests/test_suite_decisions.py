@@ -8,13 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from speedtrain.profiles import PROFILES
-from speedtrain.progress import Progress, duration, session_warning
-from speedtrain.record import CaseRecord
-from speedtrain.runconditions import Conditions, gpu_clocks, noisy_reason, physical_cores
-from speedtrain.seed_runner import case_identity
-from speedtrain.stats import CaseSummary
-from speedtrain.suite_session import SuiteSession, choose_profile, judge, parse_seeds
+from speedtrain.suite.profiles import PROFILES
+from speedtrain.train.progress import Progress, duration, session_warning
+from speedtrain.records.record import CaseRecord
+from speedtrain.hw.runconditions import Conditions, gpu_clocks, noisy_reason, physical_cores
+from speedtrain.suite.seed_runner import case_identity
+from speedtrain.stats.samples import CaseSummary
+from speedtrain.suite.session import SuiteSession, choose_profile, judge, parse_seeds
 
 
 @pytest.mark.parametrize("option, explicit, cuda, expected", [
@@ -148,9 +148,9 @@ def test_a_case_gets_the_doctor_measured_peak_of_its_precision():
 def test_auto_seeds_follow_the_cases_own_figure(monkeypatch, metric, seeds_run):
     """--st-seeds auto sizes a case on the figure it is judged by: steady times stop at the
     fewest seeds, while the same runs' accuracies, 1 point apart, need the cap."""
-    from speedtrain import train as trainer
-    from speedtrain.config import TrainConfig
-    from speedtrain.seed_runner import run_seeds
+    from speedtrain.train import loop as trainer
+    from speedtrain.config.trainconfig import TrainConfig
+    from speedtrain.suite.seed_runner import run_seeds
 
     accuracies = iter([0.90, 0.91, 0.89, 0.92, 0.88] * 5)
     monkeypatch.setattr(trainer, "train", lambda cfg, **kw: SimpleNamespace(

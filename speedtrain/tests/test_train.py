@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from speedtrain import train as train_module
-from speedtrain.config import TrainConfig
-from speedtrain.errors import ConfigError
-from speedtrain.train import RunResult, train
+from speedtrain.train import loop as train_module
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.common.errors import ConfigError
+from speedtrain.train.loop import RunResult, train
 
 # A run small enough for a unit test: 2 steps per epoch of a tiny ResNet-9 on random data.
 TINY = dict(synthetic=True, width=0.125, batch_size=32, train_subset=64, test_subset=64, epochs=2,
@@ -236,7 +236,7 @@ def test_a_failed_run_releases_its_memory(monkeypatch, exc):
 
 
 def test_release_memory_empties_the_cuda_cache_and_restarts_the_peak(monkeypatch):
-    from speedtrain import timing
+    from speedtrain.hw import timing
 
     calls = []
     monkeypatch.setattr(timing.gc, "collect", lambda: calls.append("gc"))
@@ -308,8 +308,8 @@ def test_the_fused_step_matches_foreach_on_the_cpu(dtype, scaled):
 @pytest.mark.parametrize("loader,workers", [("gpu", 0), ("torch", 0), ("torch", 1)])
 def test_the_loader_warm_up_leaves_no_trace(loader, workers):
     """Two epochs of batches are identical with and without a warm-up batch drawn first."""
-    from speedtrain.data import load_dataset
-    from speedtrain.loaders import make_train_loader
+    from speedtrain.data.datasets import load_dataset
+    from speedtrain.train.loaders import make_train_loader
 
     cfg = TrainConfig(**{**TINY, "loader": loader, "workers": workers})
     data = load_dataset(cfg)
@@ -328,7 +328,7 @@ def test_the_loader_warm_up_leaves_no_trace(loader, workers):
 
 @pytest.mark.parametrize("loader", ["gpu", "torch"])
 def test_trained_weights_are_the_same_with_and_without_the_warm_up(monkeypatch, loader):
-    from speedtrain.models import build_model
+    from speedtrain.models.resnets import build_model
 
     nets = []
     monkeypatch.setattr(train_module, "build_model", lambda cfg: nets.append(build_model(cfg)) or nets[-1])
@@ -363,7 +363,7 @@ def test_the_warm_up_lowers_a_too_high_grad_scale_until_no_step_overflows(monkey
 def test_a_step_sets_every_rate_through_the_groups_lr_scale(optimizer, scale):
     """One way to set rates: the schedule's mean-loss lr times each group's lr_scale; for the
     trainer's SGD that is lr / batch exactly as before, for AdamW the lr itself."""
-    from speedtrain.models import build_model
+    from speedtrain.models.resnets import build_model
 
     cfg = TrainConfig(**{**TINY, "optimizer": optimizer, "lr": 0.001 if optimizer == "adamw" else 0.4})
     net = build_model(cfg)

@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
-PLUGIN = ROOT / "speedtrain" / "pytest_plugin.py"
+PLUGIN = ROOT / "speedtrain" / "suite" / "plugin.py"
 SCALEOUT = ROOT / "speedtrain" / "scaleout.py"  # --st-gpus, --st-shard
 
 
@@ -167,7 +167,7 @@ def test_record_baselines_workflow(record: dict) -> None:
 @pytest.mark.parametrize("name", GPU_WORKFLOWS)
 def test_gpu_job_uses_only_registered_st_options(name: str) -> None:
     if not PLUGIN.exists():
-        pytest.skip("speedtrain/pytest_plugin.py not written yet")
+        pytest.skip("speedtrain/suite/plugin.py not written yet")
     known = registered(PLUGIN.read_text() + SCALEOUT.read_text(), "--st-")
     assert known, "no --st- option found in the plugin: has the registration changed?"
     used = {opt for line in commands(load(name)) for opt in re.findall(r"--st-[a-z0-9-]+", line)}
@@ -185,7 +185,7 @@ def test_gpu_job_uses_only_real_benchmark_options(name: str) -> None:
 
 @pytest.mark.parametrize("name", GPU_WORKFLOWS)
 def test_gpu_job_speedtrain_commands_parse(name: str) -> None:
-    from speedtrain.cli import build_parser
+    from speedtrain.cli.main import build_parser
 
     speedtrain_lines = [line for line in commands(load(name)) if line.startswith("speedtrain ")]
     assert len(speedtrain_lines) >= 2

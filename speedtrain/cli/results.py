@@ -1,0 +1,153 @@
+"""The CLI's commands that read results: ``report``, ``compare`` and ``history``.
+
+Runs may be given as pytest-benchmark names them (``0003``, ``latest``, a save name: see
+:mod:`speedtrain.records.benchstore`) or as a ``speedtrain train --json`` result. Kept apart from
+``cli.py``, which builds the parser and runs training and the doctor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from speedtrain.common.atomic import check_writable, write_text_atomic
+from speedtrain.common.errors import OutputError, SpeedtrainError
+
+RUN_HELP = "a saved run (path, run number such as 0001, save name, or latest) or a speedtrain train --json result"
+DEFAULT_BASELINES = "baselines.json"
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a fraction such as 0.05 (0.05 = 5%); got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to below 1 (0.05 = 5%); got {text!r}")
+    return value
+
+
+def _money(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a price in USD per hour, 0 or more; got {text!r}")
+    return value
+
+
+def _storage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", metavar="DIR", default=".benchmarks",
+                        help="pytest-benchmark's storage folder, where run numbers and latest are looked up "
+                             "[default: .benchmarks]")
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``report``, ``compare`` and ``history`` to the CLI's subparsers."""
+    from speedtrain.stats.samples import THRESHOLD
+
+    p = sub.add_parser("report", help="turn saved runs into a markdown report with plots")
+    p.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP)
+    p.add_argument("-o", "--output", metavar="REPORT.md", help="markdown file to write (plots go next to it)")
+    p.add_argument("--baselines", metavar="PATH", help="add verdicts and history trends from these stored baselines")
+    _storage_option(p)
+    dawn = p.add_argument_group("DAWNBench entry (--dawnbench)")
+    dawn.add_argument("--dawnbench", metavar="DIR", help="also write DAWNBench entry files (JSON + TSV) of a dawnbench case")
+    dawn.add_argument("--case", help="the case to export [default: the run's dawnbench case]")
+    dawn.add_argument("--author", default="speedtrain", help="entry author [default: speedtrain]")
+    dawn.add_argument("--email", default="", help="entry author's e-mail [default: empty]")
+    dawn.add_argument("--code-url", default=None, help="URL of the code [default: the run's commit URL, else empty]")
+    dawn.add_argument("--cost-per-hour", type=_money, default=None, metavar="USD",
+                      help="cost of the hardware per hour in USD [default: none]")
+
+    p = sub.add_parser("compare", help="compare two runs, or a run with stored baselines (exit 1 on regression)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help=f"OLD NEW, or one run with --baselines; each {RUN_HELP}")
+    p.add_argument("--baselines", metavar="PATH", help="compare the run with these stored baselines instead")
+    p.add_argument("--require-baselines", action="store_true",
+                   help="with --baselines: exit 1 when the file holds no baselines for the run's machine and profile")
+    p.add_argument("--only-common", action="store_true", help="list only the cases both sides have")
+    p.add_argument("--threshold", type=_fraction, default=THRESHOLD, metavar="FRACTION",
+                   help=f"smallest relative change that counts, 0.05 = 5%% [default: {THRESHOLD:g}]")
+    p.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON ('-': to stdout, instead of the table)")
+    _storage_option(p)
+
+    p = sub.add_parser("history", help="print a case's recorded baselines over time (oldest first)")
+    p.add_argument("case", help="benchmark name (test_precision[fp16]) or case id (fp16)")
+    p.add_argument("--baselines", metavar="PATH", default=DEFAULT_BASELINES, help=f"[default: {DEFAULT_BASELINES}]")
+    p.add_argument("--machine", help="only this machine (GPU name or 'cpu: <model>') [default: every machine]")
+    p.add_argument("--profile", help="only this profile [default: every profile]")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from speedtrain.records.benchstore import resolve
+    from speedtrain.report.dawnbench import Entrant, export_dawnbench
+    from speedtrain.report.markdown import build_report
+
+    if not args.output and not args.dawnbench:
+        raise SpeedtrainError("report needs -o REPORT.md, --dawnbench DIR, or both")
+    if args.dawnbench and len(args.runs) != 1:
+        raise SpeedtrainError(f"--dawnbench exports one run; got {len(args.runs)}")
+    if args.output:
+        check_writable(args.output)
+    if args.dawnbench:
+        check_writable(args.dawnbench, folder=True)
+    runs = [resolve(run, args.storage) for run in args.runs]
+    if args.output:
+        path = build_report(runs, args.output, baselines_path=args.baselines)
+        print(f"report written to {path}")
+    if args.dawnbench:
+        entrant = Entrant(author=args.author, email=args.email, code_url=args.code_url,
+                          cost_per_hour=args.cost_per_hour)
+        try:
+            paths = export_dawnbench(runs[0], args.dawnbench, case=args.case, entrant=entrant)
+        except OSError as e:  # the saved run is untouched: nothing is lost, the export can be rerun
+            raise OutputError(f"cannot write the DAWNBench entry files into {args.dawnbench}: {e.strerror or e}") from e
+        for path in paths:
+            print(f"DAWNBench entry file written to {path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from speedtrain.records.benchstore import resolve
+    from speedtrain.report.compare import compare_runs, compare_with_baselines, format_rows, to_json, uncovered
+
+    if args.json and args.json != "-":
+        check_writable(args.json)
+    if args.require_baselines and not args.baselines:
+        raise SpeedtrainError("--require-baselines needs --baselines PATH")
+    runs = [resolve(run, args.storage) for run in args.runs]
+    options = {"threshold": args.threshold, "only_common": args.only_common}
+    if args.baselines:
+        if len(runs) != 1:
+            raise SpeedtrainError(f"compare --baselines takes one run; got {len(runs)}")
+        rows, regressed = compare_with_baselines(args.baselines, runs[0], **options)
+    else:
+        if len(runs) != 2:
+            raise SpeedtrainError(f"compare takes two runs (OLD NEW) or --baselines PATH RUN; got {len(runs)} runs")
+        rows, regressed = compare_runs(runs[0], runs[1], **options)
+    text = json.dumps(to_json(rows, regressed), indent=2) + "\n"
+    if args.json == "-":
+        sys.stdout.write(text)
+    else:
+        print(format_rows(rows))
+        print("regression: yes" if regressed else "regression: none")
+        if args.json:
+            write_text_atomic(args.json, text)
+    missing = uncovered(args.baselines, runs[0]) if args.require_baselines else []
+    for machine, profile in missing:
+        print(f"FAIL: {args.baselines} holds no baselines for {machine!r} with profile {profile!r}: record them "
+              f"first (pytest benchmarks --st-profile {profile or 'PROFILE'} --st-baselines update)", file=sys.stderr)
+    return 1 if regressed or missing else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from speedtrain.records import baselines
+    from speedtrain.records import history
+
+    data = baselines.load_baselines(args.baselines)
+    found = history.find(data, args.case, machine=args.machine, profile=args.profile)
+    print("\n\n".join(history.format_history(h) for h in found))
+    return 0

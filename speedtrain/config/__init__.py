@@ -1,0 +1,1 @@
+"""The one validated configuration (TrainConfig): fields grouped by role, their specs and checks."""

@@ -1,0 +1,1 @@
+"""What is written for people: the markdown report, tables, plots, comparisons, DAWNBench and MLPerf exports."""

@@ -1,0 +1,214 @@
+"""Markdown reports of saved benchmark runs: the assembly of tables and plots into one file.
+
+Runs are read by :mod:`speedtrain.records.runs`, tables made by :mod:`speedtrain.report.tables`,
+plots by :mod:`speedtrain.report.plots`. The report is written atomically, after everything has
+been read and drawn (an error leaves an existing report untouched); its plots are PNG files
+in the same folder, named after the report (``REPORT-precision-time.png``) so two reports
+can share a folder.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from speedtrain.report import tables
+from speedtrain.report import study_tables as study_report
+from speedtrain.common.atomic import write_bytes_atomic, write_text_atomic
+from speedtrain.common.errors import ReportError, exception_text
+from speedtrain.report.plots import PLOTS, SectionPlot, plot_trend
+from speedtrain.records.saved_run import RunCase
+from speedtrain.records.runs import cases_frame, load_runs
+from speedtrain.stats.verdicts import VerdictRow
+
+if TYPE_CHECKING:
+    from speedtrain.records.history import HistoryPoint
+
+# Sections in the order of the myrtle.ai journey; sections not listed here follow in the
+# order they first appear.
+SECTION_ORDER = (
+    "workers", "batch_size", "image_size", "precision", "memory_format", "channel_halving",
+    "channel_reduction", "downsample", "architecture", "tricks", "tricks_cumulative", "airbench",
+    "airbench_alone", "dawnbench", "monitor_overhead", "optimizer_grid", "optimizer_grid_dropout", "small_data",
+)
+SECTION_TITLES = {
+    "workers": "Data-loader workers",
+    "batch_size": "Batch size",
+    "image_size": "Image size",
+    "precision": "Numeric precision",
+    "memory_format": "Memory format",
+    "channel_halving": "Channel halving (ResNet-18)",
+    "channel_reduction": "Channel reduction (ResNet-9)",
+    "downsample": "Downsampling",
+    "architecture": "Architecture ladder (cumulative)",
+    "tricks": "Bag of tricks, each alone",
+    "tricks_cumulative": "Bag of tricks (cumulative)",
+    "airbench": "Airbench ladder (cumulative, ResNet-9 to airbench94)",
+    "airbench_alone": "Airbench steps, each alone on ResNet-9",
+    "dawnbench": "DAWNBench: time to target accuracy",
+    "monitor_overhead": "GPU monitor overhead",
+    "optimizer_grid": "Optimiser grid (ResNet-20, accuracy study)",
+    "optimizer_grid_dropout": "Dropout at the grid's reference point (ResNet-20, accuracy study)",
+    "small_data": "100 training images: each augmentation alone (accuracy study)",
+}
+# What each section varies, with its unit: the x axis of its time plot.
+SECTION_AXES = {
+    "workers": "data loader (torch-N: DataLoader with N worker processes)",
+    "batch_size": "batch size (images per step)",
+    "image_size": "image side (pixels)",
+    "precision": "numeric precision",
+    "memory_format": "precision and memory format",
+    "channel_halving": "channel width multiplier (x ResNet-18's)",
+    "channel_reduction": "channel width multiplier (x ResNet-9's)",
+    "downsample": "model and downsampling layer",
+    "architecture": "ladder step (changes add up left to right)",
+    "tricks": "trick (each alone)",
+    "tricks_cumulative": "ladder step (tricks add up left to right)",
+    "airbench": "ladder step (airbench's changes add up left to right)",
+    "airbench_alone": "airbench step (each alone on the ResNet-9 recipe)",
+    "dawnbench": "recipe (epochs and precision)",
+    "monitor_overhead": "NVML monitor",
+    "optimizer_grid": "optimiser, batch, learning rate, L2",
+    "optimizer_grid_dropout": "dropout before the classifier (fraction)",
+    "small_data": "augmentation (each alone)",
+    "train": "configuration (speedtrain train)",
+}
+SMOKE_BANNER = (
+    "smoke profile / synthetic data: these numbers prove the plumbing, "
+    "they are not measurements of training speed"
+)
+LEGEND = (
+    "How to read the tables: *train s* is the timed training time of one run (one seed), "
+    "median over seeds, with evaluation excluded (see the timer above); *spread* is min-max "
+    "over seeds; *time to target* is the median over the seeds that reached the target "
+    "accuracy; *speed-up* is the reference case's median train time divided by the case's; "
+    "energy, power and utilisation come from NVML during the timed training epochs "
+    "(sampling pauses for evaluation), for one run: the seed with the median train time. "
+    "*noise* is the run-to-run spread of the case's compared figure over its seeds (log-time "
+    "standard deviation, about the coefficient of variation; for accuracy studies the accuracy's "
+    "standard deviation in points) and *detects* the smallest change those seeds catch 80% of the "
+    "time (against the baseline where it has 2+ seeds, else against a rerun with as many seeds); both "
+    "need 2+ seeds. A case marked *noisy machine* ran while the machine's load exceeded its CPUs "
+    "(or its GPU throttled): its times are suspect."
+)
+
+
+def build_report(run_paths: list[str], output: str, baselines_path: Optional[str] = None) -> str:
+    """Write a markdown report of the saved runs (plus PNG plots next to it); returns its path."""
+    if not run_paths:
+        raise ReportError("no saved run given: pass one or more pytest-benchmark JSON files")
+    out = Path(output)
+    if not output or out.is_dir():
+        raise ReportError(f"{output!r}: the report must be a file path such as reports/REPORT.md")
+    for p in run_paths:
+        if Path(p).resolve() == out.resolve():
+            raise ReportError(f"{out}: the report would overwrite its input run; choose another output")
+    runs = load_runs(run_paths)
+    cases = [c for run in runs for c in run.cases]
+    stored = _load_baselines(baselines_path)
+    verdicts = _verdicts(cases, stored) if stored is not None else None
+    figs = tables.case_figures(cases_frame(runs))
+    many = len(runs) > 1
+
+    parts = ["# speedtrain benchmark report", ""]
+    smoke = [run.label for run in runs if run.smoke]
+    if smoke:
+        which = f" (runs: {', '.join(smoke)})" if many else ""
+        parts += [f"> **WARNING: {SMOKE_BANNER}.**{which}", ""]
+    parts += ["## Environment", "", tables.environment_table(runs), ""]
+    legend = LEGEND
+    if baselines_path:
+        legend += (f" *verdict* compares each case with `{baselines_path}` (ratio = run / baseline); the "
+                   "trend plots show its recorded baselines over time.")
+    parts += [legend, ""]
+
+    sections = _ordered_sections(cases)
+    parts += ["## Summary", "", tables.summary_table(sections, SECTION_TITLES, figs, many), ""]
+    plots: dict[str, bytes] = {}
+    for section, members in sections.items():
+        trend = _histories(members, stored) if stored is not None else {}
+        parts += _section(section, members, figs, many, verdicts, trend, out.stem, plots)
+
+    try:
+        for name, png in plots.items():
+            write_bytes_atomic(out.parent / name, png)
+        write_text_atomic(out, "\n".join(parts).rstrip() + "\n")
+    except OSError as exc:
+        raise ReportError(f"{out}: cannot write the report ({exception_text(exc)})") from None
+    return str(out)
+
+
+def _load_baselines(path: Optional[str]) -> Optional[dict[str, Any]]:
+    from speedtrain.records import baselines
+
+    return baselines.load_baselines(path) if path else None
+
+
+def _verdicts(cases: list[RunCase], data: dict[str, Any]) -> dict[tables.Key, VerdictRow]:
+    """Baseline verdict of each case (machine = device, profile as recorded), as the plugin and
+    ``compare`` make it: with the noise of both sides and the noisy-machine mark."""
+    from speedtrain.records import baselines
+    from speedtrain.stats import verdicts as stats
+    from speedtrain.hw.runconditions import noisy_reason
+
+    return {(c.run, c.index): stats.verdict_row(c.name, baselines.lookup(data, c.machine, c.profile, c.name),
+                                                c.summary(), noisy_machine=noisy_reason(c.record.conditions))
+            for c in cases}
+
+
+def _histories(members: list[RunCase], data: dict[str, Any]) -> dict[str, list["HistoryPoint"]]:
+    """The recorded history of each case of a section on its machine and profile, by label."""
+    from speedtrain.records.history import points
+
+    machines = {c.machine for c in members}
+    out = {}
+    for c in members:
+        entry = data.get("machines", {}).get(c.machine, {}).get(c.profile, {}).get(c.name)
+        if entry is not None:
+            out[c.record.case + (f" ({c.machine})" if len(machines) > 1 else "")] = points(entry)
+    return out
+
+
+def _ordered_sections(cases: list[RunCase]) -> dict[str, list[RunCase]]:
+    sections: dict[str, list[RunCase]] = {}
+    for c in cases:
+        sections.setdefault(c.record.section, []).append(c)
+    rank = {name: i for i, name in enumerate(SECTION_ORDER)}
+    order = sorted(sections, key=lambda s: (rank.get(s, len(rank)), list(sections).index(s)))
+    return {s: sections[s] for s in order}
+
+
+def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables.CaseFigures], many: bool,
+             verdicts: Optional[dict[tables.Key, VerdictRow]], trend: dict[str, list["HistoryPoint"]], stem: str,
+             plots: dict[str, bytes]) -> list[str]:
+    title = SECTION_TITLES.get(section, section)
+    parts = [f"## {title}", ""]
+    ref_names = ", ".join(f"`{name}`" for name in sorted({c.record.case for c in members if c.record.reference}))
+    against = f"the reference case {ref_names}" if ref_names else "nothing: no case is marked as the reference"
+    parts += [f"Section `{section}`; speed-ups are against {against}.", ""]
+    parts += [tables.section_table(members, figs, many, verdicts), ""]
+
+    notes = tables.notes(members, many)
+    if notes:
+        parts += [*notes, ""]
+
+    study, study_pngs = study_report.study_parts(  # the accuracy studies' own tables (issue 14)
+        section, members, stem, any(c.profile == "smoke" or c.record.synthetic for c in members))
+    parts += study
+    plots.update(study_pngs)
+
+    ladder = [c for c in members if c.record.ladder]
+    if ladder:
+        parts += ["### Cumulative journey", "", tables.ladder_table(ladder, figs, many), ""]
+
+    spec = SectionPlot(title=title, axis=SECTION_AXES.get(section, "case"), many=many,
+                       smoke=any(c.profile == "smoke" or c.record.synthetic or c.meta.synthetic for c in members))
+    drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec))]
+    for kind, png in drawn:
+        if png is not None:
+            name = f"{stem}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', section)}-{kind}.png"  # no path separators
+            plots[name] = png
+            parts += [f"![{title}: {kind}]({urllib.parse.quote(name)})", ""]
+    return parts

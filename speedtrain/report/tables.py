@@ -1,0 +1,378 @@
+"""The markdown tables of a report: environment, summary, one table per section, the ladder.
+
+Per-seed figures are aggregated from :func:`speedtrain.records.runs.cases_frame` (the DataFrame
+notebook users get from ``runs.to_dataframe``), so a report and a notebook agree; what is
+not per seed (status, reference case, ladder step, error text) comes from the records.
+Every cell is a pre-formatted string and ``-`` stands for a figure that was not recorded.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+from speedtrain.stats import noise
+from speedtrain.common.errors import ReportError
+from speedtrain.stats.noise import Noise
+from speedtrain.records.saved_run import RunCase, SavedRun
+from speedtrain.hw.runconditions import noisy_reason
+from speedtrain.stats.samples import HIGHER_IS_BETTER, fmt_delta
+
+if TYPE_CHECKING:
+    import pandas
+
+    from speedtrain.stats.verdicts import VerdictRow
+
+MISSING = "-"
+Key = tuple[str, int]  # (run label, case index in the run)
+
+
+@dataclass
+class CaseFigures:
+    """One case's per-seed figures, aggregated over its seeds."""
+
+    train_s: list[float]  # the seeds that have a training time
+    time_to_target_s: list[float]  # the seeds that reached the target
+    target_seeds: int  # seeds whose reaching the target is known
+    any_reached: bool
+    final_acc: Optional[float]  # median, fraction
+    images_per_s: Optional[float]  # median
+    peak_mem_bytes: Optional[float]
+    energy_j: Optional[float]  # of the telemetry seed (the median-time seed's run)
+    power_w: Optional[float]
+    util_pct: Optional[float]
+    # work done (speedtrain.train.flops): per image, the run's total and its rate (medians), MFU (fraction)
+    flops_per_image: Optional[float] = None
+    train_flops: Optional[float] = None
+    flops_per_s: Optional[float] = None
+    mfu: Optional[float] = None
+    measured_peak: Optional[float] = None  # FLOP/s the doctor measured for the case's matmuls
+
+    @property
+    def measured_mfu(self) -> Optional[float]:
+        """Achieved FLOP/s over the measured matmul peak (fraction)."""
+        return self.flops_per_s / self.measured_peak if self.flops_per_s and self.measured_peak else None
+
+    @property
+    def train_median(self) -> Optional[float]:
+        return statistics.median(self.train_s) if self.train_s else None
+
+
+def case_figures(frame: "pandas.DataFrame") -> dict[Key, CaseFigures]:
+    out = {}
+    for (run, index), rows in frame.groupby(["run", "case_index"], sort=False):
+        telemetry = rows[rows["telemetry_seed"].fillna(False)]
+        out[(str(run), int(index))] = CaseFigures(
+            train_s=_values(rows["train_time_s"]), time_to_target_s=_values(rows["time_to_target_s"]),
+            target_seeds=max(int(rows["reached_target"].notna().sum()), int(rows["time_to_target_s"].notna().sum())),
+            any_reached=bool(rows["reached_target"].fillna(False).any()),
+            final_acc=_median(rows["final_acc_frac"]), images_per_s=_median(rows["images_per_s"]),
+            peak_mem_bytes=_first(rows["peak_mem_allocated_bytes"]), energy_j=_first(telemetry["energy_j"]),
+            power_w=_first(telemetry["power_mean_w"]), util_pct=_first(telemetry["gpu_util_pct"]),
+            flops_per_image=_first(rows["flops_per_image"]), train_flops=_median(rows["train_flops"]),
+            flops_per_s=_median(rows["achieved_flops_per_s"]), mfu=_median(rows["mfu_frac"]),
+            measured_peak=_first(rows["measured_peak_flops_per_s"]),
+        )
+    return out
+
+
+def _values(column: "pandas.Series") -> list[float]:
+    return [float(v) for v in column.dropna()]
+
+
+def _median(column: "pandas.Series") -> Optional[float]:
+    values = _values(column)
+    return statistics.median(values) if values else None
+
+
+def _first(column: "pandas.Series") -> Optional[float]:
+    values = _values(column)
+    return values[0] if values else None
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_seconds(x: Optional[float]) -> str:
+    if x is None:
+        return MISSING
+    return f"{x:.1f}" if x >= 100 else f"{x:.2f}" if x >= 1 else f"{x:.3f}"
+
+
+def fmt_pct(fraction: Optional[float]) -> str:
+    return MISSING if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def fmt_ratio(x: Optional[float]) -> str:
+    return MISSING if x is None else f"{x:.2f}x"
+
+
+def fmt_int(x: Optional[float]) -> str:
+    return MISSING if x is None else f"{x:,.0f}"
+
+
+def fmt_gib(n_bytes: Optional[float]) -> str:
+    return MISSING if n_bytes is None else f"{n_bytes / 2**30:.2f}"
+
+
+def seeds_text(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
+def fmt_spread(values: list[float]) -> str:
+    """min-max over the seeds with a time, and how many; one seed has no spread."""
+    if not values:
+        return MISSING
+    if len(values) == 1:
+        return seeds_text(1)
+    return f"{fmt_seconds(min(values))}-{fmt_seconds(max(values))} ({seeds_text(len(values))})"
+
+
+def fmt_time_to_target(f: CaseFigures) -> str:
+    """Median over the seeds that reached the target, with k/n when not all of them did."""
+    k, n = len(f.time_to_target_s), f.target_seeds
+    if n == 0 or (k == 0 and f.any_reached):  # nothing recorded, or reached without a time
+        return MISSING
+    if k == 0:
+        return f"not reached (0/{n} seeds)"
+    text = fmt_seconds(statistics.median(f.time_to_target_s))
+    return text if k == n else f"{text} ({k}/{n} seeds)"
+
+
+def fmt_verdict(row: Optional["VerdictRow"]) -> str:
+    """The verdict with the change that decided it (a time ratio, or accuracy points), marked
+    when the machine was too busy to trust the times."""
+    if row is None:
+        return MISSING
+    change = (fmt_delta(row.metric, row.baseline_median_s, row.now_median_s) if row.metric in HIGHER_IS_BETTER
+              else None if row.ratio is None else f"{row.ratio:.2f}x")
+    text = f"{row.verdict} ({change})" if change else row.verdict
+    return f"{text}, noisy machine" if row.noisy_machine else text
+
+
+def case_noise(c: RunCase, verdicts: Optional[dict[Key, "VerdictRow"]]) -> Optional[Noise]:
+    """The case's noise: against its baseline where the report has verdicts, else its own seeds'."""
+    row = verdicts.get((c.run, c.index)) if verdicts is not None else None
+    if row is not None and row.noise is not None:
+        return row.noise
+    try:
+        return noise.case_noise(c.summary())
+    except ReportError:  # a malformed figure: the report shows the case without it, as elsewhere
+        return None
+
+
+def markdown(rows: list[dict[str, str]], numeric: Iterable[str] = ()) -> str:
+    """A pipe table; cells are pre-formatted strings, so tabulate must not re-parse numbers.
+    A column that is ``-`` in every row (energy on a CPU) is left out."""
+    import pandas as pd
+
+    # A '|' inside a cell would end the cell early.
+    df = pd.DataFrame([{k: str(v).replace("|", "\\|") for k, v in row.items()} for row in rows])
+    df = df[[c for c in df.columns if not (df[c] == MISSING).all()]]
+    numeric = set(numeric)
+    align = ["right" if c in numeric else "left" for c in df.columns]
+    return df.to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def environment_table(runs: list[SavedRun]) -> str:
+    """One row per property, one column per run: easy to compare two machines side by side."""
+    columns = {run.label: _environment(run) for run in runs}
+    # A row no run has a value for (GPU and driver on a CPU) is left out, and so are CUDA
+    # and cuDNN when no run used a GPU: the CUDA build of torch reports them even on a CPU.
+    gpu_used = any(not str(run.meta.device or "").startswith("cpu") or run.meta.gpu.get("name") for run in runs)
+    names = [name for name in next(iter(columns.values()))
+             if any(env[name] != MISSING for env in columns.values()) and (gpu_used or name not in ("CUDA", "cuDNN"))]
+    header = "value" if len(runs) == 1 else None
+    return markdown([{"": name, **{(header or label): env[name] for label, env in columns.items()}}
+                     for name in names])
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return MISSING
+    if isinstance(value, (list, tuple)):
+        # Items that contain commas themselves (timer regions) need a stronger separator.
+        sep = "; " if any("," in str(v) for v in value) else ", "
+        return sep.join(str(v) for v in value)
+    return str(value)
+
+
+def _environment(run: SavedRun) -> dict[str, str]:
+    meta, gpu, timer, commit = run.meta, run.meta.gpu, run.meta.timer, run.commit
+    monitor = run.cases[0].record.gpu
+    gpu_name = gpu.get("name")
+    if gpu_name and isinstance(gpu.get("count"), int) and gpu["count"] > 1:
+        gpu_name = f"{gpu['count']} x {gpu_name}"
+    monitor_text = MISSING
+    if monitor is not None:
+        monitor_text = "NVML" if monitor.get("available") else f"unavailable ({monitor.get('reason') or 'no reason given'})"
+    commit_text = MISSING
+    if commit.get("id"):
+        commit_text = f"{str(commit['id'])[:12]} ({commit.get('branch') or '?'}{', dirty' if commit.get('dirty') else ''})"
+    return {
+        "device": _text(meta.device), "GPU": _text(gpu_name), "driver": _text(gpu.get("driver")),
+        "CUDA": _text(meta.cuda or gpu.get("cuda")), "cuDNN": _text(meta.cudnn or gpu.get("cudnn")),
+        "torch": _text(meta.torch), "Python": _text(run.python), "CPU": _text(run.cpu_brand or meta.cpu),
+        "profile": _text(meta.profile), "dataset": _text(meta.dataset), "synthetic data": _text(meta.synthetic),
+        "seeds": f"{_text(meta.seeds)} ({seeds_text(len(meta.seeds))})" if meta.seeds else MISSING,
+        "timer clock": _text(timer.get("clock")),
+        "timed (includes)": _text(timer.get("includes")), "not timed (excludes)": _text(timer.get("excludes")),
+        "GPU monitor": monitor_text, "telemetry window": _text(timer.get("telemetry")),
+        "run date": _text(run.datetime), "commit": commit_text, "pytest-benchmark": _text(run.version),
+    }
+
+
+def reference_times(members: list[RunCase], figs: dict[Key, CaseFigures]) -> dict[str, float]:
+    """Median train time of each run's reference case in this section."""
+    refs: dict[str, float] = {}
+    for c in members:
+        t = figs[(c.run, c.index)].train_median
+        if c.record.reference and c.run not in refs and t:
+            refs[c.run] = t
+    return refs
+
+
+def _speedup(c: RunCase, figs: dict[Key, CaseFigures], refs: dict[str, float]) -> Optional[float]:
+    ref, t = refs.get(c.run), figs[(c.run, c.index)].train_median
+    return ref / t if ref and t else None
+
+
+def summary_table(sections: dict[str, list[RunCase]], titles: dict[str, str],
+                  figs: dict[Key, CaseFigures], many: bool) -> str:
+    rows = []
+    for section, members in sections.items():
+        refs = reference_times(members, figs)
+        for run in dict.fromkeys(c.run for c in members):
+            mine = [c for c in members if c.run == run]
+            timed = [c for c in mine if c.record.ok and figs[(c.run, c.index)].train_median is not None]
+            fastest = min(timed, key=lambda c: figs[(c.run, c.index)].train_median) if timed else None
+            row = {"run": run} if many else {}
+            row.update({
+                "section": titles.get(section, section),
+                "cases": str(len(mine)),
+                "fastest case": fastest.record.case if fastest else MISSING,
+                "train s": fmt_seconds(figs[(fastest.run, fastest.index)].train_median if fastest else None),
+                "speed-up vs reference": fmt_ratio(_speedup(fastest, figs, refs) if fastest else None),
+                "not ok": ", ".join(f"{c.record.case} ({c.record.status})" for c in mine if not c.record.ok) or MISSING,
+            })
+            rows.append(row)
+    return markdown(rows, numeric=("cases", "train s", "speed-up vs reference"))
+
+
+# Columns of the section tables that hold numbers (right-aligned).
+NUMERIC_COLUMNS = (
+    "train s (median)", "spread (min-max)", "time to target s", "final acc", "images/s",
+    "peak mem GiB", "energy J", "power W", "GPU util", "speed-up", "noise", "detects", "GFLOP/img", "TFLOP/s", "MFU",
+    "MFU (measured peak)",
+)
+
+
+def fmt_scaled(x: Optional[float], unit: float) -> str:
+    """``x / unit`` with three significant figures (GFLOP/img, TFLOP/s)."""
+    return MISSING if x is None else f"{x / unit:.3g}"
+
+
+def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bool,
+                  verdicts: Optional[dict[Key, "VerdictRow"]]) -> str:
+    refs = reference_times(members, figs)
+    rows = []
+    for c in members:
+        f = figs[(c.run, c.index)]
+        spread = case_noise(c, verdicts)
+        row = {"run": c.run} if many else {}
+        row.update({
+            "case": c.record.case + (" (ref)" if c.record.reference else ""),
+            "status": c.record.status,
+            "train s (median)": fmt_seconds(f.train_median),
+            "spread (min-max)": fmt_spread(f.train_s),
+            "time to target s": fmt_time_to_target(f),
+            "final acc": fmt_pct(f.final_acc),
+            "images/s": fmt_int(f.images_per_s),
+            "peak mem GiB": fmt_gib(f.peak_mem_bytes),
+            "energy J": fmt_int(f.energy_j),
+            "power W": fmt_int(f.power_w),
+            "GPU util": MISSING if f.util_pct is None else f"{f.util_pct:.0f}%",
+            "speed-up": fmt_ratio(_speedup(c, figs, refs)),
+            "noise": MISSING if spread is None else spread.spread_text(),
+            "detects": MISSING if spread is None else spread.detectable_text(),
+            "GFLOP/img": fmt_scaled(f.flops_per_image, 1e9),
+            "TFLOP/s": fmt_scaled(f.flops_per_s, 1e12),
+            "MFU": fmt_pct(f.mfu),
+            "MFU (measured peak)": fmt_pct(f.measured_mfu),
+        })
+        if verdicts is not None:
+            row["verdict"] = fmt_verdict(verdicts.get((c.run, c.index)))
+        rows.append(row)
+    return markdown(rows, numeric=NUMERIC_COLUMNS)
+
+
+def notes(members: list[RunCase], many: bool) -> list[str]:
+    """Why a case failed, a machine too busy to trust its times, and clock throttling, which
+    makes a time slower than the GPU can do."""
+    out = []
+    for c in members:
+        where = f"`{c.name}`" + (f" ({c.run})" if many else "")
+        if not c.record.ok:
+            error = " ".join(c.record.error.split()) if c.record.error else "no error message recorded"
+            out.append(f"- {where}: **{c.record.status}**: {error[:200]}")
+        noisy = noisy_reason(c.record.conditions)
+        if noisy:
+            out.append(f"- {where}: **noisy machine** ({noisy}): its times are suspect")
+        reasons = (c.record.gpu or {}).get("throttle_reasons")
+        # gpu_idle only says the GPU waited for work between steps: not a slowdown of the GPU.
+        throttled = [r for r in reasons if r != "gpu_idle"] if isinstance(reasons, list) else []
+        if throttled:
+            out.append(f"- {where}: GPU clocks throttled ({', '.join(map(str, throttled))})")
+    return out + _flops_notes(members)
+
+
+def _flops_notes(members: list[RunCase]) -> list[str]:
+    """What the FLOP columns mean, and why MFU is missing, once per section that has FLOPs."""
+    counted = [c for c in members if c.record.flops_per_image is not None]
+    if not counted:
+        return []
+    out = ["- GFLOP/img: training FLOPs (forward + backward; convolutions and matmuls) per image, counted "
+           "by torch's FlopCounterMode; TFLOP/s: the run's FLOPs over its train s; MFU: that over the GPU's "
+           "datasheet dense peak at the case's precision (times its GPUs for a data-parallel case)."]
+    measured = sorted({c.record.measured_peak_flops_per_s for c in counted if c.record.measured_peak_flops_per_s})
+    if measured:
+        rates = ", ".join(f"{x / 1e12:.3g}" for x in measured)
+        out.append(f"- MFU (measured peak): the same TFLOP/s over the dense matmul rate `speedtrain doctor` "
+                   f"measured on this GPU at the session's start, at the case's precision ({rates} TFLOP/s): "
+                   "a rate the GPU showed it reaches, where the datasheet peak is a ceiling.")
+    reasons = sorted({c.record.mfu_reason for c in counted if c.record.mfu_reason})
+    out += [f"- MFU not shown: {reason}" for reason in reasons]
+    return out
+
+
+def ladder_table(ladder: list[RunCase], figs: dict[Key, CaseFigures], many: bool) -> str:
+    """Each step's time and accuracy, with speed-ups over the previous step and over the first
+    step of the same run (the myrtle.ai table)."""
+    rows = []
+    for run in dict.fromkeys(c.run for c in ladder):
+        steps = sorted((c for c in ladder if c.run == run),
+                       key=lambda c: (c.record.step is None, c.record.step or 0))
+        first = previous = None
+        for c in steps:
+            f = figs[(c.run, c.index)]
+            t = f.train_median
+            first = first or t
+            row = {"run": run} if many else {}
+            row.update({
+                "step": MISSING if c.record.step is None else str(c.record.step),
+                "case": c.record.case,
+                "status": c.record.status,
+                "train s (median)": fmt_seconds(t),
+                "time to target s": fmt_time_to_target(f),
+                "final acc": fmt_pct(f.final_acc),
+                "vs previous": fmt_ratio(previous / t if previous and t else None),
+                "vs first": fmt_ratio(first / t if first and t else None),
+            })
+            rows.append(row)
+            previous = t or previous
+    return markdown(rows, numeric=("step", "train s (median)", "time to target s", "final acc",
+                                   "vs previous", "vs first"))

@@ -1,0 +1,1 @@
+"""Statistics and the verdict rule: case summaries, noise, the seed rule. Torch-free."""

@@ -1,0 +1,368 @@
+"""The pytest plugin behind ``benchmarks/``: options, the ``run_case`` fixture, the verdict table.
+
+Installed with the package as a ``pytest11`` entry point, so the ``--st-*`` options and
+``run_case`` work in any repository of benchmark files. A case only describes a configuration::
+
+    @pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16", "half"])
+    def test_precision(run_case, precision):
+        run_case(precision=precision)
+
+``run_case`` builds the config (see speedtrain.suite.profiles for the order) and runs the shared
+trainer once per seed itself (:func:`run_seeds`), so ``--benchmark-disable`` and xdist never
+drop seeds. pytest-benchmark's statistics of the case are then the per-seed values of the
+figure the verdicts compare (``train_time_s``, or ``time_to_target_s`` in the full profile),
+so its table, ``--benchmark-compare`` and ``--benchmark-compare-fail`` speak of the same
+figure as the verdicts; the whole-call time per seed is kept as ``call_time_s`` in the
+case's :class:`~speedtrain.records.record.CaseRecord` (``benchmark.extra_info``). At the end of the
+session each record is compared with ``baselines.json`` and a verdict table is printed.
+Before the first case the session is checked (:mod:`speedtrain.suite.session`); Ctrl-C
+stops after the current seed and keeps the finished cases as a run marked partial.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+from speedtrain.records import baselines as bl
+from speedtrain.stats import verdicts as stats
+from speedtrain.report.compare import format_rows
+from speedtrain.config.trainconfig import TrainConfig, choices
+from speedtrain.hw.device import check_device
+from speedtrain.common.errors import ConfigError, DataError, SpeedtrainError
+from speedtrain.suite.profiles import PROFILES, Profile, base_choice, suite_base
+from speedtrain.train.progress import EpochProgress, Progress
+from speedtrain.records.record import CaseRecord
+from speedtrain.records.saved_run import RunMeta
+from speedtrain.suite.seed_runner import case_identity, feed_benchmark, run_seeds
+from speedtrain.suite.output import epoch_steps, writer
+from speedtrain.suite.session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
+                                      check_baselines, check_data, check_doctor, choose_profile, explicit_args,
+                                      judge, parse_seeds)
+
+STATE = pytest.StashKey[SuiteSession]()
+# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
+pytest_plugins = ["speedtrain.suite.scaleout"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("speedtrain", "speedtrain benchmark suite")
+    group.addoption("--st-profile", choices=sorted(PROFILES), default=None,
+                    help="smoke (plumbing, anywhere), quick (short GPU training), full (time to target); "
+                         "default: quick when benchmarks are named on the command line of a CUDA machine, else smoke")
+    group.addoption("--st-dataset", choices=choices("dataset"), default="cifar10",
+                    help="dataset of the cases that do not name one [default: cifar10]")
+    group.addoption("--st-data-dir", default=os.environ.get("SPEEDTRAIN_DATA_DIR", "data"),
+                    help="dataset folder or archive [default: $SPEEDTRAIN_DATA_DIR or ./data]")
+    group.addoption("--st-download", action="store_true",
+                    help="let torchvision download a missing dataset (checksum verified) before the first case")
+    group.addoption("--st-device", choices=choices("device"), default="auto",
+                    help="auto, cpu or cuda (cuda: no GPU or a doctor FAIL is an error) [default: auto]")
+    group.addoption("--st-seeds", default=None,
+                    help="training runs per case, or auto: as many as the case's noise needs (3-20) "
+                         "[default: the profile's]")
+    group.addoption("--st-threads", type=int, default=None,
+                    help="torch CPU threads [default: the physical cores on a CPU run, torch's own on a GPU run]")
+    group.addoption("--st-baselines", choices=BASELINE_MODES, default="check",
+                    help="check: verdicts against the stored baselines; update: store this session's results "
+                         "as the new baselines; off [default: check]")
+    group.addoption("--st-baselines-file", default=None, help="[default: baselines.json at the root]")
+    group.addoption("--st-fail-on-regression", action="store_true",
+                    help="exit non-zero when a case is slower or lost accuracy against its baseline (needs 2+ seeds)")
+    group.addoption("--st-threshold", type=float, default=0.05,
+                    help="smallest relative time change that can count as faster/slower; 0.05 is 5%% [default: 0.05]")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    opt = config.getoption
+    seeds = parse_seeds(opt("--st-seeds"))
+    threshold = opt("--st-threshold")
+    if not 0 < threshold < 1:  # NaN fails both comparisons
+        raise pytest.UsageError(f"--st-threshold must be a fraction in (0, 1), 0.05 meaning 5%; got {threshold}")
+    if opt("--st-threads") is not None and opt("--st-threads") < 1:
+        raise pytest.UsageError(f"--st-threads must be a whole number of at least 1; got {opt('--st-threads')}")
+    device = opt("--st-device")
+    if device == "cuda" and not _cuda_available():
+        raise pytest.UsageError("--st-device cuda was asked for but torch sees no CUDA GPU; use --st-device cpu or auto")
+    device_type = ("cuda" if _cuda_available() else "cpu") if device == "auto" else device
+    profile = PROFILES[choose_profile(opt("--st-profile"), explicit_args(config), device_type == "cuda")]
+    n = profile.seeds if seeds is None else seeds
+    if opt("--st-fail-on-regression") and n == 1:
+        raise pytest.UsageError("--st-fail-on-regression needs 2+ seeds per case: one seed cannot tell a change "
+                                "from run-to-run noise; add --st-seeds 2 (or more, or auto)")
+    file = opt("--st-baselines-file") or str(Path(config.rootpath) / "baselines.json")
+    config.stash[STATE] = SuiteSession(profile, None if n == "auto" else list(range(n)), file,
+                                       device_type=device_type, threads=opt("--st-threads"))
+
+
+def _state(config: pytest.Config) -> SuiteSession:
+    return config.stash[STATE]
+
+
+def _device_label(config: pytest.Config) -> str:
+    import torch
+
+    from speedtrain.hw.env import device_name
+
+    return device_name(torch.device(_state(config).device_type))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    st = _state(config)
+    p = st.profile
+    data = "synthetic data" if p.synthetic else f"dataset {config.getoption('--st-dataset')} from {config.getoption('--st-data-dir')}"
+    return [
+        f"speedtrain: profile {p.name}: {p.description}",
+        f"speedtrain: device {_device_label(config)}, {data}, seeds {st.seeds_label()}, "
+        f"baselines {config.getoption('--st-baselines')} ({st.baselines_file})",
+    ]
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    import torch
+
+    from speedtrain.hw.env import environment
+
+    st = _state(config)
+    env = environment(torch.device(st.device_type))
+    info = RunMeta(
+        profile=st.profile.name, device=env["device"], gpu=env["gpu"] or {}, torch=env["torch"],
+        cuda=env["cuda"], cudnn=env["cudnn"], cpu=env["cpu"], commit=env["commit"],
+        dataset=config.getoption("--st-dataset"), synthetic=st.profile.synthetic, seeds=st.seeds or [],
+    ).to_machine_info()
+    info.update(st.machine)
+    info["seeds_rule"] = st.seeds_label()
+    if st.interrupted:
+        info["partial"] = "interrupted (Ctrl-C): only the cases that finished are in this run"
+    machine_info["speedtrain"] = info
+
+
+# --- before the first case -------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Check the session once before its first case (only if it has cases: a unit-test session
+    pays nothing), print what the machine will do, and catch Ctrl-C between seeds."""
+    config = session.config
+    cases = [item for item in session.items if "run_case" in getattr(item, "fixturenames", ())]
+    if not cases or config.option.collectonly:
+        return
+    _prepare(config, len(cases))
+
+
+def _prepare(config: pytest.Config, n_cases: int) -> None:
+    import torch
+
+    from speedtrain.doctor.command import run_doctor
+    from speedtrain.train.progress import session_warning
+    from speedtrain.hw.resources import machine_limits, resource_warnings
+    from speedtrain.hw.runconditions import pin_threads
+
+    st, opt, write = _state(config), config.getoption, writer(config)
+    check_baselines(st, opt("--st-baselines"))
+    choice = base_choice(st.device_type)
+    st.machine["base_precision"] = {"precision": choice.precision, "reason": choice.reason}
+    st.machine["torch_threads"] = pin_threads(st.device_type, st.threads)
+    base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config)})
+    for line in resource_warnings(base, machine_limits(base)):
+        write(f"speedtrain: warning: {line}")
+    warning = session_warning(st.profile.name, st.device_type, n_cases)
+    if warning:
+        write(warning)
+    if not st.profile.synthetic:  # the smoke profile never reads (or downloads) a dataset
+        check_data(opt("--st-dataset"), opt("--st-data-dir"), opt("--st-download"))
+    report = run_doctor(torch.device(st.device_type), quick=True)
+    st.machine["doctor"] = report.to_dict()
+    st.matmul_peaks = report.matmul_peaks()  # each case's record carries its precision's (issue 12)
+    check_doctor(report, opt("--st-device"))
+    bench = config.pluginmanager.getplugin("pytest-benchmark")
+    if bench is None or getattr(bench, "disabled", False):
+        st.self_run_note = ("pytest-benchmark is off (--benchmark-disable, or under xdist): speedtrain runs every "
+                            "seed itself; the per-seed figures are in the verdicts and in extra_info")
+        write(f"speedtrain: {st.self_run_note}")
+    config.stash[PROGRESS] = Progress(n_cases, st.profile.name, st.device_type,
+                                      write if st.profile.name != "smoke" else (lambda line: None))
+    config.stash[STEPS] = epoch_steps(config, st.profile.name == "smoke", write)  # the TTY is read now
+    catch_interrupts(st, write, config.add_cleanup)
+    st.prepared = True
+
+
+def _session_fields(config: pytest.Config) -> dict[str, Any]:
+    return {"dataset": config.getoption("--st-dataset"), "data_dir": config.getoption("--st-data-dir"),
+            "download": config.getoption("--st-download"), "device": config.getoption("--st-device")}
+
+
+PROGRESS = pytest.StashKey[Progress]()
+STEPS = pytest.StashKey[Optional[EpochProgress]]()
+
+
+@pytest.fixture
+def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., CaseRecord]:
+    """``run_case(**config_fields, step=None, monitor=True, metric=None, seeds=None)``: train the
+    case, record it. ``metric`` overrides the profile's compared figure (the accuracy studies pass
+    ``"final_acc"``); ``seeds`` is the case's own seed count, used when --st-seeds is not given
+    and the profile is not smoke (the 100-image study's 10)."""
+    config = request.config
+    st = _state(config)
+    profile: Profile = st.profile
+
+    def run(*, step: Optional[int] = None, monitor: bool = True, metric: Optional[str] = None,
+            seeds: Optional[int] = None, **fields: Any) -> CaseRecord:
+        from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, usable_cpus
+
+        if st.interrupted:
+            pytest.skip("session interrupted (Ctrl-C)")
+        try:
+            base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config), **fields})
+            profile.apply(base, 0)  # the profile's changes must make a valid config too
+        except ConfigError as exc:
+            pytest.fail(f"invalid case configuration: {exc}", pytrace=False)
+        try:
+            check_device(base, st.device_type)
+        except ConfigError as exc:
+            pytest.skip(str(exc))
+
+        section, case, reference = case_identity(request)
+        benchmark.group = section
+        benchmark._mode = "speedtrain run_case"  # noqa: SLF001 - used, even if training fails
+        name = request.node.name
+        stored = _baseline_of(config, name)
+        progress = config.stash.get(PROGRESS, None)
+        log = writer(config) if profile.name != "smoke" else (lambda line: None)
+        conditions = Conditions(torch_threads=_threads(), cpus=usable_cpus(), physical_cores=physical_cores(),
+                                load_before=load_average())
+        try:
+            runs = run_seeds(st, base, name=name, monitor=monitor, baseline=stored,
+                             threshold=config.getoption("--st-threshold"), log=lambda line: log("    " + line),
+                             progress=progress, seeds=own_seeds(config, st, seeds), metric=metric,
+                             steps=config.stash.get(STEPS, None))
+        except DataError as exc:  # the preflight read the session's dataset: this is a case's own
+            pytest.fail(str(exc), pytrace=False)
+        finally:
+            if progress is not None:
+                progress.case_done()
+        conditions.load_after = load_average()
+        results = runs.results
+        record = CaseRecord.from_results(
+            results, section=section, case=case, reference=reference, step=step, profile=profile.name,
+            metric=metric or profile.metric, seeds=[r.config["seed"] for r in results], target_acc=base.target,
+            config=profile.apply(base, 0).to_dict(), monitor=monitor)
+        record.call_time_s = [round(t, 4) for t in runs.call_time_s]
+        record.seeds_auto, record.seeds_note = st.auto, runs.note
+        conditions.gpu_clocks = gpu_clocks(record.gpu)
+        record.conditions = conditions.to_dict()
+        record.measured_peak_flops_per_s = st.measured_peak(base.precision, gpus=base.nproc)
+        feed_benchmark(benchmark, record)
+        benchmark.extra_info.update(record.to_extra_info())
+        st.records[benchmark.name] = record
+        noisy = noisy_reason(conditions)
+        if noisy:
+            warnings.warn(f"{benchmark.name}: noisy machine: {noisy}; its times are suspect", stacklevel=2)
+        if not record.ok:
+            warnings.warn(f"{benchmark.name}: {record.status}: {record.error}", stacklevel=2)
+        if st.interrupted:
+            config.stash[STATE].notes.append("interrupted (Ctrl-C): the finished cases were kept, "
+                                              "this run is marked partial")
+            request.session.shouldstop = "interrupted by the user (Ctrl-C)"
+        return record
+
+    return run
+
+
+def own_seeds(config: pytest.Config, st: SuiteSession, seeds: Optional[int]) -> Optional[list[int]]:
+    """A case's own seed count, unless the user chose seeds or the profile only checks plumbing."""
+    if seeds is None or config.getoption("--st-seeds") is not None or st.profile.name == "smoke":
+        return None
+    return list(range(seeds))
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _baseline_of(config: pytest.Config, name: str) -> Optional[stats.CaseSummary]:
+    st = _state(config)
+    if st.baselines is None:
+        return None
+    return bl.lookup(st.baselines, _device_label(config), st.profile.name, name)
+
+
+# --- end of session: verdicts against the stored baselines ----------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    st = _state(config)
+    if st.interrupted:
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
+    mode = config.getoption("--st-baselines")
+    if not st.records or mode == "off":
+        return
+    data = st.baselines
+    if data is None:  # no preflight in this process (the xdist controller): read it now
+        try:
+            data = bl.load(st.baselines_file)
+        except SpeedtrainError as exc:
+            st.error = str(exc)
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+    machine, profile = _device_label(config), st.profile.name
+    st.verdicts = judge(st, data, machine, config.getoption("--st-threshold"))
+    if mode == "update":
+        _update_baselines(session, st, machine, profile, exitstatus)
+    elif config.getoption("--st-fail-on-regression"):
+        unjudged = sum(r.verdict == stats.NOT_JUDGED for r in st.verdicts)
+        if unjudged:
+            st.notes.append(f"--st-fail-on-regression: {unjudged} case(s) not judged (one seed on a side) "
+                            "cannot fail the session")
+        if stats.regressed(st.verdicts):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            st.notes.append("regression against the baselines: failing the session (--st-fail-on-regression)")
+
+
+def _update_baselines(session: pytest.Session, st: SuiteSession, machine: str, profile: str, exitstatus: int) -> None:
+    if st.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED:
+        st.notes.append("session interrupted: baselines left unchanged")
+        return
+    try:
+        written = bl.update(st.baselines_file, machine, profile, st.records,
+                            baseline_source(st, session.config.getoption("--st-dataset"),
+                                            session.config.getoption("benchmark_save", None)))
+    except SpeedtrainError as exc:
+        st.error = str(exc)
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    st.notes.append(f"baselines for {len(written)} cases on {machine} ({profile}) written to {st.baselines_file}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    st = _state(config)
+    if not st.records:
+        return
+    tr = terminalreporter
+    tr.section("speedtrain verdicts")
+    if st.error is not None:
+        tr.write_line(f"error: {st.error}")
+        return
+    if st.profile.synthetic:
+        tr.write_line(f"profile {st.profile.name}: synthetic data and tiny runs; these times check plumbing, they measure nothing.")
+    if st.verdicts:
+        tr.write_line("changes: this run against the baseline (times: + = slower, ratio now / baseline; "
+                      "accuracies: in points, + = more accurate)")
+        tr.write_line(format_rows(st.verdicts))
+    for note in st.notes:
+        tr.write_line(note)
