@@ -17,10 +17,16 @@ import contextlib
 import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
-from speedtrain.common.atomic import check_writable, write_with_fallback
+from speedtrain.common.atomic import check_writable, write_json_atomic, write_with_fallback
 from speedtrain.cli.results import add_commands, cmd_compare, cmd_history, cmd_report
 from speedtrain.config.trainconfig import FieldSpec, TrainConfig, choices, field_specs
-from speedtrain.common.errors import OutputError, SpeedtrainError, one_line
+from speedtrain.common.errors import SpeedtrainError, one_line
+from speedtrain.hw.device import resolve_device
+from speedtrain.hw.gpumonitor import GpuMonitor
+from speedtrain.report.mllog import MlLog
+from speedtrain.train.progress import epoch_progress
+from speedtrain.hw.resources import machine_limits, resource_warnings
+from speedtrain.records.merge import merge_files
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,11 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from speedtrain.hw.device import resolve_device
-    from speedtrain.hw.gpumonitor import GpuMonitor
-    from speedtrain.report.mllog import MlLog
-    from speedtrain.train.progress import epoch_progress
-    from speedtrain.hw.resources import machine_limits, resource_warnings
     from speedtrain.train.loop import format_summary, stderr_log, train
 
     values = {k: v for k, v in vars(args).items() if k in field_specs()}
@@ -172,8 +173,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from speedtrain.records.merge import merge_files
-
     check_writable(args.output)
     merged = merge_files(args.runs, args.output)
     print(f"{len(merged['benchmarks'])} cases from {len(args.runs)} runs written to {args.output}")
@@ -181,7 +180,6 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from speedtrain.common.atomic import write_json_atomic
     from speedtrain.doctor.command import format_table, resolve, run_doctor
     from speedtrain.train.loop import stderr_log
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from speedtrain.common.atomic import check_writable, write_text_atomic
 from speedtrain.common.errors import OutputError, SpeedtrainError
+from speedtrain.records.benchstore import resolve
 
 RUN_HELP = "a saved run (path, run number such as 0001, save name, or latest) or a speedtrain train --json result"
 DEFAULT_BASELINES = "baselines.json"
@@ -82,7 +83,6 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from speedtrain.records.benchstore import resolve
     from speedtrain.report.dawnbench import Entrant, export_dawnbench
     from speedtrain.report.markdown import build_report
 
@@ -111,7 +111,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from speedtrain.records.benchstore import resolve
     from speedtrain.report.compare import compare_runs, compare_with_baselines, format_rows, to_json, uncovered
 
     if args.json and args.json != "-":

@@ -35,6 +35,7 @@ from speedtrain.doctor.diagnosis import (
     FAIL, PASS, SKIP, WARN, Check, cuda_unavailable_reason, driver_compatibility, kernel_support,
     matmul_verdict, monitor_overhead, nvml_checks, precision_check, timer_agreement, wheel_builds,
 )
+from speedtrain.hw.gpumonitor import nvml_environment, probe_nvml
 
 Log = Callable[[str], None]
 
@@ -96,7 +97,6 @@ def run_doctor(device: torch.device, *, quick: bool = False, nvml: Any = None, l
 def run_checks(device: torch.device, *, quick: bool = False, nvml: Any = None, log: Optional[Log] = None) -> list[Check]:
     """Every check for ``device``, in table order. ``quick`` uses smaller matmuls and skips the
     monitor-overhead training (for a benchmark session's start); ``nvml`` is injectable for tests."""
-    from speedtrain.hw.gpumonitor import nvml_environment
 
     device = torch.device(device)
     log = log or (lambda line: None)
@@ -151,8 +151,6 @@ def _cpu_checks(device: torch.device, log: Log) -> list[Check]:
 
 
 def _cuda_checks(device: torch.device, quick: bool, nvml: Any, log: Log) -> list[Check]:
-    from speedtrain.hw.gpumonitor import probe_nvml
-
     index = device.index if device.index is not None else torch.cuda.current_device()
     device = torch.device("cuda", index)
     cap = capability.device_capability(device)

@@ -17,6 +17,8 @@ from typing import Callable, Iterator
 import torch
 
 from speedtrain.hw.timing import Timer, synchronize
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.hw.gpumonitor import GpuMonitor
 
 MATMUL_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -109,8 +111,6 @@ def monitor_overhead_runs(device: torch.device, precision: str, pairs: int = 2,
                           train_images: int = 8192) -> tuple[list[float], list[float]]:
     """Training seconds of the same short training with the NVML monitor off and on, in
     alternating order (off, on, off, on...) so a drift in clocks affects both alike."""
-    from speedtrain.config.trainconfig import TrainConfig
-    from speedtrain.hw.gpumonitor import GpuMonitor
     from speedtrain.train.loop import train
 
     index = device.index if device.index is not None else torch.cuda.current_device()

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import torch
 
 from speedtrain.common.errors import exception_text
+from speedtrain.hw.gpumonitor import nvml_environment
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,8 +65,6 @@ def cudnn_version() -> tuple[Optional[int], Optional[str]]:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware, JSON-able, for results and pytest-benchmark's machine_info."""
-    from speedtrain.hw.gpumonitor import nvml_environment
-
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -16,7 +16,7 @@ case, newest last, the current baseline included; see :mod:`speedtrain.records.h
 
 ``spread_s`` is the range, not the IQR: with the 3-5 seeds a training benchmark can afford,
 quartiles are interpolations between one or two points, and the range is exactly what the
-overlap check of :mod:`speedtrain.stats.verdicts` uses. Verdicts are computed there.
+overlap check of :mod:`speedtrain.verdicts.rule` uses. Verdicts are computed there.
 
 Two suites may update the file at once (two GPUs of one machine, a CI job and a user).
 :func:`update` therefore takes a lock on the file, reads what is on disk *then*, puts this

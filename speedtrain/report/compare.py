@@ -1,7 +1,7 @@
 """Case-by-case comparison of a run with an older run, or with stored baselines.
 
 Both sides become :class:`speedtrain.stats.samples.CaseSummary` objects and every verdict comes from
-:func:`speedtrain.stats.verdicts.compare`, so ``speedtrain compare`` and the pytest plugin's
+:func:`speedtrain.verdicts.rule.compare`, so ``speedtrain compare`` and the pytest plugin's
 ``--st-baselines check`` can never disagree on what counts as slower; both print their rows
 with :func:`format_rows`.
 
@@ -19,12 +19,12 @@ from typing import Any, Iterable, Optional
 from tabulate import tabulate
 
 from speedtrain.records import baselines
-from speedtrain.stats import verdicts as stats
+from speedtrain.verdicts import rule as stats
 from speedtrain.common.errors import ReportError
-from speedtrain.hw.runconditions import noisy_reason
 from speedtrain.records.runs import RunCase, load_run
-from speedtrain.stats.samples import CaseSummary
-from speedtrain.stats.verdicts import VerdictRow
+from speedtrain.stats.samples import CaseSummary, fmt_delta, fmt_figure
+from speedtrain.verdicts.case import judge_case
+from speedtrain.verdicts.rule import VerdictRow
 
 MISSING_LABEL = "missing"
 TABLE_HEADERS = ("case", "metric", "baseline median", "now median", "change (times: + = slower)",
@@ -42,7 +42,8 @@ def compare_runs(a_path: str, b_path: str, *, threshold: float = stats.THRESHOLD
         if only_common and name not in old:
             continue
         base = old[name].summary() if name in old else None
-        rows.append(_row(name, base, case, f"only in {Path(b_path).name}", threshold))
+        rows.append(_row(name, base, case, f"only in {Path(b_path).name}", threshold,
+                         old[name].record.conditions if name in old else None))
     if not only_common:
         rows += [_missing_row(name, case.summary(), f"only in {Path(a_path).name}")
                  for name, case in old.items() if name not in new]
@@ -91,8 +92,8 @@ def to_json(rows: Iterable[VerdictRow], regressed: bool) -> dict[str, Any]:
 def format_rows(rows: Iterable[VerdictRow]) -> str:
     """The verdict table (plain text), as the plugin and ``speedtrain compare`` print it: times
     in seconds with their change in percent, accuracies in percent with their change in points."""
-    body = [(r.case, r.metric, stats.fmt_figure(r.metric, r.baseline_median_s), stats.fmt_figure(r.metric, r.now_median_s),
-             stats.fmt_delta(r.metric, r.baseline_median_s, r.now_median_s), r.verdict, r.detail) for r in rows]
+    body = [(r.case, r.metric, fmt_figure(r.metric, r.baseline_median_s), fmt_figure(r.metric, r.now_median_s),
+             fmt_delta(r.metric, r.baseline_median_s, r.now_median_s), r.verdict, r.detail) for r in rows]
     return tabulate(body, headers=TABLE_HEADERS, tablefmt="simple", missingval="-", disable_numparse=True)
 
 
@@ -106,14 +107,11 @@ def _cases_by_name(path: str) -> dict[str, RunCase]:
 
 
 def _row(name: str, base: Optional[CaseSummary], case: RunCase, missing_why: str,
-         threshold: float) -> VerdictRow:
-    row = stats.verdict_row(name, base, case.summary(), threshold=threshold,
-                            noisy_machine=noisy_reason(case.record.conditions))
+         threshold: float, base_conditions: Any = None) -> VerdictRow:
+    row = judge_case(name, case.record, base, threshold=threshold, base_conditions=base_conditions,
+                     summary=case.summary())
     if base is None:
-        row.detail = missing_why
-    if not case.record.ok:
-        # A failed case has no times, so its verdict alone would hide why.
-        row.detail = f"status {case.record.status}: {row.detail}"
+        row.detail = f"status {case.record.status}: {missing_why}" if not case.record.ok else missing_why
     return row
 
 

@@ -21,7 +21,9 @@ from speedtrain.common.errors import ReportError, exception_text
 from speedtrain.report.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.records.saved_run import RunCase
 from speedtrain.records.runs import cases_frame, load_runs
-from speedtrain.stats.verdicts import VerdictRow
+from speedtrain.stats.samples import THRESHOLD
+from speedtrain.verdicts.case import judge_case
+from speedtrain.verdicts.rule import VerdictRow
 
 if TYPE_CHECKING:
     from speedtrain.records.history import HistoryPoint
@@ -95,8 +97,10 @@ LEGEND = (
 )
 
 
-def build_report(run_paths: list[str], output: str, baselines_path: Optional[str] = None) -> str:
-    """Write a markdown report of the saved runs (plus PNG plots next to it); returns its path."""
+def build_report(run_paths: list[str], output: str, baselines_path: Optional[str] = None, *,
+                 threshold: float = THRESHOLD) -> str:
+    """Write a markdown report of the saved runs (plus PNG plots next to it); returns its path.
+    Verdicts against ``baselines_path`` use ``threshold``, as the suite and ``compare`` do."""
     if not run_paths:
         raise ReportError("no saved run given: pass one or more pytest-benchmark JSON files")
     out = Path(output)
@@ -108,7 +112,7 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
     runs = load_runs(run_paths)
     cases = [c for run in runs for c in run.cases]
     stored = _load_baselines(baselines_path)
-    verdicts = _verdicts(cases, stored) if stored is not None else None
+    verdicts = _verdicts(cases, stored, threshold) if stored is not None else None
     figs = tables.case_figures(cases_frame(runs))
     many = len(runs) > 1
 
@@ -146,15 +150,13 @@ def _load_baselines(path: Optional[str]) -> Optional[dict[str, Any]]:
     return baselines.load_baselines(path) if path else None
 
 
-def _verdicts(cases: list[RunCase], data: dict[str, Any]) -> dict[tables.Key, VerdictRow]:
+def _verdicts(cases: list[RunCase], data: dict[str, Any], threshold: float) -> dict[tables.Key, VerdictRow]:
     """Baseline verdict of each case (machine = device, profile as recorded), as the plugin and
-    ``compare`` make it: with the noise of both sides and the noisy-machine mark."""
+    ``compare`` make it (:func:`judge_case`)."""
     from speedtrain.records import baselines
-    from speedtrain.stats import verdicts as stats
-    from speedtrain.hw.runconditions import noisy_reason
 
-    return {(c.run, c.index): stats.verdict_row(c.name, baselines.lookup(data, c.machine, c.profile, c.name),
-                                                c.summary(), noisy_machine=noisy_reason(c.record.conditions))
+    return {(c.run, c.index): judge_case(c.name, c.record, baselines.lookup(data, c.machine, c.profile, c.name),
+                                         threshold=threshold, summary=c.summary())
             for c in cases}
 
 

@@ -22,7 +22,7 @@ from speedtrain.stats.samples import HIGHER_IS_BETTER, fmt_delta
 if TYPE_CHECKING:
     import pandas
 
-    from speedtrain.stats.verdicts import VerdictRow
+    from speedtrain.verdicts.rule import VerdictRow
 
 MISSING = "-"
 Key = tuple[str, int]  # (run label, case index in the run)

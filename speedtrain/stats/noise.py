@@ -1,6 +1,6 @@
 """How noisy a case's seeds are, and what change they can therefore detect.
 
-A verdict (:mod:`speedtrain.stats.verdicts`) can only see a change that is both beyond the threshold
+A verdict (:mod:`speedtrain.verdicts.rule`) can only see a change that is both beyond the threshold
 and beyond the run-to-run noise, so a table of verdicts is only half an answer: "unchanged"
 from two noisy seeds is not "unchanged" from ten quiet ones. Each verdict row therefore
 carries

@@ -3,7 +3,7 @@
 :class:`CaseSummary` holds one case's figures (made by ``CaseRecord.summary()`` for a saved
 or live run, and by ``baselines.lookup`` for a stored baseline); the exact Mann-Whitney U
 test (:func:`mann_whitney_p`, :func:`significant`, :func:`beyond_noise`) is the noise half of
-the verdict rule in :mod:`speedtrain.stats.verdicts`, which explains the rule. The constants
+the verdict rule in :mod:`speedtrain.verdicts.rule`, which explains the rule. The constants
 here are the rule's parameters, read by the noise simulation (:mod:`speedtrain.stats.noise`)
 and the seed rule (:mod:`speedtrain.stats.seeding`) as well.
 """

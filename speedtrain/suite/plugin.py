@@ -29,13 +29,13 @@ from typing import Any, Callable, Optional
 import pytest
 
 from speedtrain.records import baselines as bl
-from speedtrain.stats import verdicts as stats
+from speedtrain.verdicts import rule as stats
 from speedtrain.report.compare import format_rows
 from speedtrain.config.trainconfig import TrainConfig, choices
 from speedtrain.hw.device import check_device
 from speedtrain.common.errors import ConfigError, DataError, SpeedtrainError
 from speedtrain.suite.profiles import PROFILES, Profile, base_choice, suite_base
-from speedtrain.train.progress import EpochProgress, Progress
+from speedtrain.train.progress import EpochProgress, Progress, session_warning
 from speedtrain.records.record import CaseRecord
 from speedtrain.records.saved_run import RunMeta
 from speedtrain.suite.seed_runner import case_identity, feed_benchmark, run_seeds
@@ -43,6 +43,8 @@ from speedtrain.suite.output import epoch_steps, writer
 from speedtrain.suite.session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
                                       check_baselines, check_data, check_doctor, choose_profile, explicit_args,
                                       judge, parse_seeds)
+from speedtrain.hw.resources import machine_limits, resource_warnings
+from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, pin_threads, usable_cpus
 
 STATE = pytest.StashKey[SuiteSession]()
 # pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
@@ -165,9 +167,6 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
     import torch
 
     from speedtrain.doctor.command import run_doctor
-    from speedtrain.train.progress import session_warning
-    from speedtrain.hw.resources import machine_limits, resource_warnings
-    from speedtrain.hw.runconditions import pin_threads
 
     st, opt, write = _state(config), config.getoption, writer(config)
     check_baselines(st, opt("--st-baselines"))
@@ -219,8 +218,6 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
 
     def run(*, step: Optional[int] = None, monitor: bool = True, metric: Optional[str] = None,
             seeds: Optional[int] = None, **fields: Any) -> CaseRecord:
-        from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, usable_cpus
-
         if st.interrupted:
             pytest.skip("session interrupted (Ctrl-C)")
         try:

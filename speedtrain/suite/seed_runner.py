@@ -15,11 +15,13 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from speedtrain.stats import verdicts as stats
+from speedtrain.verdicts import rule as stats
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.progress import EpochProgress, Progress
 from speedtrain.records.record import CaseRecord
 from speedtrain.suite.session import SuiteSession
+from speedtrain.hw.device import resolve_device
+from speedtrain.hw.gpumonitor import GpuMonitor
 
 
 @dataclass
@@ -41,8 +43,6 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
     after a seed that ran out of memory (every later seed would too) or on Ctrl-C. ``metric`` is
     the case's compared figure when it is not the profile's (the accuracy studies' final_acc).
     ``steps``: progress within each epoch (speedtrain.train.progress), passed to the trainer."""
-    from speedtrain.hw.device import resolve_device
-    from speedtrain.hw.gpumonitor import GpuMonitor
     from speedtrain.stats.seeding import MAX_SEEDS, next_seed
     from speedtrain.train.loop import train
 

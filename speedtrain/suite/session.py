@@ -26,9 +26,13 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from speedtrain.stats import verdicts as stats
+from speedtrain.verdicts import rule as stats
 from speedtrain.suite.profiles import Profile, default_profile
 from speedtrain.records.record import CaseRecord
+from speedtrain.verdicts.case import judge_case
+from speedtrain.common.errors import SpeedtrainError
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.hw.peaks import matmul_format
 
 BASELINE_MODES = ("check", "update", "off")
 AUTO = "auto"
@@ -65,7 +69,6 @@ class SuiteSession:
         """The matmul FLOP/s the session's doctor measured in the format ``precision`` computes
         in, times the ``gpus`` a data-parallel case trains on (the doctor measured one); None on
         a CPU or where the doctor skipped it (no TF32 or bf16 before Ampere)."""
-        from speedtrain.hw.peaks import matmul_format
 
         one = self.matmul_peaks.get(matmul_format(precision))
         return None if one is None else one * gpus
@@ -102,7 +105,6 @@ def explicit_args(config: pytest.Config) -> bool:
 def check_baselines(st: SuiteSession, mode: str) -> None:
     """Load the baselines file once (UsageError with its one-line reason if it is malformed)."""
     from speedtrain.records import baselines as bl
-    from speedtrain.common.errors import SpeedtrainError
 
     if mode == "off":
         return
@@ -115,9 +117,7 @@ def check_baselines(st: SuiteSession, mode: str) -> None:
 def check_data(dataset: str, data_dir: str, download: bool) -> None:
     """Read (downloading it first if asked) the session's dataset; the cases then reuse it
     from the loader's in-process cache. UsageError naming how to provide it."""
-    from speedtrain.config.trainconfig import TrainConfig
     from speedtrain.data.datasets import load_dataset
-    from speedtrain.common.errors import SpeedtrainError
 
     try:
         load_dataset(TrainConfig(dataset=dataset, data_dir=data_dir, download=download))
@@ -161,14 +161,12 @@ def judge(st: SuiteSession, data: dict[str, Any], machine: str, threshold: float
     """Each record's verdict against the stored baselines of this machine and profile; a case
     that ran on a noisy machine says so first."""
     from speedtrain.records import baselines as bl
-    from speedtrain.hw.runconditions import noisy_reason
 
     rows = []
     for name, record in st.records.items():
         # the case's own device: under xdist a box's GPUs may differ in model
-        rows.append(stats.verdict_row(name, bl.lookup(data, record.device or machine, st.profile.name, name),
-                                      record.summary(), threshold=threshold,
-                                      noisy_machine=noisy_reason(record.conditions)))
+        rows.append(judge_case(name, record, bl.lookup(data, record.device or machine, st.profile.name, name),
+                               threshold=threshold))
     return rows
 
 

@@ -11,7 +11,7 @@ from speedtrain.records import baselines
 from speedtrain.report.compare import compare_runs, compare_with_baselines, format_rows
 from speedtrain.common.errors import BaselineError, ReportError
 from speedtrain.records.record import CaseRecord
-from speedtrain.stats.verdicts import VerdictRow
+from speedtrain.verdicts.rule import VerdictRow
 
 if TYPE_CHECKING:
     from speedtrain.tests.conftest import FakeRuns
@@ -107,7 +107,7 @@ def test_format_rows_is_a_table_with_every_case(runs: Runs, tmp_path: Path) -> N
 
 def test_format_rows_speaks_points_for_accuracy_cases() -> None:
     from speedtrain.stats.samples import CaseSummary
-    from speedtrain.stats.verdicts import verdict_row
+    from speedtrain.verdicts.rule import verdict_row
 
     def acc(values: list[float]) -> CaseSummary:
         return CaseSummary("final_acc", values, values, [True] * len(values), None)

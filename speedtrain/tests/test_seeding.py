@@ -12,7 +12,7 @@ import pytest
 from speedtrain.stats.noise import Noise, case_noise, detectable_change, pooled_cv, pooled_sd, rule_detects, seeds_needed
 from speedtrain.stats.seeding import MAX_SEEDS, MIN_SEEDS, cv_upper, next_seed
 from speedtrain.stats.samples import ACC_TOLERANCE, CaseSummary
-from speedtrain.stats.verdicts import compare
+from speedtrain.verdicts.rule import compare
 
 TRIALS = 1000
 

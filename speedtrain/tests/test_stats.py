@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from speedtrain.stats.samples import VERDICTS, CaseSummary, mann_whitney_p
-from speedtrain.stats.verdicts import Verdict, VerdictRow, compare, regressed
+from speedtrain.verdicts.rule import Verdict, VerdictRow, compare, regressed
 
 
 def times(x: Any, metric: str = "train_time_s", acc: Optional[list[float]] = None,

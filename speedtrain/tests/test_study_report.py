@@ -8,7 +8,7 @@ from speedtrain.records.evaluation import EvalMetrics
 from speedtrain.records.record import CaseRecord, study_figures
 from speedtrain.records.saved_run import RunCase, RunMeta
 from speedtrain.stats.samples import CaseSummary
-from speedtrain.stats.verdicts import compare
+from speedtrain.verdicts.rule import compare
 from speedtrain.report.study_tables import augmentation_table, grid_table, study_parts
 
 

@@ -39,6 +39,8 @@ import torch.distributed as dist
 
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.common.errors import ConfigError, SpeedtrainError, one_line
+from speedtrain.hw.gpumonitor import GpuMonitor
+from speedtrain.records.result import RunResult
 
 if TYPE_CHECKING:
     from speedtrain.records.result import RunResult
@@ -75,8 +77,6 @@ def inside_rank() -> bool:
 
 def launch(cfg: TrainConfig, *, monitor: bool, log: Optional[Log] = None) -> "RunResult":
     """Run ``cfg`` on ``cfg.nproc`` ranks through torchrun; rank 0's result, its log lines passed on."""
-    from speedtrain.records.result import RunResult
-
     device = _device_type(cfg)
     if device == "cuda" and torch.cuda.device_count() < cfg.nproc:
         raise ConfigError(f"nproc {cfg.nproc} needs {cfg.nproc} GPUs (one per rank); this process sees "
@@ -221,7 +221,6 @@ def gather_telemetry(summary: Optional[dict[str, Any]]) -> Optional[dict[str, An
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """One rank: ``python -m speedtrain.train.distributed CONFIG.json RESULT.json monitor|no-monitor`` (torchrun runs it)."""
-    from speedtrain.hw.gpumonitor import GpuMonitor
     from speedtrain.train.loop import train
 
     parser = argparse.ArgumentParser(prog="speedtrain.train.distributed")

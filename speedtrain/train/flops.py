@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.models.resnets import build_model
+from speedtrain.hw.peaks import peak_flops
 
 __all__ = [
     "FlopCount",
@@ -146,8 +147,6 @@ PeakLookup = Callable[[str, str], Optional[float]]
 
 
 def _datasheet_peak(gpu_name: str, precision: str) -> Optional[float]:
-    from speedtrain.hw.peaks import peak_flops  # H5's table; imported late so this module stands alone
-
     return peak_flops(gpu_name, precision)
 
 
