@@ -15,7 +15,7 @@ stack that is easy to optimise thanks to two initialisations:
   first ``Cin`` filters set to the identity (``torch.nn.init.dirac_``), the rest left at
   PyTorch's default: an implicit residual connection without the residual's cost.
 
-The network (:func:`airbench_net`): whitening conv (+ bias) -> GELU -> three blocks of
+The network (:func:`airbench_net`; :func:`build_airbench` from a config, registered as ``airbench``): whitening conv (+ bias) -> GELU -> three blocks of
 ``conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU`` at widths 64/256/256, no
 residual -> global max-pool -> linear (no bias) -> logits times 1/9. Convs have no bias (the
 batch norm's shift makes it redundant). Batch norm (:func:`frozen_scale_batch_norm`) keeps
@@ -37,7 +37,9 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from speedtrain.models.resnets import Scale
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.models.blocks import Scale, dirac_init_
+from speedtrain.models.registry import register
 from speedtrain.hw.timing import Timer
 
 __all__ = [
@@ -61,23 +63,6 @@ def frozen_scale_batch_norm(channels: int, momentum: float = 0.4, eps: float = 1
     bn = nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
     bn.weight.requires_grad_(False)  # initialised to 1 by PyTorch
     return bn
-
-
-def dirac_init_(module: nn.Module, skip: Sequence[nn.Conv2d] = ()) -> int:
-    """Set the first ``Cin`` filters of every ``nn.Conv2d`` in ``module`` to the identity.
-
-    Works on any network (ResNet-9 too). ``skip`` lists convs to leave alone (the whitening
-    conv, whose filters come from the data). A conv with fewer outputs than inputs gets the
-    identity on its first ``Cout`` input channels. Returns how many convs were changed.
-    """
-    changed = 0
-    with torch.no_grad():
-        for conv in module.modules():
-            if isinstance(conv, nn.Conv2d) and not any(conv is s for s in skip):
-                w = conv.weight
-                nn.init.dirac_(w[: w.shape[1]], groups=1)
-                changed += 1
-    return changed
 
 
 def _block(c_in: int, c_out: int, bn_momentum: float, bn_eps: float) -> nn.Sequential:
@@ -184,3 +169,20 @@ def set_whitening_bias_trainable(net: nn.Module, trainable: bool) -> None:
     A frozen parameter gets no gradient, so SGD skips it (its momentum buffer waits unused).
     """
     net.whiten.conv.bias.requires_grad_(trainable)
+
+
+@register("airbench")
+def build_airbench(cfg: TrainConfig) -> nn.Sequential:
+    """The airbench94 network at ``cfg.width`` times 64/256/256 channels.
+
+    Its first conv is frozen (a whitening layer) only with ``cfg.whiten``; without it the
+    2x2 conv learns like the others. Batch-norm scales are frozen at 1 with
+    ``cfg.freeze_bn_scale`` (airbench), else they learn.
+    """
+    widths = [max(1, round(c * cfg.width)) for c in AIRBENCH_WIDTHS]
+    net = airbench_net(widths, cfg.num_classes, in_channels=cfg.input_shape[0], dirac=cfg.dirac_init,
+                       freeze_whiten=cfg.whiten, logit_scale=cfg.logit_scale)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.weight.requires_grad_(not cfg.freeze_bn_scale)
+    return net

@@ -18,7 +18,7 @@ from speedtrain.train.airbench_optim import decoupled_sgd, epoch_steps, param_gr
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.flops import count_flops, train_flops_per_image
 from speedtrain.train.lookahead import Lookahead
-from speedtrain.models.resnets import build_model, count_parameters
+from speedtrain.models.registry import build_model, count_parameters
 
 
 def correlated_images(n: int = 64, side: int = 16, seed: int = 0) -> torch.Tensor:

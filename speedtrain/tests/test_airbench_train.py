@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from speedtrain.train import airbench_train
+from speedtrain.models import airbench, registry
 from speedtrain.models.airbench import whitening_filters
 from speedtrain.suite.airbench_recipe import AIRBENCH94, ALONE, LADDER, cumulative
 from speedtrain.data.augment import normalize
@@ -30,7 +31,7 @@ TINY = dict(model="airbench", synthetic=True, width=0.125, batch_size=32, train_
 def captured(monkeypatch):
     """The network and the per-run hooks of the next train() call, for looking at the weights after it."""
     seen = {}
-    build, hooks = airbench_train.build_airbench, airbench_train.RunHooks
+    build, hooks = airbench.build_airbench, airbench_train.RunHooks
 
     def keep_net(cfg):
         net = build(cfg)
@@ -43,7 +44,7 @@ def captured(monkeypatch):
             super().__init__(*args, **kwargs)
             seen["hooks"] = self
 
-    monkeypatch.setattr(airbench_train, "build_airbench", keep_net)
+    monkeypatch.setitem(registry.MODELS, "airbench", keep_net)
     monkeypatch.setattr(airbench_train, "RunHooks", KeptHooks)
     return seen
 
@@ -65,7 +66,7 @@ def test_whitening_fills_the_frozen_first_conv_from_the_training_images(captured
 def test_without_whitening_the_first_conv_learns(captured):
     cfg = TrainConfig(**TINY)
     torch.manual_seed(cfg.seed)  # as the trainer does before building the network
-    init = airbench_train.build_airbench(cfg).whiten.conv.weight.detach().clone()
+    init = airbench.build_airbench(cfg).whiten.conv.weight.detach().clone()
     train(cfg)
     conv = captured["net"].whiten.conv
     assert conv.weight.requires_grad and not torch.equal(conv.weight, init)
@@ -99,7 +100,7 @@ def test_lookahead_leaves_the_model_at_its_weight_average(captured):
 
 def test_bn_shifts_get_the_scaled_rate_and_the_same_decay_per_step():
     cfg = TrainConfig(**TINY, freeze_bn_scale=True, bn_bias_lr_scale=64.0)
-    net = airbench_train.build_airbench(cfg)
+    net = airbench.build_airbench(cfg)
     opt = airbench_train.scale_groups(torch.optim.SGD(airbench_train.param_groups(net, cfg), lr=0.0,
                                                       weight_decay=cfg.weight_decay * cfg.batch_size), cfg)
     shifts, others = opt.param_groups

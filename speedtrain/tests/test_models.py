@@ -12,7 +12,8 @@ from torch import nn
 
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.common.errors import ConfigError
-from speedtrain.models.resnets import GhostBatchNorm2d, build_model, count_parameters, prepare_for_precision
+from speedtrain.models.blocks import GhostBatchNorm2d
+from speedtrain.models.registry import build_model, count_parameters, prepare_for_precision
 
 RESNET9_PARAMS = 6_573_120  # width 1, 3 input channels, 10 classes, residual (1, 3)
 RESNET18_PARAMS = 11_173_962  # CIFAR stem, 10 classes: the well-known CIFAR ResNet-18 size

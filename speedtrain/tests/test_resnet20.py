@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from speedtrain.config.trainconfig import TrainConfig
-from speedtrain.models.resnets import count_parameters, resnet20
+from speedtrain.models.registry import count_parameters
+from speedtrain.models.resnets import resnet20
 
 
 def expected_parameters(c_in: int = 3, classes: int = 10, widths: tuple[int, int, int] = (16, 32, 64)) -> int:

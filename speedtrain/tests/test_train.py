@@ -328,7 +328,7 @@ def test_the_loader_warm_up_leaves_no_trace(loader, workers):
 
 @pytest.mark.parametrize("loader", ["gpu", "torch"])
 def test_trained_weights_are_the_same_with_and_without_the_warm_up(monkeypatch, loader):
-    from speedtrain.models.resnets import build_model
+    from speedtrain.models.registry import build_model
 
     nets = []
     monkeypatch.setattr(train_module, "build_model", lambda cfg: nets.append(build_model(cfg)) or nets[-1])
@@ -363,7 +363,7 @@ def test_the_warm_up_lowers_a_too_high_grad_scale_until_no_step_overflows(monkey
 def test_a_step_sets_every_rate_through_the_groups_lr_scale(optimizer, scale):
     """One way to set rates: the schedule's mean-loss lr times each group's lr_scale; for the
     trainer's SGD that is lr / batch exactly as before, for AdamW the lr itself."""
-    from speedtrain.models.resnets import build_model
+    from speedtrain.models.registry import build_model
 
     cfg = TrainConfig(**{**TINY, "optimizer": optimizer, "lr": 0.001 if optimizer == "adamw" else 0.4})
     net = build_model(cfg)

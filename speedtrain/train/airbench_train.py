@@ -6,7 +6,6 @@ The blocks live in :mod:`speedtrain.models.airbench` (network, whitening, dirac 
 ``TrainConfig`` fields into them, so the shared trainer only gains one call per moment of
 a run:
 
-- :func:`build_airbench` is ``models.build_model``'s ``airbench`` branch;
 - :func:`whiten_first_layer` fills the whitening conv before the warm-up and the clock (the
   paper counts its seconds in the run; here they are ``RunResult.whiten_s``, apart from
   ``train_time_s``, like the warm-up);
@@ -27,28 +26,12 @@ import torch
 from torch import nn
 
 from speedtrain.data import augment
-from speedtrain.models.airbench import AIRBENCH_WIDTHS, airbench_net, init_whitening, set_whitening_bias_trainable
+from speedtrain.models.airbench import init_whitening, set_whitening_bias_trainable
 from speedtrain.train.airbench_optim import epoch_steps, split_bn_biases
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.lookahead import Lookahead
 
-__all__ = ["build_airbench", "whiten_first_layer", "param_groups", "scale_groups", "epoch_plan", "RunHooks"]
-
-
-def build_airbench(cfg: TrainConfig) -> nn.Sequential:
-    """The airbench94 network at ``cfg.width`` times 64/256/256 channels.
-
-    Its first conv is frozen (a whitening layer) only with ``cfg.whiten``; without it the
-    2x2 conv learns like the others. Batch-norm scales are frozen at 1 with
-    ``cfg.freeze_bn_scale`` (airbench), else they learn.
-    """
-    widths = [max(1, round(c * cfg.width)) for c in AIRBENCH_WIDTHS]
-    net = airbench_net(widths, cfg.num_classes, in_channels=cfg.input_shape[0], dirac=cfg.dirac_init,
-                       freeze_whiten=cfg.whiten, logit_scale=cfg.logit_scale)
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.weight.requires_grad_(not cfg.freeze_bn_scale)
-    return net
+__all__ = ["whiten_first_layer", "param_groups", "scale_groups", "epoch_plan", "RunHooks"]
 
 
 def whiten_first_layer(net: nn.Module, cfg: TrainConfig, train_images: torch.Tensor, mean: tuple[float, ...],

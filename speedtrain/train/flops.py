@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from speedtrain.config.trainconfig import TrainConfig
-from speedtrain.models.resnets import build_model
+from speedtrain.models.registry import build_model
 from speedtrain.hw.peaks import peak_flops
 
 __all__ = [

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from speedtrain.data import augment
 from speedtrain.train import distributed
-from speedtrain.train import study
 from speedtrain.data.airbench_augment import alternating_flip, flip_bits
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.data.datasets import Dataset

@@ -53,7 +53,7 @@ from speedtrain.train.evaluation import BestEpoch, evaluate
 from speedtrain.records.evaluation import EvalMetrics
 from speedtrain.records.result import EpochStats, RunResult, format_summary  # noqa: F401 (re-exported)
 from speedtrain.train.progress import EpochProgress, NoSteps  # progress within an epoch
-from speedtrain.models.resnets import build_model, count_parameters, prepare_for_precision
+from speedtrain.models.registry import build_model, count_parameters, prepare_for_precision
 from speedtrain.train.optimizers import set_lr
 from speedtrain.train.schedule import lr_schedule
 from speedtrain.hw.timing import Timer, peak_memory, release_memory, reset_peak_memory, synchronize, timer_policy

@@ -12,7 +12,7 @@ of the label if its logit is larger, or equal with a lower index. Top-1 therefor
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor

@@ -26,7 +26,6 @@ from speedtrain.data import augment
 
 if TYPE_CHECKING:
     from speedtrain.config.trainconfig import TrainConfig
-    from speedtrain.data.datasets import Dataset
 
 # The randomised augmentations of the study apply to half the images (the other half stay as
 # they are), as flip does; rotations draw 0..3 quarter turns, so a quarter stay unrotated.
