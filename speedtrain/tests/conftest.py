@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -12,6 +13,25 @@ from typing import Any, Optional
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"  # committed outputs of an older version, read byte for byte
+# The real datasets (a CIFAR-10 JPEG copy, Fashion-MNIST) beside the checkout; the tests that
+# read them skip without them.
+SHARED_DATA = Path(os.environ.get("SPEEDTRAIN_TEST_DATA", ROOT.parent / "shared" / "data"))
+# The one tiny training config the tests train: seconds on a CPU, every stage of a real run.
+TINY: dict[str, Any] = dict(synthetic=True, width=0.125, batch_size=32, train_subset=64, test_subset=64, epochs=2,
+                            device="cpu", warmup_steps=1)
+
+
+def cli_args(fields: dict[str, Any]) -> list[str]:
+    """The ``speedtrain train`` options that give ``fields``."""
+    args: list[str] = []
+    for name, value in fields.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is not False:
+            args += [flag, str(value)]
+    return args
 # Small but covering: plain sections, a cumulative ladder, time-to-target recipes, a skipped case.
 SMOKE_FILES = ["benchmarks/test_precision.py", "benchmarks/test_architecture.py", "benchmarks/test_dawnbench.py"]
 GPU = "Tesla V100-SXM2-16GB"

@@ -55,5 +55,14 @@ def test_no_unit_test_module_shares_a_benchmark_module_name() -> None:
     """Without __init__.py files pytest imports both folders' test modules by basename, so a
     clash stops the whole collection (`pytest` then runs nothing)."""
     benchmarks = {p.name for p in (ROOT / "benchmarks").glob("test_*.py")}
-    units = {p.name for p in (ROOT / "speedtrain" / "tests").glob("test_*.py")}
-    assert not benchmarks & units
+    units = [p.name for p in (ROOT / "speedtrain" / "tests").rglob("test_*.py")]
+    assert not benchmarks & set(units)
+    assert len(units) == len(set(units)), sorted(n for n in units if units.count(n) > 1)
+
+
+def test_unit_tests_mirror_the_packages() -> None:
+    """Each folder of unit tests is named after the package it tests."""
+    tests = ROOT / "speedtrain" / "tests"
+    packages = {p.parent.name for p in (ROOT / "speedtrain").glob("*/__init__.py")}
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name not in ("golden", "__pycache__")}
+    assert folders and folders <= packages, sorted(folders - packages)

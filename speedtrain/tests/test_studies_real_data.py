@@ -5,17 +5,15 @@ Needs the CIFAR-10 JPEG archive (``$SPEEDTRAIN_TEST_DATA/cifar10-jpeg.tar.xz``, 
 shared data folder next to the repository); skipped with the reason when it is absent.
 """
 
-import os
 import statistics
-from pathlib import Path
 
 import pytest
 
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.stats.samples import beyond_noise
 from speedtrain.train.loop import train
+from speedtrain.tests.conftest import SHARED_DATA
 
-SHARED_DATA = Path(os.environ.get("SPEEDTRAIN_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.xz"
 
 pytestmark = pytest.mark.slow

@@ -8,14 +8,13 @@ import json
 import os
 import statistics
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from speedtrain.records import baselines as bl
+from speedtrain.tests.conftest import ROOT
 
 pytest_plugins = ["pytester"]
-ROOT = Path(__file__).resolve().parents[2]
 
 REQUIRED = ["section", "case", "reference", "ladder", "profile", "synthetic", "dataset", "device", "seeds",
             "status", "metric", "train_time_s", "time_to_target_s", "reached_target", "final_acc",

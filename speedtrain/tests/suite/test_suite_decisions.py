@@ -3,7 +3,6 @@ cases, machine state, progress lines, verdict rows."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +14,7 @@ from speedtrain.hw.runconditions import Conditions, gpu_clocks, noisy_reason, ph
 from speedtrain.suite.seed_runner import case_identity
 from speedtrain.stats.samples import CaseSummary
 from speedtrain.suite.session import SuiteSession, choose_profile, judge, parse_seeds
+from speedtrain.tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("option, explicit, cuda, expected", [
@@ -62,7 +62,7 @@ SECTION_FILES = ["architecture", "batch_size", "channels", "compile", "dawnbench
 
 @pytest.mark.parametrize("name", SECTION_FILES)
 def test_every_benchmark_section_names_its_reference(name):
-    text = (Path(__file__).resolve().parents[2] / "benchmarks" / f"test_{name}.py").read_text()
+    text = (ROOT / "benchmarks" / f"test_{name}.py").read_text()
     assert "REFERENCE = " in text
 
 

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speedtrain.tests import conftest
 from speedtrain.data import augment
 from speedtrain.data.augment import ExtraAugment
 from speedtrain.data.datasets import holdout
@@ -23,8 +24,7 @@ from speedtrain.records.result import RunResult
 from speedtrain.train.schedule import lr_schedule
 from speedtrain.train.loop import train
 
-TINY = dict(synthetic=True, width=0.125, batch_size=16, train_subset=64, test_subset=64, epochs=2,
-            device="cpu", warmup_steps=1)
+TINY = dict(conftest.TINY, batch_size=16)  # 4 steps an epoch
 
 
 # --- data: class subset, images per class, held-out validation images ------------------------

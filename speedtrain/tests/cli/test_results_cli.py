@@ -5,7 +5,6 @@ result as a run; the MLPerf event log of ``train --mllog``; --version and groupe
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,7 @@ from speedtrain.records import baselines
 from speedtrain.records.benchstore import machine_id
 from speedtrain.cli.main import main
 from speedtrain.records.record import CaseRecord
-from speedtrain.tests.test_cli import TINY, run_cli
+from speedtrain.tests.cli.test_cli import TINY, run_cli
 
 if TYPE_CHECKING:
     from speedtrain.tests.conftest import FakeRuns

@@ -1,7 +1,5 @@
 import json
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,12 +8,10 @@ from speedtrain.train import loop as train_module
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.common.errors import ConfigError
 from speedtrain.train.loop import RunResult, train
+from speedtrain.tests.conftest import SHARED_DATA, TINY
 
 # A run small enough for a unit test: 2 steps per epoch of a tiny ResNet-9 on random data.
-TINY = dict(synthetic=True, width=0.125, batch_size=32, train_subset=64, test_subset=64, epochs=2,
-            device="cpu", warmup_steps=1)
 
-SHARED_DATA = Path(os.environ.get("SPEEDTRAIN_TEST_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 
 class FakeMonitor:

@@ -15,6 +15,7 @@ from speedtrain.records.record import CaseRecord, CurvePoint, merge_telemetry
 from speedtrain.records.runs import load_run, to_dataframe
 from speedtrain.stats.samples import CaseSummary
 from speedtrain.train.loop import EpochStats, RunResult
+from speedtrain.tests.conftest import GOLDEN
 
 if TYPE_CHECKING:
     from speedtrain.tests.conftest import FakeRuns
@@ -48,7 +49,7 @@ def test_a_record_survives_saving_as_pytest_benchmark_json() -> None:
 
 
 def test_the_saved_keys_are_those_older_runs_have() -> None:
-    committed = json.loads((Path(__file__).parent / "golden" / "smoke-cpu-run.json").read_text())  # an older version's run
+    committed = json.loads((GOLDEN / "smoke-cpu-run.json").read_text())  # an older version's run
     old = committed["benchmarks"][0]["extra_info"]
     saved = from_results([result(0, 1.0)]).to_extra_info()
     assert [key for key in saved if key in old] == list(old)  # newer fields may follow, none is lost

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +19,7 @@ from speedtrain.doctor.diagnosis import (
 )
 from speedtrain.hw.gpumonitor import probe_nvml
 from speedtrain.tests.fake_nvml import FakeBox, FakeGpu, FakeMigDevice, FakeNvml, single_gpu_box, torch_props
+from speedtrain.tests.conftest import ROOT
 
 CU130 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 BUILDS = {"12.6": {50, 60, 70, 75, 80, 86, 90}, "13.0": {75, 80, 86, 90, 100, 120}}
@@ -287,7 +287,7 @@ def test_doctor_asked_for_cuda_without_one_fails(monkeypatch, capsys):
 
 def test_doctor_as_a_subprocess():
     done = subprocess.run([sys.executable, "-m", "speedtrain.cli.main", "doctor"], capture_output=True, text=True,
-                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+                          timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "doctor on cpu:" in done.stdout and "0 FAIL" in done.stdout
 

@@ -13,7 +13,7 @@ from speedtrain.records import baselines as bl
 from speedtrain.report import plots
 from speedtrain.records.record import CaseRecord
 from speedtrain.report.markdown import build_report
-from speedtrain.tests.test_report import _header, _table_row
+from speedtrain.tests.report.test_report import _header, _table_row
 
 if TYPE_CHECKING:
     from speedtrain.tests.conftest import FakeRuns

@@ -14,6 +14,7 @@ from speedtrain.train.progress import (DEFAULT_COLUMNS, BarSteps, PastCapture, P
 from speedtrain.suite.output import epoch_steps
 from speedtrain.hw.timing import timer_policy
 from speedtrain.train.loop import train
+from speedtrain.tests.conftest import TINY
 
 
 class Clock:
@@ -135,8 +136,6 @@ class Recorder:
 
 
 # 2 steps per epoch of a tiny ResNet-9 on random data (as test_train.TINY), 2 epochs
-TINY = dict(synthetic=True, width=0.125, batch_size=32, train_subset=64, test_subset=64, epochs=2,
-            device="cpu", warmup_steps=1)
 
 
 def test_the_trainer_reports_every_step_of_every_epoch():

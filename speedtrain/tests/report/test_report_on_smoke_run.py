@@ -3,12 +3,11 @@
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
 from speedtrain.cli.main import main
-from speedtrain.tests.conftest import ROOT
+from speedtrain.tests.conftest import GOLDEN
 
 
 def run_cli(capsys, *argv):
@@ -125,7 +124,6 @@ def test_garbage_input_is_a_clear_error_and_overwrites_nothing(capsys, tmp_path,
 # The run (recorded at 5d098fa, before the typed record) and what it rendered are kept here, so
 # reports/smoke-cpu can be re-recorded with today's suite while old saved runs stay readable.
 
-GOLDEN = Path(__file__).parent / "golden"
 OLD_RUN = GOLDEN / "smoke-cpu-run.json"
 
 

@@ -18,7 +18,6 @@ from speedtrain.suite.scaleout import SavedBenchmark, Shard, assign_shards, pars
 from speedtrain.tests.conftest import run_suite
 
 pytest_plugins = ["pytester"]
-ROOT = Path(__file__).resolve().parents[2]
 PRECISION = "benchmarks/test_precision.py"
 
 
@@ -146,7 +145,7 @@ def test_shards_of_the_whole_suite_partition_its_selection():
 @pytest.fixture
 def fake_gpu_suite(pytester: pytest.Pytester):
     """A session whose controller believes in two GPUs; each worker writes what it was given."""
-    pytester.makeconftest(f"""
+    pytester.makeconftest("""
         import os, json, pathlib
         import speedtrain.suite.scaleout
         # what this process had at its first import of pytest's conftest, before any test or torch call

@@ -4,10 +4,11 @@ import sys
 
 import pytest
 
+from speedtrain.tests import conftest
 from speedtrain.cli.main import main
+from speedtrain.tests.conftest import ROOT, cli_args
 
-TINY = ["--synthetic", "--width", "0.125", "--batch-size", "32", "--train-subset", "64", "--test-subset", "64",
-        "--epochs", "2", "--device", "cpu", "--warmup-steps", "0"]
+TINY = cli_args(dict(conftest.TINY, warmup_steps=0))
 
 
 def run_cli(capsys, *argv):
@@ -157,9 +158,8 @@ def test_a_write_that_fails_at_the_end_goes_to_a_fallback_file(capsys, tmp_path,
 
 @pytest.mark.parametrize("option", [["-o", "{bad}/REPORT.md"], ["--dawnbench", "{bad}"]])
 def test_report_outputs_are_checked_before_reporting(capsys, tmp_path, option):
-    from pathlib import Path
 
-    run = Path(__file__).resolve().parents[2] / "reports" / "smoke-cpu"
+    run = ROOT / "reports" / "smoke-cpu"
     runs = sorted(run.glob("*.json")) if run.is_dir() else []
     bad = tmp_path / "a-file"
     bad.write_text("x")

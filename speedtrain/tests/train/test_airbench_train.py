@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from speedtrain.tests import conftest
 from speedtrain.train import airbench_train
 from speedtrain.models import airbench, registry
 from speedtrain.models.airbench import whitening_filters
@@ -20,11 +21,10 @@ from speedtrain.train.flops import flop_count
 from speedtrain.suite.profiles import PROFILES
 from speedtrain.records.record import CaseRecord
 from speedtrain.train.schedule import lr_schedule
-from speedtrain.tests.test_train import SHARED_DATA
+from speedtrain.tests.conftest import SHARED_DATA
 from speedtrain.train.loop import train
 
-TINY = dict(model="airbench", synthetic=True, width=0.125, batch_size=32, train_subset=96, test_subset=32,
-            epochs=1, device="cpu", warmup_steps=0, cutout=0)
+TINY = dict(conftest.TINY, model="airbench", train_subset=96, test_subset=32, epochs=1, warmup_steps=0, cutout=0)
 
 
 @pytest.fixture
