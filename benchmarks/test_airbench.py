@@ -7,6 +7,13 @@ same work faster?)."""
 import pytest
 
 from speedtrain.suite.airbench_recipe import ALONE, LADDER, cumulative
+from speedtrain import Section
+
+
+SECTIONS = {
+    "airbench": Section("Airbench ladder (cumulative, ResNet-9 to airbench94)", parameter="ladder step (airbench's changes add up left to right)", order=120),
+    "airbench_alone": Section("Airbench steps, each alone on ResNet-9", parameter="airbench step (each alone on the ResNet-9 recipe)", order=130),
+}
 
 
 @pytest.mark.parametrize("step", range(len(LADDER)), ids=[name for name, _ in LADDER])

@@ -4,6 +4,7 @@ Measured per step: time and accuracy, for the journey table."""
 import pytest
 
 from speedtrain.suite.profiles import cumulative
+from speedtrain import Section
 
 LADDER = [
     ("backbone", dict(layer_convs=2, downsample="strided1x1", global_pool="avg", output_scale=1.0,
@@ -17,6 +18,7 @@ LADDER = [
 ]
 
 
+SECTION = Section("Architecture ladder (cumulative)", parameter="ladder step (changes add up left to right)", order=90)
 REFERENCE = {"step": 0}  # the backbone: each step's speed-up is against it
 
 

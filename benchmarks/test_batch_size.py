@@ -3,7 +3,10 @@ Measured: epoch time, throughput, accuracy (large batches trade steps for speed)
 
 import pytest
 
+from speedtrain import Section
 
+
+SECTION = Section("Batch size", parameter="batch size", unit="images per step", order=20)
 REFERENCE = {"batch_size": 512}  # the myrtle.ai recipe's batch
 
 

@@ -3,7 +3,13 @@ ResNet-9 at widths 1, 0.75, 0.5 and 0.25: time against accuracy."""
 
 import pytest
 
+from speedtrain import Section
 
+
+SECTIONS = {
+    "channel_halving": Section("Channel halving (ResNet-18)", parameter="channel width multiplier", unit="x ResNet-18's", order=60),
+    "channel_reduction": Section("Channel reduction (ResNet-9)", parameter="channel width multiplier", unit="x ResNet-9's", order=70),
+}
 REFERENCE = {"width": 1.0}  # full width, in both sections
 
 

@@ -4,7 +4,10 @@ itself happens in the untimed warm-up. Measured: epoch time and throughput."""
 
 import pytest
 
+from speedtrain import Section
 
+
+SECTION = Section("torch.compile", parameter="compilation (eager or torch.compile mode)", order=55)
 REFERENCE = {"compile": False}  # eager
 
 

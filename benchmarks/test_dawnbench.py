@@ -7,12 +7,14 @@ speedtrain.suite.airbench_recipe), whose paper reports 94% in 3.29 s on an A100.
 import pytest
 
 from speedtrain.suite.airbench_recipe import AIRBENCH94
+from speedtrain import Section
 
 RECIPE = dict(model="resnet9", batch_size=512, epochs=24, lr=0.4, crop_padding=4, flip=True,
               cutout=8, channels_last=True, loader="gpu")
 TRICKS = dict(pool_before_bn=True, label_smoothing=0.2, activation="celu", ghost_bn_splits=16,
               freeze_bn_scale=True, tta_flip=True)
 
+SECTION = Section("DAWNBench: time to target accuracy", parameter="recipe (epochs and precision)", order=140)
 REFERENCE = {"recipe": dict(RECIPE, precision="half")}  # myrtle.ai's 24-epoch recipe
 
 

@@ -3,10 +3,13 @@ Measured: epoch time, throughput, accuracy."""
 
 import pytest
 
+from speedtrain import Section
+
 
 # One section per model: a strided ResNet-18 is compared with a max-pool ResNet-18, never
 # with a ResNet-9.
 SECTION_BY = ("model",)
+SECTION = Section("Downsampling", parameter="model and downsampling layer", order=80)
 REFERENCE = {"downsample": "maxpool"}
 
 

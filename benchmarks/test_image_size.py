@@ -3,7 +3,10 @@ stem (the student reports). Measured: epoch time, throughput, accuracy."""
 
 import pytest
 
+from speedtrain import Section
 
+
+SECTION = Section("Image size", parameter="image side", unit="pixels", order=30)
 REFERENCE = {"image_size": 24}  # the smallest: the cost of larger images against it
 
 

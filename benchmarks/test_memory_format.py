@@ -3,9 +3,12 @@ cores want NHWC. Measured: epoch time and throughput."""
 
 import pytest
 
+from speedtrain import Section
+
 
 # One section per precision: NHWC against NCHW at the same precision.
 SECTION_BY = ("precision",)
+SECTION = Section("Memory format", parameter="precision and memory format", order=50)
 REFERENCE = {"channels_last": False}
 
 

@@ -2,7 +2,10 @@
 
 import pytest
 
+from speedtrain import Section
 
+
+SECTION = Section("GPU monitor overhead", parameter="NVML monitor", order=150)
 REFERENCE = {"monitor": False}
 
 

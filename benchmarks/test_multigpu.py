@@ -8,10 +8,15 @@ run this file without it."""
 import pytest
 import torch
 
+from speedtrain import Section
+
 RECIPE = dict(model="resnet9", batch_size=512, epochs=24, lr=0.4, crop_padding=4, flip=True,
               cutout=8, channels_last=True, loader="gpu")
 
 _one_gpu_images_per_s: dict[str, float] = {}  # the 1-GPU case's throughput, for the others' efficiency
+
+
+SECTION = Section("Data-parallel scaling", parameter="GPUs (DDP processes)", unit="processes", order=145)
 
 
 @pytest.mark.parametrize("nproc", [1, 2, 4, 8])

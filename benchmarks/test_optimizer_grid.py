@@ -13,6 +13,8 @@ import itertools
 
 import pytest
 
+from speedtrain import Section
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 BATCHES = (32, 64, 256)
 LRS = (0.1, 0.01, 0.001, 0.0001)
@@ -20,6 +22,10 @@ L2 = (1e-3, 1e-4)
 DROPOUTS = (0.1, 0.3, 0.5, 0.7)
 # The slice of quick and smoke: (optimiser, batch, lr, L2).
 SLICE = [("sgd", 64, 0.1, 1e-4), ("adam", 64, 0.001, 1e-4), ("adamw", 64, 0.001, 1e-4), ("sgd", 256, 0.1, 1e-4)]
+SECTIONS = {
+    "optimizer_grid": Section("Optimiser grid (ResNet-20, accuracy study)", parameter="optimiser, batch, learning rate, L2", order=160),
+    "optimizer_grid_dropout": Section("Dropout at the grid's reference point (ResNet-20, accuracy study)", parameter="dropout before the classifier", unit="fraction", order=170),
+}
 REFERENCE = {"optimizer_grid": {"optimizer": "sgd", "batch": 64, "lr": 0.1, "l2": 1e-4},
              "optimizer_grid_dropout": {"dropout": 0.1}}
 

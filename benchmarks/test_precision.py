@@ -4,7 +4,10 @@ throughput, accuracy, peak memory. tf32 needs a CUDA GPU and is skipped elsewher
 
 import pytest
 
+from speedtrain import Section
 
+
+SECTION = Section("Numeric precision", parameter="numeric precision", order=40)
 REFERENCE = {"precision": "fp32"}
 
 

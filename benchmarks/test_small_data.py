@@ -8,6 +8,8 @@ seeds' noise (the verdicts' Mann-Whitney rule). The compared figure is accuracy 
 
 import pytest
 
+from speedtrain import Section
+
 SEEDS = 10
 # No augmentation at all is the reference: no crop, no flip, no cutout.
 NONE = dict(model="resnet9", width=0.5, classes=(0, 1), per_class=50, batch_size=20, epochs=30,
@@ -20,6 +22,7 @@ AUGMENTATIONS = [
     ("mixing", dict(mix_ratio=0.3)),
     ("channel-isolation", dict(channel_isolation=True)),
 ]
+SECTION = Section("100 training images: each augmentation alone (accuracy study)", parameter="augmentation (each alone)", order=180)
 REFERENCE = {"augmentation": {}}
 
 

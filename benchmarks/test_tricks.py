@@ -6,6 +6,7 @@ Measured: time and accuracy (time to target in the full profile)."""
 import pytest
 
 from speedtrain.suite.profiles import cumulative
+from speedtrain import Section
 
 BASELINE = dict(loader="torch", workers=4, cutout=0)
 TRICKS = [
@@ -20,6 +21,10 @@ TRICKS = [
 ]
 
 # Each section against the plain baseline.
+SECTIONS = {
+    "tricks": Section("Bag of tricks, each alone", parameter="trick (each alone)", order=100),
+    "tricks_cumulative": Section("Bag of tricks (cumulative)", parameter="ladder step (tricks add up left to right)", order=110),
+}
 REFERENCE = {"tricks": {"trick": {}}, "tricks_cumulative": {"step": 0}}
 
 

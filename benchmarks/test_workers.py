@@ -4,7 +4,10 @@ Measured: epoch time and throughput; the torch loader's time includes waiting fo
 
 import pytest
 
+from speedtrain import Section
 
+
+SECTION = Section("Data-loader workers", parameter="data loader (torch-N: DataLoader with N worker processes)", order=10)
 REFERENCE = {"loader": "torch", "workers": 0}  # a DataLoader in the main process
 
 

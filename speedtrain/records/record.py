@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from speedtrain.common.errors import BaselineError
+from speedtrain.records.section import Section
 from speedtrain.stats.samples import METRICS, CaseSummary, lower_median, median_or_none
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ class CaseRecord:
     section: str  # the test function's name without test_: groups cases in the report
     case: str  # the parameter id, e.g. 'fp16'
     reference: bool = False  # the section's reference case (speed-ups are against it)
+    # how the report shows the section (speedtrain.records.section, from the benchmark file);
+    # None in runs saved before sections carried them
+    section_title: Optional[str] = None
+    section_axis: Optional[str] = None
+    section_order: Optional[float] = None
     ladder: bool = False  # a step of a cumulative ladder
     step: Optional[int] = None
     profile: Optional[str] = None
@@ -126,6 +132,11 @@ class CaseRecord:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def show_section(self, shown: Optional[Section]) -> None:
+        """Keep how the report shows this case's section (from its benchmark file)."""
+        if shown is not None:
+            self.section_title, self.section_axis, self.section_order = shown.title, shown.axis, shown.order
+
     def to_extra_info(self) -> dict[str, Any]:
         """The record as pytest-benchmark saves it in ``extra_info`` (JSON values only)."""
         out: dict[str, Any] = {}
@@ -154,6 +165,8 @@ class CaseRecord:
             metric = "train_time_s"
         return cls(
             section=str(r.get("section")), case=str(r.get("case") or (bracket.group(1) if bracket else name)),
+            section_title=r.text("section_title"), section_axis=r.text("section_axis"),
+            section_order=r.number("section_order"),
             reference=r.get("reference") is True, ladder=r.get("ladder") is True, step=r.integer("step"),
             profile=r.text("profile"), synthetic=r.flag("synthetic"), dataset=r.text("dataset"),
             data_source=r.text("data_source"), device=r.text("device"),

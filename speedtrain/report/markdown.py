@@ -28,14 +28,16 @@ from speedtrain.verdicts.rule import VerdictRow
 if TYPE_CHECKING:
     from speedtrain.records.history import HistoryPoint
 
-# Sections in the order of the myrtle.ai journey; sections not listed here follow in the
-# order they first appear.
-SECTION_ORDER = (
+# How runs saved before a case carried its section's title, axis and order (each benchmark
+# file now says them beside its REFERENCE: speedtrain.records.section) show their sections:
+# in the order of the myrtle.ai journey, with these titles and axes. Sections in neither
+# follow in the order they first appear, named by their id.
+LEGACY_SECTION_ORDER = (
     "workers", "batch_size", "image_size", "precision", "memory_format", "channel_halving",
     "channel_reduction", "downsample", "architecture", "tricks", "tricks_cumulative", "airbench",
     "airbench_alone", "dawnbench", "monitor_overhead", "optimizer_grid", "optimizer_grid_dropout", "small_data",
 )
-SECTION_TITLES = {
+LEGACY_SECTION_TITLES = {
     "workers": "Data-loader workers",
     "batch_size": "Batch size",
     "image_size": "Image size",
@@ -56,7 +58,7 @@ SECTION_TITLES = {
     "small_data": "100 training images: each augmentation alone (accuracy study)",
 }
 # What each section varies, with its unit: the x axis of its time plot.
-SECTION_AXES = {
+LEGACY_SECTION_AXES = {
     "workers": "data loader (torch-N: DataLoader with N worker processes)",
     "batch_size": "batch size (images per step)",
     "image_size": "image side (pixels)",
@@ -129,7 +131,7 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
     parts += [legend, ""]
 
     sections = _ordered_sections(cases)
-    parts += ["## Summary", "", tables.summary_table(sections, SECTION_TITLES, figs, many), ""]
+    parts += ["## Summary", "", tables.summary_table(sections, {s: _title(s, m) for s, m in sections.items()}, figs, many), ""]
     plots: dict[str, bytes] = {}
     for section, members in sections.items():
         trend = _histories(members, stored) if stored is not None else {}
@@ -174,18 +176,36 @@ def _histories(members: list[RunCase], data: dict[str, Any]) -> dict[str, list["
 
 
 def _ordered_sections(cases: list[RunCase]) -> dict[str, list[RunCase]]:
+    """Sections in their files' order (``Section.order``; a run saved before sections carried
+    it: the journey's order of LEGACY_SECTION_ORDER), then in the order they first appear."""
     sections: dict[str, list[RunCase]] = {}
     for c in cases:
         sections.setdefault(c.record.section, []).append(c)
-    rank = {name: i for i, name in enumerate(SECTION_ORDER)}
-    order = sorted(sections, key=lambda s: (rank.get(s, len(rank)), list(sections).index(s)))
-    return {s: sections[s] for s in order}
+    legacy = {name: i for i, name in enumerate(LEGACY_SECTION_ORDER)}
+
+    def rank(section: str) -> tuple[int, float, int]:
+        order = next((c.record.section_order for c in sections[section] if c.record.section_order is not None), None)
+        if order is not None:
+            return 0, order, list(sections).index(section)
+        return (0, 10.0 * (legacy[section] + 1), 0) if section in legacy else (1, 0.0, list(sections).index(section))
+
+    return {s: sections[s] for s in sorted(sections, key=rank)}
+
+
+def _title(section: str, members: list[RunCase]) -> str:
+    return next((c.record.section_title for c in members if c.record.section_title),
+                LEGACY_SECTION_TITLES.get(section, section))
+
+
+def _axis(section: str, members: list[RunCase]) -> str:
+    return next((c.record.section_axis for c in members if c.record.section_axis),
+                LEGACY_SECTION_AXES.get(section, "case"))
 
 
 def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables.CaseFigures], many: bool,
              verdicts: Optional[dict[tables.Key, VerdictRow]], trend: dict[str, list["HistoryPoint"]], stem: str,
              plots: dict[str, bytes]) -> list[str]:
-    title = SECTION_TITLES.get(section, section)
+    title = _title(section, members)
     parts = [f"## {title}", ""]
     ref_names = ", ".join(f"`{name}`" for name in sorted({c.record.case for c in members if c.record.reference}))
     against = f"the reference case {ref_names}" if ref_names else "nothing: no case is marked as the reference"
@@ -205,7 +225,7 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
     if ladder:
         parts += ["### Cumulative journey", "", tables.ladder_table(ladder, figs, many), ""]
 
-    spec = SectionPlot(title=title, axis=SECTION_AXES.get(section, "case"), many=many,
+    spec = SectionPlot(title=title, axis=_axis(section, members), many=many,
                        smoke=any(c.profile == "smoke" or c.record.synthetic or c.meta.synthetic for c in members))
     drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec))]
     for kind, png in drawn:

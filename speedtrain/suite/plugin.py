@@ -230,7 +230,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         except ConfigError as exc:
             pytest.skip(str(exc))
 
-        section, case, reference = case_identity(request)
+        section, case, reference, shown = case_identity(request)
         benchmark.group = section
         benchmark._mode = "speedtrain run_case"  # noqa: SLF001 - used, even if training fails
         name = request.node.name
@@ -255,6 +255,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
             results, section=section, case=case, reference=reference, step=step, profile=profile.name,
             metric=metric or profile.metric, seeds=[r.config["seed"] for r in results], target_acc=base.target,
             config=profile.apply(base, 0).to_dict(), monitor=monitor)
+        record.show_section(shown)
         record.call_time_s = [round(t, 4) for t in runs.call_time_s]
         record.seeds_auto, record.seeds_note = st.auto, runs.note
         conditions.gpu_clocks = gpu_clocks(record.gpu)

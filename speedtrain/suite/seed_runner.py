@@ -18,6 +18,7 @@ import pytest
 from speedtrain.verdicts import rule as stats
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.progress import EpochProgress, Progress
+from speedtrain.records.section import Section
 from speedtrain.records.record import CaseRecord
 from speedtrain.suite.session import SuiteSession
 from speedtrain.hw.device import resolve_device
@@ -80,27 +81,32 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
     return runs
 
 
-def case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool]:
-    """(section, case id, is the section's reference case), from the benchmark module.
+def case_identity(request: pytest.FixtureRequest) -> tuple[str, str, bool, Optional[Section]]:
+    """(section, case id, is the section's reference case, how the report shows the section),
+    from the benchmark module.
 
     The section is the test function's name without ``test_``, split further by the values
     of the parameters the module lists in ``SECTION_BY`` (``("model",)``: one section per
     model). The reference case is the one whose parameters match the module's ``REFERENCE``
     (``{"precision": "fp32"}``, or ``{section: {...}}`` for a module of several sections);
-    without one, the first value of every parameter."""
+    without one, the first value of every parameter. The :class:`Section` is the module's
+    ``SECTION``, or its ``SECTIONS[section]`` (None: the report falls back to the id)."""
     section = request.function.__name__.removeprefix("test_")
+    shown = getattr(request.module, "SECTIONS", {}).get(section, getattr(request.module, "SECTION", None))
     callspec = getattr(request.node, "callspec", None)
     if callspec is None:
-        return section, "default", True
+        return section, "default", True, shown
     params = callspec.params
     named = getattr(request.module, "REFERENCE", None)
     if isinstance(named, dict) and isinstance(named.get(section), dict):
         named = named[section]
-    for key in getattr(request.module, "SECTION_BY", ()):
-        section += f"-{params[key]}"
+    split = [str(params[key]) for key in getattr(request.module, "SECTION_BY", ())]
+    section += "".join(f"-{value}" for value in split)
+    if shown is not None:
+        shown = shown.split_by(split)
     if isinstance(named, dict) and named and set(named) <= set(params):
-        return section, callspec.id, all(params[k] == v for k, v in named.items())
-    return section, callspec.id, all(i == 0 for i in callspec.indices.values())
+        return section, callspec.id, all(params[k] == v for k, v in named.items()), shown
+    return section, callspec.id, all(i == 0 for i in callspec.indices.values()), shown
 
 
 def feed_benchmark(benchmark: Any, record: CaseRecord) -> None:

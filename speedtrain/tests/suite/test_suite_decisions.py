@@ -3,6 +3,7 @@ cases, machine state, progress lines, verdict rows."""
 
 from __future__ import annotations
 
+import importlib.util
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from speedtrain.suite.profiles import PROFILES
 from speedtrain.train.progress import Progress, duration, session_warning
 from speedtrain.records.record import CaseRecord
+from speedtrain.records.section import Section
 from speedtrain.hw.runconditions import Conditions, gpu_clocks, noisy_reason, physical_cores
 from speedtrain.suite.seed_runner import case_identity
 from speedtrain.stats.samples import CaseSummary
@@ -44,10 +46,10 @@ def test_reference_is_named_by_the_module():
     ref = {"downsample": "maxpool"}
     r18_maxpool = request_for("test_downsample", {"model": "resnet18", "downsample": "maxpool"},
                               {"model": 1, "downsample": 0}, REFERENCE=ref, SECTION_BY=("model",))
-    assert case_identity(r18_maxpool) == ("downsample-resnet18", "resnet18-maxpool", True)
+    assert case_identity(r18_maxpool)[:3] == ("downsample-resnet18", "resnet18-maxpool", True)
     strided = request_for("test_downsample", {"model": "resnet9", "downsample": "strided"},
                           {"model": 0, "downsample": 1}, REFERENCE=ref, SECTION_BY=("model",))
-    assert case_identity(strided) == ("downsample-resnet9", "resnet9-strided", False)
+    assert case_identity(strided)[:3] == ("downsample-resnet9", "resnet9-strided", False)
     per_section = {"tricks": {"trick": {}}, "tricks_cumulative": {"step": 0}}
     assert case_identity(request_for("test_tricks", {"trick": {}}, {"trick": 0}, REFERENCE=per_section))[2]
     assert not case_identity(request_for("test_tricks_cumulative", {"step": 3}, {"step": 3}, REFERENCE=per_section))[2]
@@ -56,14 +58,44 @@ def test_reference_is_named_by_the_module():
     assert not case_identity(request_for("test_x", {"a": 2}, {"a": 1}))[2]
 
 
-SECTION_FILES = ["architecture", "batch_size", "channels", "compile", "dawnbench", "downsample", "image_size",
-                 "memory_format", "monitor_overhead", "precision", "tricks", "workers"]
+def test_a_section_is_shown_as_its_file_says():
+    memory = Section("Memory format", parameter="precision and memory format", order=50)
+    case = request_for("test_memory_format", {"precision": "fp16", "channels_last": True},
+                       {"precision": 1, "channels_last": 1}, SECTION=memory, SECTION_BY=("precision",))
+    assert case_identity(case)[3] == Section("Memory format (fp16)", "precision and memory format", order=50)
+    tricks = {"tricks": Section("Each alone", "trick"), "tricks_cumulative": Section("Cumulative", "step")}
+    assert case_identity(request_for("test_tricks_cumulative", {"step": 1}, {"step": 1}, SECTIONS=tricks))[3].title == "Cumulative"
+    assert case_identity(request_for("test_x", {"a": 1}, {"a": 0}))[3] is None
+    assert Section("Batch size", "batch size", unit="images per step").axis == "batch size (images per step)"
+    with pytest.raises(ValueError):
+        Section("", "x")
 
 
-@pytest.mark.parametrize("name", SECTION_FILES)
-def test_every_benchmark_section_names_its_reference(name):
-    text = (ROOT / "benchmarks" / f"test_{name}.py").read_text()
-    assert "REFERENCE = " in text
+BENCHMARK_FILES = sorted((ROOT / "benchmarks").glob("test_*.py"))
+
+
+@pytest.mark.parametrize("path", BENCHMARK_FILES, ids=lambda p: p.stem)
+def test_every_benchmark_section_says_how_it_is_shown(path):
+    """Each section of each benchmark file has its Section (title, parameter, order) beside its
+    file's REFERENCE, so the report never falls back to a raw id."""
+    module = _load(path)
+    sections = [name.removeprefix("test_") for name in vars(module) if name.startswith("test_")]
+    assert sections
+    shown = getattr(module, "SECTIONS", {})
+    for section in sections:
+        found = shown.get(section, getattr(module, "SECTION", None))
+        assert isinstance(found, Section), f"{path.name}: no Section for {section}"
+        assert found.order is not None, f"{path.name}: {section} has no place in the report's order"
+    if len(sections) > 1 or getattr(module, "SECTION_BY", ()):
+        return
+    assert "REFERENCE = " in path.read_text() or path.stem == "test_multigpu"
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(f"_bench_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_physical_cores_count_smt_siblings_once(tmp_path, monkeypatch):
