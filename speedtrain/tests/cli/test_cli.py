@@ -72,8 +72,9 @@ def test_quiet_prints_only_the_summary(capsys):
     assert code == 0 and err == "" and "train time" in out
 
 
+@pytest.mark.slow
 def test_console_script_runs_as_a_module():
-    proc = subprocess.run([sys.executable, "-m", "speedtrain.cli.main", "train", "--batch-size", "0"],
+    proc = subprocess.run([sys.executable, "-m", "speedtrain.cli", "train", "--batch-size", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: batch_size must be a whole number of at least 1; got 0"

@@ -45,6 +45,7 @@ def test_files_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
 
 
+@pytest.mark.slow
 def test_file_lock_excludes_another_process_and_times_out_with_one_line(tmp_path):
     import subprocess
     import sys

@@ -285,8 +285,9 @@ def test_doctor_asked_for_cuda_without_one_fails(monkeypatch, capsys):
     assert "CUDA was asked for but torch sees no GPU" in out and "FAIL: do not trust" in out
 
 
+@pytest.mark.slow
 def test_doctor_as_a_subprocess():
-    done = subprocess.run([sys.executable, "-m", "speedtrain.cli.main", "doctor"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "speedtrain.cli", "doctor"], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "doctor on cpu:" in done.stdout and "0 FAIL" in done.stdout

@@ -84,6 +84,7 @@ def write_learnable_fashion_mnist(folder: Path, n_train: int = 512, n_test: int 
         (folder / f"{stem}-labels-idx1-ubyte").write_bytes(bytes((0, 0, 8, 1)) + struct.pack(">I", n) + labels.tobytes())
 
 
+@pytest.mark.slow
 def test_two_cpu_ranks_train_like_one_process(tmp_path, capsys):
     """``speedtrain train --nproc 2 --device cpu``: gloo, the data sharded, rank 0 reports."""
     write_learnable_fashion_mnist(tmp_path)
@@ -107,6 +108,7 @@ def test_two_cpu_ranks_train_like_one_process(tmp_path, capsys):
     assert abs(two["epochs"][-1]["train_loss"] - one["epochs"][-1]["train_loss"]) <= 0.5 * one["epochs"][0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_a_rank_error_comes_back_as_one_line(tmp_path, capsys):
     assert main(["train", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "none"), "--device", "cpu",
                  "--nproc", "2", "--batch-size", "64", "--epochs", "1"]) == 2
