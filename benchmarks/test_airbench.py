@@ -6,7 +6,8 @@ same work faster?)."""
 
 import pytest
 
-from speedtrain.suite.airbench_recipe import ALONE, LADDER, cumulative
+from speedtrain.suite.airbench_recipe import ALONE, LADDER
+from speedtrain.suite.profiles import cumulative
 from speedtrain import Section
 
 
@@ -18,7 +19,7 @@ SECTIONS = {
 
 @pytest.mark.parametrize("step", range(len(LADDER)), ids=[name for name, _ in LADDER])
 def test_airbench(run_case, step):
-    run_case(step=step, **cumulative(step))
+    run_case(step=step, **cumulative(LADDER, step))
 
 
 @pytest.mark.parametrize("change", [{}] + [c for _, c in ALONE], ids=["resnet9-myrtle"] + [n for n, _ in ALONE])

@@ -120,7 +120,7 @@ def seeds_text(n: int) -> str:
     return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
-def fmt_spread(values: list[float]) -> str:
+def fmt_range(values: list[float]) -> str:
     """min-max over the seeds with a time, and how many; one seed has no spread."""
     if not values:
         return MISSING
@@ -151,7 +151,7 @@ def fmt_verdict(row: Optional["VerdictRow"]) -> str:
     return f"{text}, noisy machine" if row.noisy_machine else text
 
 
-def case_noise(c: RunCase, verdicts: Optional[dict[Key, "VerdictRow"]]) -> Optional[Noise]:
+def row_noise(c: RunCase, verdicts: Optional[dict[Key, "VerdictRow"]]) -> Optional[Noise]:
     """The case's noise: against its baseline where the report has verdicts, else its own seeds'."""
     row = verdicts.get((c.run, c.index)) if verdicts is not None else None
     if row is not None and row.noise is not None:
@@ -282,13 +282,13 @@ def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bo
     rows = []
     for c in members:
         f = figs[(c.run, c.index)]
-        spread = case_noise(c, verdicts)
+        spread = row_noise(c, verdicts)
         row = {"run": c.run} if many else {}
         row.update({
             "case": c.record.case + (" (ref)" if c.record.reference else ""),
             "status": c.record.status,
             "train s (median)": fmt_seconds(f.train_median),
-            "spread (min-max)": fmt_spread(f.train_s),
+            "spread (min-max)": fmt_range(f.train_s),
             "time to target s": fmt_time_to_target(f),
             "final acc": fmt_pct(f.final_acc),
             "images/s": fmt_int(f.images_per_s),

@@ -37,10 +37,5 @@ AIRBENCH_ONLY = ("airbench-net", "patch-whitening")
 ALONE: list[Step] = [step for step in LADDER[1:] if step[0] not in AIRBENCH_ONLY]
 
 
-def cumulative(step: int) -> dict[str, Any]:
-    """The config changes of steps 0..``step`` merged (profiles.cumulative on this ladder)."""
-    return merge(LADDER, step)
-
-
 # The whole recipe: every step, in airbench's precision (fp16 weights, fp32 batch norm) and layout.
-AIRBENCH94: dict[str, Any] = dict(cumulative(len(LADDER) - 1), precision="half", channels_last=True, loader="gpu")
+AIRBENCH94: dict[str, Any] = dict(merge(LADDER, len(LADDER) - 1), precision="half", channels_last=True, loader="gpu")

@@ -11,7 +11,8 @@ from speedtrain.tests import conftest
 from speedtrain.train import airbench_train
 from speedtrain.models import airbench, registry
 from speedtrain.models.airbench import whitening_filters
-from speedtrain.suite.airbench_recipe import AIRBENCH94, ALONE, LADDER, cumulative
+from speedtrain.suite.airbench_recipe import AIRBENCH94, ALONE, LADDER
+from speedtrain.suite.profiles import cumulative
 from speedtrain.data.augment import normalize
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.data.datasets import load_dataset
@@ -158,7 +159,7 @@ def test_config_refuses_what_the_airbench_steps_cannot_do(changes, words):
 def test_recipe_and_ladder_make_valid_configs_and_profiles_keep_the_fraction():
     assert TrainConfig(**AIRBENCH94).epochs == 9.9
     for step in range(len(LADDER)):
-        TrainConfig(**cumulative(step))
+        TrainConfig(**cumulative(LADDER, step))
     for _, change in ALONE:
         assert TrainConfig(**change).model == "resnet9"
     assert PROFILES["quick"].apply(TrainConfig(**AIRBENCH94), 0).epochs == pytest.approx(3.9)
@@ -203,7 +204,7 @@ def test_reduced_airbench_recipe_learns_cifar10_on_cpu():
     archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
     if not archive.is_file():
         pytest.skip(f"real CIFAR-10 not found at {archive} (set SPEEDTRAIN_TEST_DATA to the folder holding cifar10-jpeg.tar.xz)")
-    cfg = TrainConfig(**{**cumulative(len(LADDER) - 1), "data_dir": str(archive), "device": "cpu", "width": 0.5,
+    cfg = TrainConfig(**{**cumulative(LADDER, len(LADDER) - 1), "data_dir": str(archive), "device": "cpu", "width": 0.5,
                          "train_subset": 10_000, "test_subset": 1000, "epochs": 2, "batch_size": 500,
                          "warmup_steps": 1})
     result = train(cfg)
