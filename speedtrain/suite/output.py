@@ -3,7 +3,7 @@
 pytest captures a test's output and owns the terminal line its dots go on, so the plugin's
 lines (each seed's progress line, the trainer's epoch table) go through the terminal reporter
 with the capture suspended (:func:`writer`), and the bar inside an epoch writes to the real
-stderr the same way (:func:`epoch_progress`, :class:`speedtrain.train.progress.PastCapture`).
+stderr the same way (:func:`session_steps`, :class:`speedtrain.train.progress.PastCapture`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def writer(config: Any) -> Write:
     return write
 
 
-def epoch_progress(config: Any, smoke: bool, write: Write) -> Optional[EpochProgress]:
+def session_steps(config: Any, smoke: bool, write: Write) -> Optional[EpochProgress]:
     """Progress inside epochs: a bar past pytest's capture on a person's terminal, else plain
     lines indented under the case (speedtrain.train.progress). None in the smoke profile (silent, its
     epochs take milliseconds) and in an xdist worker: its terminal reporter writes to execnet's

@@ -39,7 +39,7 @@ from speedtrain.train.progress import EpochProgress, Progress, session_warning
 from speedtrain.records.record import CaseRecord
 from speedtrain.records.saved_run import RunMeta
 from speedtrain.suite.seed_runner import case_identity, feed_benchmark, run_seeds
-from speedtrain.suite.output import epoch_progress, writer
+from speedtrain.suite.output import session_steps, writer
 from speedtrain.suite.session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
                                       check_baselines, check_data, check_doctor, choose_profile, explicit_args,
                                       judge, parse_seeds)
@@ -192,7 +192,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
         write(f"speedtrain: {st.self_run_note}")
     config.stash[PROGRESS] = Progress(n_cases, st.profile.name, st.device_type,
                                       write if st.profile.name != "smoke" else (lambda line: None))
-    config.stash[STEPS] = epoch_progress(config, st.profile.name == "smoke", write)  # the TTY is read now
+    config.stash[STEPS] = session_steps(config, st.profile.name == "smoke", write)  # the TTY is read now
     catch_interrupts(st, write, config.add_cleanup)
     st.prepared = True
 

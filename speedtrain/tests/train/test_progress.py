@@ -11,7 +11,7 @@ import pytest
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.progress import (DEFAULT_COLUMNS, BarSteps, PastCapture, PlainSteps, _bar_class, epoch_progress,
                                  interactive)
-from speedtrain.suite.output import epoch_progress
+from speedtrain.suite.output import session_steps
 from speedtrain.hw.timing import timer_policy
 from speedtrain.train.loop import train
 from speedtrain.tests.conftest import TINY
@@ -156,7 +156,7 @@ def test_a_failed_run_still_ends_the_epoch():
 
 
 def _config(worker: bool = False) -> SimpleNamespace:
-    """As much of a pytest.Config as suite.output.epoch_progress reads."""
+    """As much of a pytest.Config as suite.output.session_steps reads."""
     config = SimpleNamespace(pluginmanager=SimpleNamespace(getplugin=lambda name: None))
     if worker:
         config.workerinput = {"workerid": "gw0"}
@@ -166,15 +166,15 @@ def _config(worker: bool = False) -> SimpleNamespace:
 def test_the_plugin_shows_no_progress_in_smoke_or_in_an_xdist_worker(monkeypatch):
     monkeypatch.setattr("sys.__stderr__", Tty())
     monkeypatch.delenv("CI", raising=False)
-    assert epoch_progress(_config(), True, print) is None  # smoke
-    assert epoch_progress(_config(worker=True), False, print) is None
-    assert isinstance(epoch_progress(_config(), False, print), BarSteps)
+    assert session_steps(_config(), True, print) is None  # smoke
+    assert session_steps(_config(worker=True), False, print) is None
+    assert isinstance(session_steps(_config(), False, print), BarSteps)
 
 
 def test_the_plugin_writes_plain_lines_indented_under_the_case_in_a_log(monkeypatch):
     monkeypatch.setattr("sys.__stderr__", io.StringIO())
     lines = []
-    steps = epoch_progress(_config(), False, lines.append)
+    steps = session_steps(_config(), False, lines.append)
     assert isinstance(steps, PlainSteps)
     steps.write("epoch 1/2: step 1/2")
     assert lines == ["    epoch 1/2: step 1/2"]  # as the trainer's epoch lines under the seed's line
