@@ -94,19 +94,18 @@ def to_dataframe(paths: Sequence[str | Path] | str | Path) -> "pandas.DataFrame"
 
 # Per-seed columns and the record list each comes from (units in the names: _s seconds,
 # _frac fractions of 1, _j joules, _w watts, _pct percent).
-PER_SEED = {
-    "train_time_s": "train_time_s", "time_to_target_s": "time_to_target_s", "final_acc_frac": "final_acc",
-    "images_per_s": "images_per_s", "epoch_time_s": "epoch_time_s", "eval_time_s": "eval_time_s",
-    "warmup_s": "warmup_s",
+# The per-seed figures of a record, each a column under the record's own name (one name per
+# figure from the trainer to the report); accuracies and MFU are fractions, as in the record.
+PER_SEED = (
+    "train_time_s", "time_to_target_s", "final_acc", "images_per_s", "epoch_time_s", "eval_time_s", "warmup_s",
     # work done (speedtrain.train.flops): FLOPs of the run, achieved FLOP/s, MFU; airbench's whitening seconds
-    "train_flops": "train_flops", "achieved_flops_per_s": "achieved_flops_per_s", "mfu_frac": "mfu",
-    "whiten_s": "whiten_s",
+    "train_flops", "achieved_flops_per_s", "mfu", "whiten_s",
     # accuracy studies (speedtrain.train.evaluation): top-k of the last epoch, the best epoch by validation
-    "top2_acc_frac": "top2_acc", "top3_acc_frac": "top3_acc", "best_epoch": "best_epoch",
-    "val_acc_frac": "val_acc", "best_train_acc_frac": "best_train_acc", "best_test_acc_frac": "best_test_acc",
-}
-FLOAT_COLUMNS = (*PER_SEED, "target_acc_frac", "energy_j", "power_mean_w", "gpu_util_pct", "flops_per_image",
-                 "measured_peak_flops_per_s")
+    "top2_acc", "top3_acc", "best_epoch", "val_acc", "best_train_acc", "best_test_acc",
+)
+# The telemetry summary's figures (speedtrain.hw.gpumonitor), under their own names too.
+TELEMETRY = ("power_mean_w", "util_mean_pct")
+FLOAT_COLUMNS = (*PER_SEED, "target_acc", "energy_j", *TELEMETRY, "flops_per_image", "measured_peak_flops_per_s")
 INT_COLUMNS = ("step", "seed", "n_params", "peak_mem_allocated_bytes", "peak_mem_reserved_bytes")
 
 
@@ -127,7 +126,7 @@ def cases_frame(runs: Sequence[SavedRun]) -> "pandas.DataFrame":
 
 def _case_rows(case: RunCase) -> list[dict[str, Any]]:
     rec = case.record
-    lists = [getattr(rec, name) for name in PER_SEED.values()]
+    lists = [getattr(rec, name) for name in PER_SEED]
     n = max(len(rec.seeds), len(rec.reached_target), *(len(values) for values in lists), 1)
     gpu = rec.gpu if rec.gpu and rec.gpu.get("available") is True else {}
     # The telemetry summary belongs to one seed's run (record.merge_telemetry).
@@ -141,12 +140,11 @@ def _case_rows(case: RunCase) -> list[dict[str, Any]]:
             "status": rec.status, "reference": rec.reference, "ladder": rec.ladder, "step": rec.step,
             "device": case.machine, "profile": case.profile, "dataset": rec.dataset or case.meta.dataset,
             "synthetic": rec.synthetic, "metric": rec.metric, "seed": _at(rec.seeds, i),
-            **{column: _at(getattr(rec, name), i) for column, name in PER_SEED.items()},
-            "reached_target": _at(rec.reached_target, i), "target_acc_frac": rec.target_acc,
+            **{name: _at(getattr(rec, name), i) for name in PER_SEED},
+            "reached_target": _at(rec.reached_target, i), "target_acc": rec.target_acc,
             "energy_j": _number(gpu.get("energy_j") if telemetry else _at(energy, i)),
             "telemetry_seed": telemetry,
-            "power_mean_w": _number(gpu.get("power_mean_w")) if telemetry else None,
-            "gpu_util_pct": _number(gpu.get("util_mean_pct")) if telemetry else None,
+            **{name: _number(gpu.get(name)) if telemetry else None for name in TELEMETRY},
             "peak_mem_allocated_bytes": rec.peak_mem_allocated_bytes,
             "peak_mem_reserved_bytes": rec.peak_mem_reserved_bytes, "n_params": rec.n_params,
             "flops_per_image": rec.flops_per_image, "measured_peak_flops_per_s": rec.measured_peak_flops_per_s,

@@ -80,9 +80,9 @@ def plot_times(members: list[RunCase], figs: dict[Key, CaseFigures], spec: Secti
         color = colors[r] if spec.many else "tab:orange" if c.record.reference else "tab:blue"
         ax.bar([x], [m], width=width * 0.95, color=color, label=c.run if spec.many else None)
         top = m
-        if len(f.train_s) > 1:  # one seed has no spread to draw
-            ax.errorbar([x], [m], yerr=[[m - min(f.train_s)], [max(f.train_s) - m]], color="black", capsize=4)
-            top = max(f.train_s)
+        if len(f.train_time_s) > 1:  # one seed has no spread to draw
+            ax.errorbar([x], [m], yerr=[[m - min(f.train_time_s)], [max(f.train_time_s) - m]], color="black", capsize=4)
+            top = max(f.train_time_s)
         tops.append(top)
         ok = c.record.ok
         text = c.record.status if not ok else fmt_seconds(f.train_median) if f.train_median else "n/a"

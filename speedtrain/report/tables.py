@@ -32,31 +32,32 @@ Key = tuple[str, int]  # (run label, case index in the run)
 class CaseFigures:
     """One case's per-seed figures, aggregated over its seeds."""
 
-    train_s: list[float]  # the seeds that have a training time
+    train_time_s: list[float]  # the seeds that have a training time
     time_to_target_s: list[float]  # the seeds that reached the target
     target_seeds: int  # seeds whose reaching the target is known
     any_reached: bool
     final_acc: Optional[float]  # median, fraction
     images_per_s: Optional[float]  # median
-    peak_mem_bytes: Optional[float]
+    peak_mem_allocated_bytes: Optional[float]
     energy_j: Optional[float]  # of the telemetry seed (the median-time seed's run)
-    power_w: Optional[float]
-    util_pct: Optional[float]
+    power_mean_w: Optional[float]
+    util_mean_pct: Optional[float]
     # work done (speedtrain.train.flops): per image, the run's total and its rate (medians), MFU (fraction)
     flops_per_image: Optional[float] = None
     train_flops: Optional[float] = None
-    flops_per_s: Optional[float] = None
+    achieved_flops_per_s: Optional[float] = None
     mfu: Optional[float] = None
-    measured_peak: Optional[float] = None  # FLOP/s the doctor measured for the case's matmuls
+    measured_peak_flops_per_s: Optional[float] = None  # FLOP/s the doctor measured for the case's matmuls
 
     @property
     def measured_mfu(self) -> Optional[float]:
         """Achieved FLOP/s over the measured matmul peak (fraction)."""
-        return self.flops_per_s / self.measured_peak if self.flops_per_s and self.measured_peak else None
+        return (self.achieved_flops_per_s / self.measured_peak_flops_per_s
+                if self.achieved_flops_per_s and self.measured_peak_flops_per_s else None)
 
     @property
     def train_median(self) -> Optional[float]:
-        return statistics.median(self.train_s) if self.train_s else None
+        return statistics.median(self.train_time_s) if self.train_time_s else None
 
 
 def case_figures(frame: "pandas.DataFrame") -> dict[Key, CaseFigures]:
@@ -64,15 +65,15 @@ def case_figures(frame: "pandas.DataFrame") -> dict[Key, CaseFigures]:
     for (run, index), rows in frame.groupby(["run", "case_index"], sort=False):
         telemetry = rows[rows["telemetry_seed"].fillna(False)]
         out[(str(run), int(index))] = CaseFigures(
-            train_s=_values(rows["train_time_s"]), time_to_target_s=_values(rows["time_to_target_s"]),
+            train_time_s=_values(rows["train_time_s"]), time_to_target_s=_values(rows["time_to_target_s"]),
             target_seeds=max(int(rows["reached_target"].notna().sum()), int(rows["time_to_target_s"].notna().sum())),
             any_reached=bool(rows["reached_target"].fillna(False).any()),
-            final_acc=_median(rows["final_acc_frac"]), images_per_s=_median(rows["images_per_s"]),
-            peak_mem_bytes=_first(rows["peak_mem_allocated_bytes"]), energy_j=_first(telemetry["energy_j"]),
-            power_w=_first(telemetry["power_mean_w"]), util_pct=_first(telemetry["gpu_util_pct"]),
+            final_acc=_median(rows["final_acc"]), images_per_s=_median(rows["images_per_s"]),
+            peak_mem_allocated_bytes=_first(rows["peak_mem_allocated_bytes"]), energy_j=_first(telemetry["energy_j"]),
+            power_mean_w=_first(telemetry["power_mean_w"]), util_mean_pct=_first(telemetry["util_mean_pct"]),
             flops_per_image=_first(rows["flops_per_image"]), train_flops=_median(rows["train_flops"]),
-            flops_per_s=_median(rows["achieved_flops_per_s"]), mfu=_median(rows["mfu_frac"]),
-            measured_peak=_first(rows["measured_peak_flops_per_s"]),
+            achieved_flops_per_s=_median(rows["achieved_flops_per_s"]), mfu=_median(rows["mfu"]),
+            measured_peak_flops_per_s=_first(rows["measured_peak_flops_per_s"]),
         )
     return out
 
@@ -288,19 +289,19 @@ def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bo
             "case": c.record.case + (" (ref)" if c.record.reference else ""),
             "status": c.record.status,
             "train s (median)": fmt_seconds(f.train_median),
-            "spread (min-max)": fmt_range(f.train_s),
+            "spread (min-max)": fmt_range(f.train_time_s),
             "time to target s": fmt_time_to_target(f),
             "final acc": fmt_pct(f.final_acc),
             "images/s": fmt_int(f.images_per_s),
-            "peak mem GiB": fmt_gib(f.peak_mem_bytes),
+            "peak mem GiB": fmt_gib(f.peak_mem_allocated_bytes),
             "energy J": fmt_int(f.energy_j),
-            "power W": fmt_int(f.power_w),
-            "GPU util": MISSING if f.util_pct is None else f"{f.util_pct:.0f}%",
+            "power W": fmt_int(f.power_mean_w),
+            "GPU util": MISSING if f.util_mean_pct is None else f"{f.util_mean_pct:.0f}%",
             "speed-up": fmt_ratio(_speedup(c, figs, refs)),
             "noise": MISSING if spread is None else spread.spread_text(),
             "detects": MISSING if spread is None else spread.detectable_text(),
             "GFLOP/img": fmt_scaled(f.flops_per_image, 1e9),
-            "TFLOP/s": fmt_scaled(f.flops_per_s, 1e12),
+            "TFLOP/s": fmt_scaled(f.achieved_flops_per_s, 1e12),
             "MFU": fmt_pct(f.mfu),
             "MFU (measured peak)": fmt_pct(f.measured_mfu),
         })

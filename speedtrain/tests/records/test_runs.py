@@ -106,11 +106,11 @@ def test_dataframe_has_a_row_per_case_and_seed_with_units(fake_runs: "FakeRuns")
     a = fake_runs.write("a.json", fake_runs.run(fake_runs.sample()))
     b = fake_runs.write("b/a.json", fake_runs.run([fake_runs.bench("precision", "fp32", [12.0], reference=True)]))
     df = to_dataframe([a, b])
-    assert {"train_time_s", "final_acc_frac", "images_per_s", "energy_j", "power_mean_w", "seed"} <= set(df.columns)
+    assert {"train_time_s", "final_acc", "images_per_s", "energy_j", "power_mean_w", "seed"} <= set(df.columns)
     assert len(df) == 3 + 3 + 1 + 3 + 1 + 2 + 2 + 2 + 1  # seeds per case; a case without figures keeps a row
     fp16 = df[(df.run == "a") & (df.case == "fp16")]
     assert fp16.train_time_s.tolist() == [5.0, 5.2, 4.8] and fp16.seed.tolist() == [0, 1, 2]
-    assert fp16.final_acc_frac.median() == pytest.approx(0.941)
+    assert fp16.final_acc.median() == pytest.approx(0.941)
     # the telemetry summary is one seed's: energy, power and utilisation sit on that row
     assert fp16.telemetry_seed.tolist() == [True, False, False] and fp16.power_mean_w.notna().sum() == 1
     oom = df[(df.run == "a") & (df.case == "bf16")]

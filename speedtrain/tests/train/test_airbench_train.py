@@ -175,7 +175,7 @@ def test_flop_figures_travel_into_the_case_record_and_the_frame():
     back = CaseRecord.from_extra_info(record.to_extra_info())
     assert back.flops_per_image == result.flops_per_image > 0
     assert back.train_flops == [result.train_flops] and back.mfu == [None] and "cpu" in back.mfu_reason
-    assert not back.problems and {"train_flops", "achieved_flops_per_s", "mfu_frac"} <= set(PER_SEED)
+    assert not back.problems and {"train_flops", "achieved_flops_per_s", "mfu"} <= set(PER_SEED)
 
 
 def test_report_shows_flops_mfu_and_the_time_against_work_plot(fake_runs, tmp_path):
