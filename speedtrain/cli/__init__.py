@@ -1,5 +1,2 @@
-"""The `speedtrain` command: one module per group of subcommands (``main`` dispatches)."""
-
-from speedtrain.cli.main import main
-
-__all__ = ["main"]
+"""The `speedtrain` command (``speedtrain.cli.main:main`` dispatches): the training and doctor
+commands in ``main``, the commands that read saved runs in ``results``."""

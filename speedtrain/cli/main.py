@@ -19,6 +19,7 @@ from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from speedtrain.common.atomic import check_writable, write_json_atomic, write_with_fallback
 from speedtrain.cli.results import add_commands, cmd_compare, cmd_history, cmd_report
+from speedtrain.config.fields import GROUPS
 from speedtrain.config.trainconfig import FieldSpec, TrainConfig, choices, field_specs
 from speedtrain.common.errors import SpeedtrainError, one_line
 from speedtrain.hw.device import resolve_device
@@ -86,16 +87,13 @@ def _metavar(spec: FieldSpec) -> str:
     return f"{base}|none" if spec.optional else base
 
 
-GROUP_TITLES = {"data": "data", "model": "model", "precision": "precision and compilation",
-                "schedule": "schedule and optimiser", "run": "run"}
-
-
 def _add_config_options(parser: argparse.ArgumentParser) -> dict[str, Any]:
-    """One ``--kebab-case`` option per TrainConfig field, in the groups of ``config.OPTION_GROUPS``;
-    unset options keep the config default (the myrtle.ai ResNet-9 recipe in fp32). Returns the groups."""
-    groups = {name: parser.add_argument_group(f"{title} options") for name, title in GROUP_TITLES.items()}
+    """One ``--kebab-case`` option per TrainConfig field, in its field's role group
+    (``config.fields.GROUPS``); unset options keep the config default (the myrtle.ai ResNet-9
+    recipe in fp32). Returns the groups."""
+    groups = {name: parser.add_argument_group(f"{title} options") for name, title in GROUPS.items()}
     for spec in field_specs().values():
-        group = groups.get(spec.group) or groups["run"]
+        group = groups[spec.group]
         flag = "--" + spec.name.replace("_", "-")
         common: dict[str, Any] = {"dest": spec.name, "default": argparse.SUPPRESS,
                                   "help": f"{spec.help} [default: {_as_typed(spec.default)}]".replace("%", "%%")}  # argparse formats %

@@ -149,13 +149,35 @@ def test_annotations_are_read_with_typing_not_parsed_as_text():
     """``X | None`` and ``Optional[X]`` mean the same to the validator."""
     from typing import Optional
 
-    from speedtrain.config import trainconfig as config
+    from speedtrain.config import fields as config
 
-    spec = config._spec(dataclasses.field(default=None, metadata={"help": ""}), Optional[int])
+    meta = {"help": "", "group": "run"}
+    spec = config._spec(dataclasses.field(default=None, metadata=meta), Optional[int], "T")
     assert (spec.kind, spec.optional) == (int, True)
-    spec = config._spec(dataclasses.field(default=None, metadata={"help": ""}), int | None)
+    spec = config._spec(dataclasses.field(default=None, metadata=meta), int | None, "T")
     assert (spec.kind, spec.optional) == (int, True)
     assert field_specs()["image_size"].kind is int and field_specs()["image_size"].optional
     assert field_specs()["residual"].kind is tuple
     with pytest.raises(TypeError):
-        config._spec(dataclasses.field(default=None, metadata={"help": ""}), list[str])
+        config._spec(dataclasses.field(default=None, metadata=meta), list[str], "T")
+
+
+def test_every_field_has_a_role_group_and_help_groups_follow_it(capsys):
+    """The --help groups come from the fields' own group: none can be missed by a separate list."""
+    from speedtrain.cli.main import main
+    from speedtrain.config.fields import GROUPS, config_field
+
+    specs = field_specs()
+    assert {s.group for s in specs.values()} <= set(GROUPS)
+    groups = [s.group for s in specs.values()]
+    assert groups == sorted(groups, key=list(GROUPS).index), "fields are declared group by group"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for name, group in (("whiten", "model"), ("alt_flip", "augmentation"), ("lookahead_every", "optimisation"),
+                        ("tta_translate", "augmentation"), ("tta_flip", "augmentation"), ("nproc", "parallel")):
+        section = text[text.index(f"{GROUPS[group]} options:"):]
+        section = section.split("\n\n")[0]
+        assert f"--{name.replace('_', '-')}" in section, (name, group)
+    with pytest.raises(ValueError, match="unknown field group"):
+        config_field(0, "x", "schedule")
