@@ -101,6 +101,7 @@ class TrainConfig:
     warmup_steps: int = _f(3, "untimed training steps run first for cuDNN autotuning and compilation, then undone")
     # --- data-parallel training (speedtrain.distributed) --------------------------------
     nproc: int = _f(1, "processes training data-parallel (DDP through torchrun), one GPU each on CUDA; batch_size stays the global batch")
+    launch_timeout_s: float = _f(3600.0, "data-parallel runs (nproc > 1): seconds the whole torchrun launch may take before it and its ranks are stopped with an error (seconds)")
     # --- studies: optimiser grid (ResNet-20) and the 100-image regime (speedtrain.study) ---
     optimizer: Literal["sgd", "adam", "adamw"] = _f("sgd", "optimiser: sgd (momentum, nesterov, fused where the device has it), adam (L2 weight decay added to the gradient) or adamw (decoupled weight decay)")
     dropout: float = _f(0.0, "resnet20: dropout probability before the classifier (fraction)")
@@ -331,6 +332,11 @@ def _validate(cfg: TrainConfig) -> None:
         _fail("target_acc", cfg.target_acc, "a fraction in (0, 1]")
     if cfg.warmup_steps < 0:
         _fail("warmup_steps", cfg.warmup_steps, "a whole number of at least 0")
+    if not cfg.launch_timeout_s > 0 or not math.isfinite(cfg.launch_timeout_s):
+        _fail("launch_timeout_s", cfg.launch_timeout_s, "a number of seconds above 0")
+    if cfg.compile and cfg.warmup_steps == 0:  # issue 19: compilation would run inside the first timed epoch
+        raise ConfigError("compile needs warmup_steps of at least 1: compilation happens in the untimed warm-up; "
+                          "got warmup_steps 0")
     if cfg.nproc < 1 or cfg.batch_size % cfg.nproc:
         _fail("nproc", cfg.nproc, f"a whole number of at least 1 that divides batch_size {cfg.batch_size}")
     if not 0 <= cfg.seed < 2**63:

@@ -213,7 +213,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     result.optimizer_impl = sgd_implementation(opt)
     result.grad_scale_init = scaler.get_scale() if step.scaling else None
     plan = airbench_train.epoch_plan(cfg, steps_per_epoch)  # steps per epoch; a fractional last one is short
-    hooks = airbench_train.RunHooks(cfg, net, sum(plan))  # whitening bias, lookahead (no-ops when off)
+    hooks = airbench_train.RunHooks(cfg, net, sum(plan), opt)  # whitening bias, lookahead (no-ops when off)
     reset_peak_memory(device)
 
     result.target_acc = cfg.target
