@@ -223,6 +223,17 @@ def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return ddp
 
 
+def batch_norm_policy() -> Optional[str]:
+    """How batch norm behaves across ranks, for the result: each rank normalises by the
+    statistics of its own share of the global batch (DDP broadcasts rank 0's running statistics
+    at every forward: ``forward_sync_buffers``, on by default), so a data-parallel run is not exactly the global
+    batch in one process. None with one rank."""
+    if ranks().world == 1:
+        return None
+    return (f"per-rank statistics: each of {ranks().world} ranks normalises by its own share of the global batch; "
+            "running statistics broadcast from rank 0 at every forward (DDP forward_sync_buffers, on by default)")
+
+
 def share(index: torch.Tensor) -> torch.Tensor:
     """This rank's share of one global batch's indices (all of them with one rank)."""
     r = ranks()
