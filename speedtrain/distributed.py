@@ -223,6 +223,18 @@ def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return ddp
 
 
+RANK_SEED_STRIDE = 1_000_003  # a prime: rank r draws its own random numbers from seed + stride * r
+
+
+def rank_seed(seed: int) -> int:
+    """The seed of this rank's own random draws (cutout squares, mixing partners: drawn per rank
+    share, so the same seed on every rank repeated them in every share); ``seed`` with one rank,
+    so a one-process run draws what it always drew. The shuffle and the dataset-wide crops keep
+    ``seed`` on every rank: they must agree across ranks."""
+    r = ranks()
+    return seed if r.world == 1 else (seed + RANK_SEED_STRIDE * r.rank) % 2**63
+
+
 def batch_norm_policy() -> Optional[str]:
     """How batch norm behaves across ranks, for the result: each rank normalises by the
     statistics of its own share of the global batch (DDP broadcasts rank 0's running statistics

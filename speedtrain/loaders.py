@@ -95,6 +95,10 @@ class GpuLoader:
         self.pipeline = _Pipeline.build(data, cfg, device)
         # Random numbers drawn on the device: no host round trip per epoch.
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
+        # Cutout is drawn per rank's share of a batch: from a rank's own stream when there are
+        # several (the shuffle and crops above must agree across ranks; issue 19), else this one.
+        seed = distributed.rank_seed(cfg.seed)
+        self.share_generator = self.generator if seed == cfg.seed else torch.Generator(device=device).manual_seed(seed)
         self.batch_size, self.dtype, self.memory_format = cfg.batch_size, dtype, memory_format(cfg)
         if cfg.alt_flip:  # each image's flip bit, drawn once for the whole run
             self.pipeline = replace(self.pipeline, flip_bits=flip_bits(len(self.labels), self.generator, device))
@@ -109,7 +113,7 @@ class GpuLoader:
         epochs draw exactly what they would have drawn without it."""
         epoch = self.epoch
         try:
-            return _first_batch_without_trace(self, self.generator)
+            return _first_batch_without_trace(self, *{id(g): g for g in (self.generator, self.share_generator)}.values())
         finally:
             self.epoch = epoch
 
@@ -119,7 +123,7 @@ class GpuLoader:
         order = torch.randperm(len(self.labels), device=self.labels.device, generator=self.generator)
         for step in range(len(self)):
             index = distributed.share(order[step * self.batch_size:(step + 1) * self.batch_size])  # nproc > 1
-            x = self.pipeline.finish(images[index], self.generator, self.dtype)
+            x = self.pipeline.finish(images[index], self.share_generator, self.dtype)
             yield x.contiguous(memory_format=self.memory_format), self.labels[index]
 
 

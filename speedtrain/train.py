@@ -331,7 +331,8 @@ class _Step:
         self.cfg, self.device, self.net, self.model = cfg, device, net, model
         self.amp_dtype = AUTOCAST_DTYPES.get(cfg.precision)
         self.scaling = cfg.precision == "fp16"
-        self.mix = study.ImageMix.build(cfg, device)  # image mixing (mix_ratio), None when off
+        # image mixing (mix_ratio), None when off; partners drawn per rank (issue 19)
+        self.mix = study.ImageMix.build(cfg.replace(seed=distributed.rank_seed(cfg.seed)), device)
 
     def autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
