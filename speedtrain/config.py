@@ -103,7 +103,7 @@ class TrainConfig:
     nproc: int = _f(1, "processes training data-parallel (DDP through torchrun), one GPU each on CUDA; batch_size stays the global batch")
     launch_timeout_s: float = _f(3600.0, "data-parallel runs (nproc > 1): seconds the whole torchrun launch may take before it and its ranks are stopped with an error (seconds)")
     # --- studies: optimiser grid (ResNet-20) and the 100-image regime (speedtrain.study) ---
-    optimizer: Literal["sgd", "adam", "adamw"] = _f("sgd", "optimiser: sgd (momentum, nesterov, fused where the device has it), adam (L2 weight decay added to the gradient) or adamw (decoupled weight decay)")
+    optimizer: Literal["sgd", "adam", "adamw"] = _f("sgd", "optimiser, each fused where the device has the kernel: sgd (momentum, nesterov), adam (L2 weight decay added to the gradient) or adamw (decoupled weight decay)")
     dropout: float = _f(0.0, "resnet20: dropout probability before the classifier (fraction)")
     milestones: tuple[int, ...] = _f((), "step schedule: epochs after which the LR is multiplied by step-factor, comma-separated")
     step_factor: float = _f(0.1, "step schedule: LR multiplier at each milestone")

@@ -52,7 +52,7 @@ class RunResult:
     diverged: bool = False
     timer: dict[str, Any] = field(default_factory=dict)
     gpu: Optional[dict[str, Any]] = None
-    optimizer_impl: Optional[str] = None  # SGD implementation that ran: fused | foreach | for-loop
+    optimizer_impl: Optional[str] = None  # optimiser step that ran (SGD, Adam, AdamW): fused | foreach | for-loop
     grad_scale_init: Optional[float] = None  # fp16 GradScaler's initial scale (None: no scaler)
     grad_scale_final: Optional[float] = None  # its scale after the last step
     # torch.compile (issue 19): graphs Dynamo compiled in the run, and how many of them after the
