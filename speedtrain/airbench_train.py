@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from speedtrain import augment
-from speedtrain.airbench import AIRBENCH_WIDTHS, airbench_net, init_whitening
+from speedtrain.airbench import AIRBENCH_WIDTHS, airbench_net, init_whitening, whitening_filters
 from speedtrain.airbench_optim import epoch_steps, split_bn_biases
 from speedtrain.config import TrainConfig
 from speedtrain.lookahead import Lookahead
@@ -63,7 +63,15 @@ def whiten_first_layer(net: nn.Module, cfg: TrainConfig, train_images: torch.Ten
     images = train_images[: cfg.whiten_images].to(device)
     m = torch.tensor(mean, dtype=torch.float32, device=device)
     s = torch.tensor(std, dtype=torch.float32, device=device)
-    return init_whitening(net.whiten.conv, augment.normalize(images, m, s, torch.float32))
+    normalized = augment.normalize(images, m, s, torch.float32)
+    # Off the clock, the same steps on a few images (the eigenproblem is the same C*k*k square
+    # whatever the image count): the first eigh in a process starts cuSOLVER (handle, library
+    # load) and the first matmul cuBLAS, which are not the whitening's work (issue 19).
+    whitening_filters(normalized[:WHITEN_WARM_UP_IMAGES], net.whiten.conv.kernel_size[0])
+    return init_whitening(net.whiten.conv, normalized)
+
+
+WHITEN_WARM_UP_IMAGES = 8
 
 
 def param_groups(net: nn.Module, cfg: TrainConfig) -> list[Any]:
