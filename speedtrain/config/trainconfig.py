@@ -72,7 +72,7 @@ class TrainConfig:
     tta_flip: bool = config_field(False, "test-time augmentation: average the logits of the image and its mirror", "augmentation")
     tta_translate: int = config_field(0, "test-time augmentation: also average over the images shifted up-left and down-right by this many pixels, each with its mirror under tta-flip (pixels; 0 = off, airbench 1)", "augmentation")
     # --- optimisation ------------------------------------------------------------------------
-    optimizer: Literal["sgd", "adam", "adamw"] = config_field("sgd", "optimiser: sgd (momentum, nesterov, fused where the device has it), adam (L2 weight decay added to the gradient) or adamw (decoupled weight decay)", "optimisation")
+    optimizer: Literal["sgd", "adam", "adamw"] = config_field("sgd", "optimiser, each fused where the device has the kernel: sgd (momentum, nesterov), adam (L2 weight decay added to the gradient) or adamw (decoupled weight decay)", "optimisation")
     batch_size: int = config_field(512, "training batch size (images)", "optimisation")
     epochs: float = config_field(24, "training epochs (epochs; a fraction trains part of the last one: 9.9 = nine whole epochs and 90% of a tenth)", "optimisation")
     lr: float = config_field(0.4, "peak learning rate (per mean-loss gradient)", "optimisation")
@@ -101,6 +101,7 @@ class TrainConfig:
     warmup_steps: int = config_field(3, "untimed training steps run first for cuDNN autotuning and compilation, then undone", "run")
     # --- parallel ----------------------------------------------------------------------------
     nproc: int = config_field(1, "processes training data-parallel (DDP through torchrun), one GPU each on CUDA; batch_size stays the global batch", "parallel")
+    launch_timeout_s: float = config_field(3600.0, "data-parallel runs (nproc > 1): seconds the whole torchrun launch may take before it and its ranks are stopped with an error (seconds)", "parallel")
 
     def __post_init__(self) -> None:
         for name in ("residual", "milestones", "classes"):

@@ -254,5 +254,10 @@ def _loader_run_parallel(cfg: Any) -> None:
         fail("seed", cfg.seed, "a whole number from 0 to 2**63-1")
     if cfg.warmup_steps < 0:
         fail("warmup_steps", cfg.warmup_steps, "a whole number of at least 0")
+    if cfg.compile and cfg.warmup_steps == 0:  # compilation would run inside the first timed epoch
+        raise ConfigError("compile needs warmup_steps of at least 1: compilation happens in the untimed warm-up; "
+                          "got warmup_steps 0")
     if cfg.nproc < 1 or cfg.batch_size % cfg.nproc:
         fail("nproc", cfg.nproc, f"a whole number of at least 1 that divides batch_size {cfg.batch_size}")
+    if not cfg.launch_timeout_s > 0:  # finite: the type check refuses inf and NaN
+        fail("launch_timeout_s", cfg.launch_timeout_s, "a number of seconds above 0")

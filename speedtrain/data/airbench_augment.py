@@ -19,6 +19,8 @@ weighted 1/2 untranslated, 1/4 each translation (airbench's ``tta_level`` 2).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -46,7 +48,15 @@ def alternating_flip(images: Tensor, epoch: int, bits: Tensor) -> Tensor:
     return torch.where(mirror[:, None, None, None], images.flip(-1), images)
 
 
-def _mirror_mean(model: nn.Module, x: Tensor, flip: bool) -> Tensor:
+def _owned(model: nn.Module) -> Callable[[Tensor], Tensor]:
+    """``model`` whose every output is cloned before the next call: under ``compile_mode``
+    reduce-overhead (CUDA-graph trees) a call's output lives in the graph's memory pool and the
+    next call overwrites it ("accessing tensor output of CUDAGraphs that has been overwritten";
+    issue 19). A clone of the logits, (N, classes), costs next to nothing beside a forward pass."""
+    return lambda x: model(x).clone()
+
+
+def _mirror_mean(model: Callable[[Tensor], Tensor], x: Tensor, flip: bool) -> Tensor:
     if not flip:
         return model(x)
     return 0.5 * (model(x) + model(x.flip(-1)))
@@ -60,12 +70,14 @@ def multicrop_logits(model: nn.Module, images: Tensor, *, flip: bool = True, tra
     pixels up-left and down-right, each with its mirror when ``flip``. With neither it is
     ``model(images)``.
     """
-    logits = _mirror_mean(model, images, flip)
+    # more than one call whose outputs are combined: each output owned before the next call
+    call: Callable[[Tensor], Tensor] = _owned(model) if flip or translate else model
+    logits = _mirror_mean(call, images, flip)
     if translate == 0:
         return logits
     h, w = images.shape[-2:]
     t = translate
     padded = F.pad(images, (t, t, t, t), mode="reflect")
     shifted = (padded[..., :h, :w], padded[..., 2 * t:2 * t + h, 2 * t:2 * t + w])
-    translated = sum(_mirror_mean(model, x, flip) for x in shifted) / 2
+    translated = sum(_mirror_mean(call, x, flip) for x in shifted) / 2
     return 0.5 * logits + 0.5 * translated

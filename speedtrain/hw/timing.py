@@ -72,7 +72,8 @@ def timer_policy(cfg: "TrainConfig", clock: str, progress: bool = False) -> dict
     if cfg.lookahead_every:
         includes.append("lookahead's weight averaging (every few steps and at each epoch's end)")
     if cfg.whiten:  # airbench adds it to its run time; here it is a figure of its own
-        excludes.append("patch whitening of the first conv from the training images (timed separately as whiten_s)")
+        excludes.append("patch whitening of the first conv from the training images (timed separately as whiten_s, "
+                        "after an untimed run of the same steps on 8 images, so cuSOLVER/cuBLAS start-up is not in it)")
     if cfg.warmup_steps:
         excludes.append(
             f"warm-up (one loader batch: kernel loading, buffers, worker start-up; {cfg.warmup_steps} steps on it: "

@@ -52,9 +52,15 @@ class RunResult:
     diverged: bool = False
     timer: dict[str, Any] = field(default_factory=dict)
     gpu: Optional[dict[str, Any]] = None
-    optimizer_impl: Optional[str] = None  # SGD implementation that ran: fused | foreach | for-loop
+    optimizer_impl: Optional[str] = None  # optimiser step that ran (SGD, Adam, AdamW): fused | foreach | for-loop
     grad_scale_init: Optional[float] = None  # fp16 GradScaler's initial scale (None: no scaler)
     grad_scale_final: Optional[float] = None  # its scale after the last step
+    # torch.compile (issue 19): graphs Dynamo compiled in the run, and how many of them after the
+    # warm-up (a recompile inside the timed epochs or evaluations; 0 when right). None: not compiled.
+    compile_graphs: Optional[int] = None
+    compile_graphs_after_warmup: Optional[int] = None
+    # data-parallel runs: how batch norm behaves across ranks ("per-rank statistics"; None: one process)
+    batch_norm: Optional[str] = None
     # --- work done, and how close to the GPU's peak (speedtrain.train.flops; issue 12) ---
     whiten_s: Optional[float] = None  # airbench patch whitening, before the clock (not in train_time_s)
     flops_per_image: Optional[float] = None  # training FLOPs (forward + backward) per image

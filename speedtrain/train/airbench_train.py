@@ -12,7 +12,9 @@ a run:
 - :func:`param_groups` and :func:`scale_groups` give the batch-norm shifts
   ``bn_bias_lr_scale`` times the learning rate with the same absolute weight decay;
 - :class:`RunHooks` is called at each epoch's start and end and after each optimiser step:
-  the whitening bias is frozen after ``whiten_bias_epochs``, and lookahead updates its EMA
+  the whitening bias is frozen after ``whiten_bias_epochs`` (by its group's learning rate, never
+  by ``requires_grad``: DDP and torch.compile both fix the set of parameters that need a
+  gradient when they are built, issue 19), and lookahead updates its EMA
   every ``lookahead_every`` steps and copies it into the model at the end of every epoch
   (inside the timed epoch: it is training work, and the evaluated model is the one training
   continues from; airbench does this once, after its last step).
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from speedtrain.data import augment
-from speedtrain.models.airbench import init_whitening, set_whitening_bias_trainable
+from speedtrain.models.airbench import init_whitening, whitening_filters
 from speedtrain.train.airbench_optim import epoch_steps, split_bn_biases
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.lookahead import Lookahead
@@ -44,19 +46,35 @@ def whiten_first_layer(net: nn.Module, cfg: TrainConfig, train_images: torch.Ten
     images = train_images[: cfg.whiten_images].to(device)
     m = torch.tensor(mean, dtype=torch.float32, device=device)
     s = torch.tensor(std, dtype=torch.float32, device=device)
-    return init_whitening(net.whiten.conv, augment.normalize(images, m, s, torch.float32))
+    normalized = augment.normalize(images, m, s, torch.float32)
+    # Off the clock, the same steps on a few images (the eigenproblem is the same C*k*k square
+    # whatever the image count): the first eigh in a process starts cuSOLVER (handle, library
+    # load) and the first matmul cuBLAS, which are not the whitening's work (issue 19).
+    whitening_filters(normalized[:WHITEN_WARM_UP_IMAGES], net.whiten.conv.kernel_size[0])
+    return init_whitening(net.whiten.conv, normalized)
+
+
+WHITEN_WARM_UP_IMAGES = 8
 
 
 def param_groups(net: nn.Module, cfg: TrainConfig) -> list[Any]:
-    """What the trainer's optimiser steps: the trainable parameters, or with a
-    ``bn_bias_lr_scale`` other than 1 two groups, the batch-norm shifts marked ``bn_shift``."""
+    """What the trainer's optimiser steps: the trainable parameters, or groups of them: with a
+    ``bn_bias_lr_scale`` other than 1 the batch-norm shifts (marked ``bn_shift``), and with
+    ``whiten`` the whitening conv's bias on its own (marked ``whiten_bias``), so that
+    :class:`RunHooks` can freeze it by its learning rate."""
     trainable = [p for p in net.parameters() if p.requires_grad]
-    if cfg.bn_bias_lr_scale == 1:
+    if cfg.bn_bias_lr_scale == 1 and not cfg.whiten:
         return trainable
     shifts, _ = split_bn_biases(net)
-    ids = {id(p) for p in shifts}
-    return [{"params": [p for p in trainable if id(p) in ids], "bn_shift": True},
-            {"params": [p for p in trainable if id(p) not in ids]}]
+    shift_ids = {id(p) for p in shifts} if cfg.bn_bias_lr_scale != 1 else set()
+    bias = net.whiten.conv.bias if cfg.whiten else None
+    groups: list[dict[str, Any]] = []
+    if bias is not None:
+        groups.append({"params": [bias], "whiten_bias": True})
+    if shift_ids:
+        groups.append({"params": [p for p in trainable if id(p) in shift_ids], "bn_shift": True})
+    groups.append({"params": [p for p in trainable if id(p) not in shift_ids and p is not bias]})
+    return groups
 
 
 def scale_groups(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -84,17 +102,27 @@ class RunHooks:
 
     ``total_steps`` is the run's optimiser steps (``airbench_optim.epoch_steps`` summed), the
     horizon of lookahead's decay schedule. Build it after the warm-up: lookahead's EMA must
-    start from the weights the timed run starts from.
+    start from the weights the timed run starts from. ``opt`` is the timed run's optimiser,
+    whose ``whiten_bias`` group (:func:`param_groups`) :meth:`start_epoch` freezes.
     """
 
-    def __init__(self, cfg: TrainConfig, net: nn.Module, total_steps: int) -> None:
+    def __init__(self, cfg: TrainConfig, net: nn.Module, total_steps: int,
+                 opt: Optional[torch.optim.Optimizer] = None) -> None:
         self.cfg, self.net, self.steps = cfg, net, 0
         self.lookahead = Lookahead(net, total_steps, every=cfg.lookahead_every) if cfg.lookahead_every else None
+        self.whiten_groups = [g for g in opt.param_groups if g.get("whiten_bias")] if opt is not None else []
+        for group in self.whiten_groups:  # the learning rate and decay it has while it learns
+            group["learning_lr_scale"], group["learning_weight_decay"] = group["lr_scale"], group["weight_decay"]
 
     def start_epoch(self, epoch: int) -> None:
-        """Before 0-based ``epoch``: the whitening bias learns only in the first epochs."""
-        if self.cfg.whiten:
-            set_whitening_bias_trainable(self.net, epoch < self.cfg.whiten_bias_epochs)
+        """Before 0-based ``epoch``: the whitening bias learns only in the first epochs. It is
+        frozen by a zero learning rate and no weight decay, so every optimiser leaves it as it is
+        (SGD's and Adam's steps and AdamW's decay are all multiplied by the rate), while its
+        ``requires_grad``, which DDP's reducer and Dynamo's guards were built with, stays on."""
+        learning = epoch < self.cfg.whiten_bias_epochs
+        for group in self.whiten_groups:
+            group["lr_scale"] = group["learning_lr_scale"] if learning else 0.0
+            group["weight_decay"] = group["learning_weight_decay"] if learning else 0.0
 
     def after_step(self) -> None:
         self.steps += 1

@@ -20,17 +20,28 @@ What changes inside the trainer, each a line calling this module:
 
 Evaluation runs the whole test set on every rank (the replicas are identical): simple, and
 outside the training clock.
+
+Failure (issue 19): a rank that runs out of memory writes its ``oom`` result beside rank 0's
+(``RESULT.json.rank<r>``) and exits with :data:`OOM_EXIT`, skipping the process group's
+shutdown. torchrun's agent checks its workers every 0.1 s (``--monitor-interval``) and, a
+worker having failed with no restarts allowed, stops the others, which were waiting in a
+collective for the missing rank. :func:`launch` then returns the ``oom`` result. So the ranks
+agree on a failure through the launcher, with no collective or host sync added to a step.
+:func:`launch` also stops torchrun after ``cfg.launch_timeout_s`` with an error of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
@@ -46,6 +57,8 @@ if TYPE_CHECKING:
     from speedtrain.records.result import RunResult
 
 Log = Callable[[str], None]
+OOM_EXIT = 3  # a rank's exit code when it ran out of memory (its result is saved beside rank 0's)
+KILL_GRACE_S = 10.0  # after the launch timeout: SIGTERM to torchrun's process group, SIGKILL this much later
 _EXCEPTION_LINE = re.compile(r"(?:\[rank\d+\]:\s*)?([\w.]*(?:Error|Exception): .*)")
 
 
@@ -75,8 +88,12 @@ def inside_rank() -> bool:
 # --- the launching process -------------------------------------------------------------------
 
 
-def launch(cfg: TrainConfig, *, monitor: bool, log: Optional[Log] = None) -> "RunResult":
-    """Run ``cfg`` on ``cfg.nproc`` ranks through torchrun; rank 0's result, its log lines passed on."""
+def launch(cfg: TrainConfig, *, monitor: bool, log: Optional[Log] = None,
+           module: str = "speedtrain.train.distributed") -> RunResult:
+    """Run ``cfg`` on ``cfg.nproc`` ranks through torchrun; rank 0's result, its log lines passed on.
+
+    A rank that ran out of memory makes the result that rank's ``oom`` one (the lowest such
+    rank's). ``module`` is what torchrun runs in each rank (tests inject failures through it)."""
     device = _device_type(cfg)
     if device == "cuda" and torch.cuda.device_count() < cfg.nproc:
         raise ConfigError(f"nproc {cfg.nproc} needs {cfg.nproc} GPUs (one per rank); this process sees "
@@ -86,16 +103,28 @@ def launch(cfg: TrainConfig, *, monitor: bool, log: Optional[Log] = None) -> "Ru
         with open(cfg_path, "w", encoding="utf-8") as f:
             json.dump(cfg.to_dict(), f)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={cfg.nproc}",
-               "-m", "speedtrain.train.distributed", cfg_path, out_path, "monitor" if monitor else "no-monitor"]
+               "-m", module, cfg_path, out_path, "monitor" if monitor else "no-monitor"]
         with open(err_path, "w+", encoding="utf-8") as err:
-            # stderr to a file, not a pipe: a full pipe would stall the ranks while we read stdout
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-            assert proc.stdout is not None
-            for line in proc.stdout:  # rank 0's progress lines, as they come
-                (log or (lambda _: None))(line.rstrip("\n"))
-            code = proc.wait()
+            # stderr to a file, not a pipe: a full pipe would stall the ranks while we read stdout.
+            # A session of its own, so the timeout can stop torchrun and its ranks together.
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+            watchdog = _Watchdog(proc, cfg.launch_timeout_s)
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:  # rank 0's progress lines, as they come
+                    (log or (lambda _: None))(line.rstrip("\n"))
+                code = proc.wait()
+            finally:
+                watchdog.cancel()
             err.seek(0)
             errors = err.read().splitlines()
+        if watchdog.fired:
+            raise DistributedError(f"torchrun with {cfg.nproc} ranks did not finish within launch_timeout_s "
+                                   f"{cfg.launch_timeout_s:g} s and was stopped with its ranks; raise "
+                                   "--launch-timeout-s for a longer run")
+        oom = _oom_result(out_path)
+        if oom is not None:
+            return oom
         if code != 0 or not os.path.exists(out_path):
             said = next((line for line in reversed(errors) if line.startswith("error: ")), None)
             # else the first rank's exception line (torchrun's own summary comes after it)
@@ -104,6 +133,51 @@ def launch(cfg: TrainConfig, *, monitor: bool, log: Optional[Log] = None) -> "Ru
                                    f"torchrun with {cfg.nproc} ranks failed (exit {code}): {crash or 'no message'}")
         with open(out_path, encoding="utf-8") as f:
             return RunResult.from_dict(json.load(f))
+
+
+class _Watchdog:
+    """Stops ``proc``'s process group (torchrun and its ranks) after ``seconds``: SIGTERM, then
+    SIGKILL ``KILL_GRACE_S`` later. A timer thread, because the launcher blocks reading stdout."""
+
+    def __init__(self, proc: subprocess.Popen, seconds: float) -> None:
+        self.proc, self.fired = proc, False
+        self.timer = threading.Timer(seconds, self._stop)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _stop(self) -> None:
+        self.fired = True
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.proc.wait(timeout=KILL_GRACE_S)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def cancel(self) -> None:
+        self.timer.cancel()
+
+
+def _oom_path(out_path: str, rank: int) -> str:
+    return f"{out_path}.rank{rank}"
+
+
+def _oom_result(out_path: str) -> Optional["RunResult"]:
+    """The lowest rank's ``oom`` result, if any rank ran out of memory (named in its error)."""
+    from speedtrain.records.result import RunResult
+
+    found = sorted(glob.glob(glob.escape(out_path) + ".rank*"), key=lambda p: int(p.rsplit("rank", 1)[1]))
+    if not found:
+        return None
+    with open(found[0], encoding="utf-8") as f:
+        result = RunResult.from_dict(json.load(f))
+    rank = found[0].rsplit("rank", 1)[1]
+    result.error = f"rank {rank} of {result.config.get('nproc')} ran out of memory: {result.error}"
+    return result
 
 
 def _device_type(cfg: TrainConfig) -> str:
@@ -147,6 +221,29 @@ def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     ddp.register_comm_hook(None, _sum_gradients)
     return ddp
+
+
+RANK_SEED_STRIDE = 1_000_003  # a prime: rank r draws its own random numbers from seed + stride * r
+
+
+def rank_seed(seed: int) -> int:
+    """The seed of this rank's own random draws (cutout squares, mixing partners: drawn per rank
+    share, so the same seed on every rank repeated them in every share); ``seed`` with one rank,
+    so a one-process run draws what it always drew. The shuffle and the dataset-wide crops keep
+    ``seed`` on every rank: they must agree across ranks."""
+    r = ranks()
+    return seed if r.world == 1 else (seed + RANK_SEED_STRIDE * r.rank) % 2**63
+
+
+def batch_norm_policy() -> Optional[str]:
+    """How batch norm behaves across ranks, for the result: each rank normalises by the
+    statistics of its own share of the global batch (DDP broadcasts rank 0's running statistics
+    at every forward: ``forward_sync_buffers``, on by default), so a data-parallel run is not exactly the global
+    batch in one process. None with one rank."""
+    if ranks().world == 1:
+        return None
+    return (f"per-rank statistics: each of {ranks().world} ranks normalises by its own share of the global batch; "
+            "running statistics broadcast from rank 0 at every forward (DDP forward_sync_buffers, on by default)")
 
 
 def share(index: torch.Tensor) -> torch.Tensor:
@@ -237,6 +334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         device = rank_device(torch.device(_device_type(cfg)))
         monitor = GpuMonitor(device) if args.monitor == "monitor" and device.type == "cuda" else None
         result = train(cfg, monitor=monitor, log=(lambda line: print(line, flush=True)) if me.rank == 0 else None)
+        if result.status == "oom":
+            _fail_fast(result, _oom_path(args.result, me.rank))
         if me.rank == 0:
             result.save_json(args.result)
     except SpeedtrainError as exc:
@@ -246,6 +345,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     return 0
+
+
+def _fail_fast(result: "RunResult", path: str) -> None:
+    """Save this rank's ``oom`` result and leave at once with :data:`OOM_EXIT`.
+
+    ``os._exit``, not a return: a graceful ``destroy_process_group`` could wait on collectives
+    the other ranks will never finish; torchrun's agent sees the failed worker and stops them."""
+    result.save_json(path)
+    print(f"rank {ranks().rank}: out of memory: {result.error}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(OOM_EXIT)
 
 
 if __name__ == "__main__":

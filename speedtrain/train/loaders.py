@@ -7,6 +7,7 @@ reads and caches datasets: this module turns a :class:`speedtrain.data.datasets.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator, Optional
 
@@ -96,6 +97,10 @@ class GpuLoader:
         self.pipeline = _Pipeline.build(data, cfg, device)
         # Random numbers drawn on the device: no host round trip per epoch.
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
+        # Cutout is drawn per rank's share of a batch: from a rank's own stream when there are
+        # several (the shuffle and crops above must agree across ranks; issue 19), else this one.
+        seed = distributed.rank_seed(cfg.seed)
+        self.share_generator = self.generator if seed == cfg.seed else torch.Generator(device=device).manual_seed(seed)
         self.batch_size, self.dtype, self.memory_format = cfg.batch_size, dtype, memory_format(cfg)
         if cfg.alt_flip:  # each image's flip bit, drawn once for the whole run
             self.pipeline = replace(self.pipeline, flip_bits=flip_bits(len(self.labels), self.generator, device))
@@ -110,7 +115,7 @@ class GpuLoader:
         epochs draw exactly what they would have drawn without it."""
         epoch = self.epoch
         try:
-            return _first_batch_without_trace(self, self.generator)
+            return _first_batch_without_trace(self, *{id(g): g for g in (self.generator, self.share_generator)}.values())
         finally:
             self.epoch = epoch
 
@@ -120,7 +125,7 @@ class GpuLoader:
         order = torch.randperm(len(self.labels), device=self.labels.device, generator=self.generator)
         for step in range(len(self)):
             index = distributed.share(order[step * self.batch_size:(step + 1) * self.batch_size])  # nproc > 1
-            x = self.pipeline.finish(images[index], self.generator, self.dtype)
+            x = self.pipeline.finish(images[index], self.share_generator, self.dtype)
             yield x.contiguous(memory_format=self.memory_format), self.labels[index]
 
 
@@ -146,6 +151,8 @@ class _SeededShuffle(torch.utils.data.Sampler):
 
     def __init__(self, n: int, seed: int) -> None:
         self.n, self.generator = n, torch.Generator().manual_seed(seed)
+        self.limit: Optional[int] = None  # the warm-up's: stop after this many indices
+
 
     def __len__(self) -> int:
         return self.n
@@ -153,7 +160,7 @@ class _SeededShuffle(torch.utils.data.Sampler):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         order = torch.randperm(self.n, generator=self.generator)
         seeds = torch.randint(2**62, (self.n,), generator=self.generator)
-        return zip(order.tolist(), seeds.tolist())
+        return itertools.islice(zip(order.tolist(), seeds.tolist()), self.limit)
 
 
 class TorchLoader:
@@ -163,10 +170,11 @@ class TorchLoader:
         _check_batch(data, cfg)
         samples = _AugmentedSamples(augment.reflect_pad(data.train_images, cfg.crop_padding), data.train_labels,
                                     _Pipeline.build(data, cfg, torch.device("cpu")))
+        self.shuffle, self.batch_size = _SeededShuffle(len(samples), cfg.seed), cfg.batch_size
         self.loader = torch.utils.data.DataLoader(
             # with nproc > 1, this rank's share of each global batch (speedtrain.train.distributed)
             samples, batch_size=distributed.local_batch(cfg.batch_size),
-            sampler=distributed.shard_sampler(_SeededShuffle(len(samples), cfg.seed), cfg.batch_size), drop_last=True,
+            sampler=distributed.shard_sampler(self.shuffle, cfg.batch_size), drop_last=True,
             num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
             generator=torch.Generator().manual_seed(cfg.seed),  # seeds the workers' own RNGs
         )
@@ -178,10 +186,23 @@ class TorchLoader:
     def warm_up(self) -> tuple[Tensor, Tensor]:
         """One batch drawn off the clock: the worker processes start (persistent, so the epochs
         reuse them) and the device copy path runs once. The sampler's generator (order and
-        per-sample augmentation seeds) and the DataLoader's (worker seeds) are restored; the
-        first epoch then restarts the workers' iteration, dropping what they prefetched."""
-        sampler: _SeededShuffle = self.loader.sampler  # type: ignore[assignment]
-        return _first_batch_without_trace(self, sampler.generator, self.loader.generator)
+        per-sample augmentation seeds) and the DataLoader's (worker seeds) are restored.
+
+        The sampler stops after one global batch and the iteration runs to its end, so no
+        worker is left holding prefetched batches (about two per worker) that the first epoch's
+        restart would drain on the clock: epoch 1 starts as every later epoch does, from an
+        iteration run out (issue 19)."""
+        generators = (self.shuffle.generator, self.loader.generator)
+        states = [g.get_state() for g in generators]
+        self.shuffle.limit = self.batch_size
+        try:
+            first, *rest = list(self)
+        finally:
+            self.shuffle.limit = None
+            for generator, state in zip(generators, states):
+                generator.set_state(state)
+        assert not rest, "the warm-up's sampler yields one batch"
+        return first
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for x, y in self.loader:

@@ -55,6 +55,7 @@ from speedtrain.records.result import EpochStats, RunResult, format_summary  # n
 from speedtrain.train.progress import EpochProgress, NoSteps  # progress within an epoch
 from speedtrain.models.registry import build_model, count_parameters, prepare_for_precision
 from speedtrain.train.optimizers import set_lr
+from speedtrain.hw.process_state import BackendFlags, graphs_compiled, reset_compiler
 from speedtrain.train.schedule import lr_schedule
 from speedtrain.hw.timing import Timer, peak_memory, release_memory, reset_peak_memory, synchronize, timer_policy
 
@@ -163,7 +164,8 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     result = RunResult(config=cfg.to_dict(), env=environment(device), device=device_name(device))
     release_memory(device)  # earlier runs' cached blocks and peaks are not this run's
     try:
-        _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None), steps)
+        with BackendFlags():  # cudnn.benchmark and TF32 as they were before the run (issue 19)
+            _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None), steps)
     except Exception as exc:  # noqa: BLE001 - only OOM is swallowed, see below
         # The traceback holds the failed run's model and activations, and pytest keeps the
         # traceback of a failed test: drop the frames' locals so the memory can be freed.
@@ -202,6 +204,10 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     net = prepare_for_precision(net.to(device=device, memory_format=layout), cfg.precision)
     result.whiten_s = airbench_train.whiten_first_layer(net, cfg, data.train_images, data.mean, data.std, device)
     model = distributed.wrap(net, device)  # DDP with nproc > 1
+    result.batch_norm = distributed.batch_norm_policy()
+    if cfg.compile:
+        reset_compiler()  # no earlier case's graphs or recompile counts (Dynamo gives up after 8)
+    graphs_before = graphs_compiled()
     model = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
 
     schedule = lr_schedule(cfg)
@@ -210,13 +216,16 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
 
     warm_timer = Timer(device)
     warm_timer.start()
-    calibrated = _warm_up(cfg, step, train_loader, test_batches[:1]) if cfg.warmup_steps else None
+    # every input shape the evaluations will see (a partial last batch, validation batches):
+    # compiled here, not inside the first epoch's evaluation
+    calibrated = _warm_up(cfg, step, train_loader, _one_per_shape(test_batches + val_batches)) if cfg.warmup_steps else None
     result.warmup_s = warm_timer.stop()
+    graphs_warm = graphs_compiled()
     opt, scaler = step.optimizer(init_scale=calibrated)
     result.optimizer_impl = sgd_implementation(opt)
     result.grad_scale_init = scaler.get_scale() if step.scaling else None
     plan = airbench_train.epoch_plan(cfg, steps_per_epoch)  # steps per epoch; a fractional last one is short
-    hooks = airbench_train.RunHooks(cfg, net, sum(plan))  # whitening bias, lookahead (no-ops when off)
+    hooks = airbench_train.RunHooks(cfg, net, sum(plan), opt)  # whitening bias, lookahead (no-ops when off)
     reset_peak_memory(device)
 
     result.target_acc = cfg.target
@@ -300,6 +309,17 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     flops.record_flops(result, cfg, images, device.type)  # counted once per network shape, off the clock
     if step.scaling:
         result.grad_scale_final = scaler.get_scale()
+    if cfg.compile:  # the timed epochs and evaluations must not have compiled anything
+        result.compile_graphs = graphs_compiled() - graphs_before
+        result.compile_graphs_after_warmup = graphs_compiled() - graphs_warm
+
+
+def _one_per_shape(batches: list) -> list:
+    """The first batch of each input shape, stride and dtype (what Dynamo's guards tell apart)."""
+    seen: dict[tuple, Any] = {}
+    for x, y in batches:
+        seen.setdefault((tuple(x.shape), x.stride(), x.dtype), (x, y))
+    return list(seen.values())
 
 
 class _Step:
@@ -314,7 +334,8 @@ class _Step:
         self.cfg, self.device, self.net, self.model = cfg, device, net, model
         self.amp_dtype = AUTOCAST_DTYPES.get(cfg.precision)
         self.scaling = cfg.precision == "fp16"
-        self.mix = study.ImageMix.build(cfg, device)  # image mixing (mix_ratio), None when off
+        # image mixing (mix_ratio), None when off; partners drawn per rank (issue 19)
+        self.mix = study.ImageMix.build(cfg.replace(seed=distributed.rank_seed(cfg.seed)), device)
 
     def autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

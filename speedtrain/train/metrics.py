@@ -31,10 +31,14 @@ def label_rank(logits: Tensor, labels: Tensor) -> Tensor:
     return ahead.sum(1)
 
 
-def topk_hits(logits: Tensor, labels: Tensor, ks: Sequence[int] = TOP_KS) -> Tensor:
-    """How many labels are within the top k, for each k in ``ks``: long ``(len(ks),)`` on the device."""
+def topk_hits(logits: Tensor, labels: Tensor, ks: Sequence[int] | Tensor = TOP_KS) -> Tensor:
+    """How many labels are within the top k, for each k in ``ks``: long ``(len(ks),)`` on the device.
+
+    ``ks`` as a tensor on the logits' device saves a host-to-device copy (a blocking one, from
+    pageable memory) per call; :class:`EvalAccumulator` builds it once (issue 19)."""
     rank = label_rank(logits, labels)
-    return (rank[None, :] < torch.tensor(ks, device=rank.device)[:, None]).sum(1)
+    k = ks if isinstance(ks, Tensor) else torch.tensor(ks, device=rank.device)
+    return (rank[None, :] < k[:, None]).sum(1)
 
 
 def topk_correct(logits: Tensor, labels: Tensor, ks: Sequence[int] = TOP_KS) -> dict[int, int]:
@@ -64,12 +68,13 @@ class EvalAccumulator:
         if not ks or any(k < 1 for k in ks):
             raise ValueError(f"ks must be positive integers; got {tuple(ks)}")
         self.num_classes, self.ks = num_classes, tuple(ks)
+        self.ks_tensor = torch.tensor(self.ks, device=device)  # copied to the device once, not per batch
         self.hits = torch.zeros(len(self.ks), dtype=torch.long, device=device)
         self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
         self.total = 0  # from shapes, so no sync
 
     def update(self, logits: Tensor, labels: Tensor) -> None:
-        self.hits += topk_hits(logits, labels, self.ks)
+        self.hits += topk_hits(logits, labels, self.ks_tensor)
         self.confusion += confusion_matrix(logits.argmax(1), labels, self.num_classes)
         self.total += labels.numel()
 

@@ -25,6 +25,10 @@ import torch
 from speedtrain.common.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+# Devices with fused Adam/AdamW kernels that this project runs on (torch.utils._foreach_utils
+# lists more). Fused, a GradScaler hands the scale and the overflow flag to the kernel on the
+# device; otherwise GradScaler._maybe_opt_step reads the flag back to the host every step.
+FUSED_ADAM_DEVICES = ("cuda", "cpu")
 OptimizerName = Literal["sgd", "adam", "adamw"]
 
 
@@ -39,11 +43,13 @@ def make_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     summed_over: int = 1,
+    fused: bool = False,
 ) -> torch.optim.Optimizer:
     """The optimiser ``name`` at learning rate ``lr`` (per mean-loss gradient).
 
     ``summed_over`` is the number of images the loss is summed over (1 for a mean loss);
     ``momentum`` and ``nesterov`` are SGD's, ``betas`` and ``eps`` Adam's and AdamW's.
+    ``fused`` asks for Adam's and AdamW's fused kernels (see :data:`FUSED_ADAM_DEVICES`).
     """
     b = summed_over
     if name == "sgd":
@@ -51,10 +57,12 @@ def make_optimizer(
             params, lr=lr / b, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay * b)
         scale = 1.0 / b
     elif name == "adam":
-        opt = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps * b, weight_decay=weight_decay * b)
+        opt = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps * b, weight_decay=weight_decay * b,
+                               fused=fused or None)
         scale = 1.0
     elif name == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps * b, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps * b, weight_decay=weight_decay,
+                                fused=fused or None)
         scale = 1.0
     else:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")

@@ -71,6 +71,8 @@ def make_optimizer(params: list[torch.Tensor], cfg: "TrainConfig", device: torch
         from speedtrain.train.loop import make_sgd  # the trainer imports this module
 
         return make_sgd(params, cfg, device)
-    from speedtrain.train.optimizers import make_optimizer as textbook
+    from speedtrain.train.optimizers import FUSED_ADAM_DEVICES, make_optimizer as textbook
 
-    return textbook(cfg.optimizer, params, cfg.lr, cfg.weight_decay, summed_over=cfg.batch_size)
+    # fused where the device has it, as SGD: with fp16's GradScaler no overflow read-back per step
+    return textbook(cfg.optimizer, params, cfg.lr, cfg.weight_decay, summed_over=cfg.batch_size,
+                    fused=device.type in FUSED_ADAM_DEVICES)
