@@ -158,18 +158,25 @@ def matmul_verdict(precision: str, flops: float, gpu_name: str) -> Check:
 
 
 def monitor_overhead(off_s: list[float], on_s: list[float], goal: float = MONITOR_GOAL) -> Check:
-    """The monitor's cost from alternating runs off and on; the runs' own spread is the noise."""
+    """The monitor's cost from interleaved runs off and on, judged by the suite's noise rule
+    (:func:`speedtrain.overhead.judge_overhead`): FAIL only when above the goal beyond the noise."""
+    from speedtrain.overhead import P_LEVEL, detectable_overhead, judge_overhead
+
     name = "monitor overhead"
-    off, on = statistics.median(off_s), statistics.median(on_s)
-    cost = (on - off) / off
-    noise = max(max(off_s) - min(off_s), max(on_s) - min(on_s)) / off
-    data = {"off_s": off_s, "on_s": on_s, "overhead": cost, "noise": noise}
-    text = f"{cost:+.2%} training time with NVML sampling (runs spread {noise:.2%})"
-    if cost < goal:
+    verdict = judge_overhead(off_s, on_s, goal)
+    detectable = detectable_overhead(verdict.noise, len(on_s), len(off_s), goal)
+    data = {"off_s": off_s, "on_s": on_s, "overhead": verdict.overhead, "noise": verdict.noise,
+            "beyond_noise": verdict.beyond_noise, "p_level": P_LEVEL, "detectable_overhead": detectable}
+    noise = "?" if verdict.noise is None else f"{verdict.noise:.2%}"
+    can = "" if detectable is None else f", these runs detect {detectable:+.1%}"
+    text = (f"{verdict.overhead:+.2%} training time with NVML sampling ({len(on_s)} interleaved pairs, "
+            f"run-to-run noise {noise}{can})")
+    if verdict.status == "pass":
         return Check(name, PASS, f"{text}; goal < {goal:.0%}", data)
-    if cost <= noise:
+    if verdict.status == "within_noise":
         return Check(name, WARN, f"{text}: above the {goal:.0%} goal but within run-to-run noise", data)
-    return Check(name, FAIL, f"{text}: the monitor slows training beyond the {goal:.0%} goal", data)
+    return Check(name, FAIL, f"{text}: the monitor slows training beyond the {goal:.0%} goal and the noise "
+                             f"(Mann-Whitney p < {P_LEVEL:g})", data)
 
 
 def precision_check(cap: Optional[capability.Capability]) -> Check:

@@ -116,9 +116,9 @@ def test_matmul_against_the_datasheet():
     assert unknown.status == PASS and "no datasheet peak known for 'NVIDIA Imaginary 9000'" in unknown.reason
 
 
-@pytest.mark.parametrize("off, on, status", [([10.0, 10.02], [10.03, 10.05], PASS),
-                                             ([10.0, 10.6], [10.5, 10.7], WARN),
-                                             ([10.0, 10.02], [10.5, 10.6], FAIL)])
+@pytest.mark.parametrize("off, on, status", [([10.0, 10.02, 10.01, 10.03], [10.03, 10.05, 10.0, 10.04], PASS),
+                                             ([10.0, 10.6, 9.9, 10.4], [10.5, 10.7, 9.8, 10.3], WARN),
+                                             ([10.0, 10.02, 10.01, 10.03], [10.5, 10.6, 10.55, 10.52], FAIL)])
 def test_monitor_overhead(off, on, status):
     assert monitor_overhead(off, on).status == status
 
