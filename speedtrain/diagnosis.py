@@ -197,7 +197,9 @@ def precision_check(cap: Optional[capability.Capability]) -> Check:
 
 def nvml_checks(probe: Any) -> list[Check]:
     """The monitor's view of the GPU, from :func:`speedtrain.gpumonitor.probe_nvml`'s result."""
-    names = ("NVML device", "energy", "clocks and power", "MIG")
+    from speedtrain.hwverdicts import power_cap, power_readings
+
+    names = ("NVML device", "energy", "power readings", "clocks and power", "MIG")
     if not probe.available:
         first = Check(names[0], WARN, f"NVML unavailable ({probe.reason}): results will have no GPU telemetry")
         return [first] + [Check(n, SKIP, "NVML unavailable") for n in names[1:]]
@@ -211,20 +213,23 @@ def nvml_checks(probe: Any) -> list[Check]:
     energy = (Check(names[1], PASS, "hardware energy counter") if probe.energy_counter else
               Check(names[1], WARN, "no energy counter: energy is integrated from power samples, "
                                     "which misses what happens between them"))
+    readings = Check(names[2], *power_readings(probe))
     slowing = sorted(set(probe.throttle_reasons) & SLOWING_REASONS)
+    capped = power_cap(probe.power_limit_w, getattr(probe, "default_power_limit_w", None))
     clocks = (f"SM clock {_num(probe.sm_clock_mhz)} of {_num(probe.max_sm_clock_mhz)} MHz, power limit "
               f"{_num(probe.power_limit_w)} W, throttle reasons: {', '.join(probe.throttle_reasons) or 'none'}")
     power_data = {"sm_clock_mhz": probe.sm_clock_mhz, "max_sm_clock_mhz": probe.max_sm_clock_mhz,
-                  "power_limit_w": probe.power_limit_w, "throttle_reasons": list(probe.throttle_reasons)}
-    power = Check(names[2], WARN if slowing else PASS,
-                  f"{clocks}" + (": slowed down before any work; results will be too" if slowing else ""), power_data)
+                  "power_limit_w": probe.power_limit_w, "throttle_reasons": list(probe.throttle_reasons),
+                  "default_power_limit_w": getattr(probe, "default_power_limit_w", None)}
+    problems = ([capped] if capped else []) + (["slowed down before any work; results will be too"] if slowing else [])
+    power = Check(names[3], WARN if problems else PASS, "; ".join([clocks, *problems]), power_data)
     mig_slice = probe.mig_mode or (ident is not None and ident.mig)
     if mig_slice:
-        mig = Check(names[3], WARN, "MIG on: the run gets a slice; utilisation, power, energy and clocks cover the "
+        mig = Check(names[4], WARN, "MIG on: the run gets a slice; utilisation, power, energy and clocks cover the "
                                     "whole GPU, and the datasheet peaks do not apply")
     else:
-        mig = Check(names[3], PASS, "MIG off" if probe.mig_mode is False else "MIG not supported here")
-    return [device, energy, power, mig]
+        mig = Check(names[4], PASS, "MIG off" if probe.mig_mode is False else "MIG not supported here")
+    return [device, energy, readings, power, mig]
 
 
 def _num(value: Optional[float]) -> str:

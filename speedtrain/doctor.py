@@ -30,6 +30,7 @@ import torch
 from speedtrain import capability, microbench
 from speedtrain.augcheck import check_gpu_loader
 from speedtrain.env import cudnn_version
+from speedtrain.hwverdicts import bandwidth_verdict
 from speedtrain.diagnosis import (
     FAIL, PASS, SKIP, WARN, Check, cuda_unavailable_reason, driver_compatibility, kernel_support,
     matmul_verdict, monitor_overhead, nvml_checks, precision_check, timer_agreement, wheel_builds,
@@ -37,7 +38,7 @@ from speedtrain.diagnosis import (
 
 Log = Callable[[str], None]
 
-NVML_NAMES = ("NVML device", "energy", "clocks and power", "MIG")
+NVML_NAMES = ("NVML device", "energy", "power readings", "clocks and power", "MIG")
 MEASURED_NAMES = ("timer vs wall clock", "matmul fp32", "matmul tf32", "matmul fp16", "matmul bf16",
                   "memory bandwidth", "loader augmentation", "monitor overhead")
 
@@ -183,8 +184,7 @@ def _measurements(device: torch.device, cap: capability.Capability, gpu_name: st
     def bandwidth() -> Check:
         nbytes = microbench.copy_size(device)
         rate = microbench.copy_bandwidth(device, nbytes)
-        return Check("memory bandwidth", PASS, f"{rate / 1e9:.0f} GB/s copying {nbytes >> 20} MiB on the device "
-                                                "(read + write)", {"gb_per_s": round(rate / 1e9, 1), "bytes": nbytes})
+        return Check("memory bandwidth", *bandwidth_verdict(rate, nbytes, gpu_name))
 
     def overhead() -> Check:
         off, on = microbench.monitor_overhead_runs(device, capability.base_precision(cap).precision)

@@ -21,7 +21,7 @@ from speedtrain.tests.fake_nvml import FakeBox, FakeGpu, FakeMigDevice, FakeNvml
 CU130 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 BUILDS = {"12.6": {50, 60, 70, 75, 80, 86, 90}, "13.0": {75, 80, 86, 90, 100, 120}}
 ALL_NAMES = ["versions", "driver vs torch build", "device", "kernels for this GPU", "precisions", "NVML device",
-             "energy", "clocks and power", "MIG", "timer vs wall clock", "matmul fp32", "matmul tf32",
+             "energy", "power readings", "clocks and power", "MIG", "timer vs wall clock", "matmul fp32", "matmul tf32",
              "matmul fp16", "matmul bf16", "memory bandwidth", "loader augmentation", "monitor overhead"]
 
 
@@ -160,7 +160,7 @@ def test_nvml_unavailable_is_a_warning_not_a_failure():
         def nvmlInit(self):
             raise OSError("libnvidia-ml.so.1: cannot open shared object file")
     checks = nvml_checks(probe_nvml(0, nvml=NoNvml()))
-    assert [c.status for c in checks] == [WARN, SKIP, SKIP, SKIP]
+    assert [c.status for c in checks] == [WARN, SKIP, SKIP, SKIP, SKIP]
 
 
 # --- the CUDA path of run_checks on a faked box ------------------------------------------------
