@@ -72,3 +72,26 @@ def test_the_doctor_check_says_pairs_noise_and_what_it_can_detect():
     assert check.data["detectable_overhead"] is not None and check.data["p_level"] == 0.01
     fail = monitor_overhead(off, [x * 1.1 for x in on])
     assert fail.status == FAIL and "beyond the 1% goal and the noise" in fail.reason
+
+
+def test_the_doctor_runs_the_pairs_interleaved(monkeypatch):
+    import torch
+
+    import speedtrain.train
+    from speedtrain import microbench
+
+    order = []
+
+    class Result:
+        status, error = "ok", None
+
+        def __init__(self, monitored):
+            self.train_time_s = 1.01 if monitored else 1.0
+
+    def fake_train(cfg, monitor=None):
+        order.append(monitor is not None)
+        return Result(monitor is not None)
+    monkeypatch.setattr(speedtrain.train, "train", fake_train)
+    off, on = microbench.monitor_overhead_runs(torch.device("cuda", 0), "fp16")
+    assert order == interleaved_order(PAIRS) and len(off) == len(on) == PAIRS
+    assert monitor_overhead(off, on).data["overhead"] == pytest.approx(0.01)
