@@ -34,6 +34,11 @@ def power_readings(probe: Any) -> tuple[str, str, dict[str, Any]]:
             else "mean power = mean of the samples (no energy counter)")
     if source == "instant":
         return PASS, f"samples from NVML_FI_DEV_POWER_INSTANT (instantaneous); {mean}", data
+    cap = getattr(probe, "capability", None)
+    if source == "power_usage" and cap is not None and tuple(cap) <= (8, 0):
+        # Before Ampere, and on GA100 (the only compute capability 8.0 chip), the call is instantaneous.
+        return (PASS, f"samples from nvmlDeviceGetPowerUsage, instantaneous on compute capability "
+                      f"{cap[0]}.{cap[1]} (before Ampere or GA100); {mean}", data)
     if source == "power_usage":
         return (WARN, "no instantaneous power field: samples are nvmlDeviceGetPowerUsage, a 1 s average on "
                       f"Ampere and newer (except GA100), so power_max_w understates peaks; {mean}", data)

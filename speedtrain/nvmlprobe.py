@@ -52,6 +52,7 @@ class NvmlProbe:
     power_limit_w: Optional[float] = None
     default_power_limit_w: Optional[float] = None  # nvmlDeviceGetPowerManagementDefaultLimit
     power_sample_source: Optional[str] = None  # nvmlpower: "instant" or "power_usage" (1 s average)
+    capability: Optional[tuple[int, int]] = None  # torch's compute capability of the device
     mig_mode: Optional[bool] = None
     driver_version: Optional[str] = None
     cuda_driver_version: Optional[str] = None
@@ -149,6 +150,16 @@ def _identity(nvml: Any, reason: Optional[str], device: Device) -> dict[str, Any
         return {"cuda_index": cuda_index, "reason": str(exc)}
 
 
+def _capability(cuda_index: int) -> Optional[tuple[int, int]]:
+    import torch
+
+    try:
+        major, minor = torch.cuda.get_device_capability(cuda_index)
+    except Exception:  # no CUDA here: only the power-reading verdict uses it
+        return None
+    return int(major), int(minor)
+
+
 def probe_nvml(cuda_index: int = 0, nvml: Optional[ModuleType] = None) -> NvmlProbe:
     """The NVML state of torch's CUDA device ``cuda_index`` now; never raises."""
     nvml, reason = _open(nvml)
@@ -190,6 +201,7 @@ def probe_nvml(cuda_index: int = 0, nvml: Optional[ModuleType] = None) -> NvmlPr
             power_limit_w=None if limit_mw is None else limit_mw / 1000.0,
             default_power_limit_w=None if default_mw is None else default_mw / 1000.0,
             power_sample_source=reader.source,
+            capability=_capability(cuda_index),
             mig_mode=None if mode is None else int(mode[0]) == NVML_DEVICE_MIG_ENABLE,
             driver_version=driver,
             cuda_driver_version=cuda,

@@ -35,9 +35,18 @@ def test_power_readings_name_their_source(monkeypatch):
     instant = checks_of(single_gpu_box(power_instant_mw=300_000), monkeypatch)["power readings"]
     assert instant.status == PASS and "NVML_FI_DEV_POWER_INSTANT" in instant.reason
     assert "energy counter / time" in instant.reason and instant.data["power_sample_source"] == "instant"
-    average = checks_of(single_gpu_box(energy_counter=False), monkeypatch)["power readings"]
+    box = single_gpu_box(name="NVIDIA A40", energy_counter=False)
+    box.cuda[0].major, box.cuda[0].minor = 8, 6  # GA102: nvmlDeviceGetPowerUsage is a 1 s average
+    average = checks_of(box, monkeypatch)["power readings"]
     assert average.status == WARN and "1 s average" in average.reason and "no energy counter" in average.reason
     assert average.data["power_sample_source"] == "power_usage"
+    ampere = single_gpu_box(name="NVIDIA A10")
+    ampere.cuda[0].major, ampere.cuda[0].minor = 8, 6
+    assert checks_of(ampere, monkeypatch)["power readings"].status == WARN
+    volta = single_gpu_box(name="Tesla V100-SXM2-16GB")
+    volta.cuda[0].major, volta.cuda[0].minor = 7, 0  # instantaneous before Ampere: nothing to warn about
+    check = checks_of(volta, monkeypatch)["power readings"]
+    assert check.status == PASS and "instantaneous on compute capability 7.0" in check.reason
 
 
 def test_bandwidth_against_the_datasheet():
