@@ -31,6 +31,8 @@ from speedtrain.hw import capability
 from speedtrain.doctor import microbench
 from speedtrain.doctor.augcheck import check_gpu_loader
 from speedtrain.hw.env import cudnn_version
+from speedtrain.doctor.hwverdicts import bandwidth_verdict
+from speedtrain.doctor.matmulpeak import plateau_matmul, with_size
 from speedtrain.doctor.diagnosis import (
     FAIL, PASS, SKIP, WARN, Check, cuda_unavailable_reason, driver_compatibility, kernel_support,
     matmul_verdict, monitor_overhead, nvml_checks, precision_check, timer_agreement, wheel_builds,
@@ -39,7 +41,7 @@ from speedtrain.hw.gpumonitor import nvml_environment, probe_nvml
 
 Log = Callable[[str], None]
 
-NVML_NAMES = ("NVML device", "energy", "clocks and power", "MIG")
+NVML_NAMES = ("NVML device", "energy", "power readings", "clocks and power", "MIG")
 MEASURED_NAMES = ("timer vs wall clock", "matmul fp32", "matmul tf32", "matmul fp16", "matmul bf16",
                   "memory bandwidth", "loader augmentation", "monitor overhead")
 
@@ -67,6 +69,11 @@ class DoctorReport:
         rate this GPU showed it reaches, which the report sets beside the datasheet's MFU."""
         return {c.name.removeprefix("matmul "): c.data["tflops"] * 1e12 for c in self.checks
                 if c.name.startswith("matmul ") and c.status in (PASS, WARN) and c.data.get("tflops")}
+
+    def matmul_sizes(self) -> dict[str, int]:
+        """The square size each of :meth:`matmul_peaks` was measured at (``matmulpeak``)."""
+        return {c.name.removeprefix("matmul "): int(c.data["n"]) for c in self.checks
+                if c.name.startswith("matmul ") and c.status in (PASS, WARN) and c.data.get("n")}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: what ``--json`` writes and the benchmark session stores in machine_info."""
@@ -171,19 +178,22 @@ def _cuda_checks(device: torch.device, quick: bool, nvml: Any, log: Log) -> list
 
 
 def _measurements(device: torch.device, cap: capability.Capability, gpu_name: str, quick: bool, log: Log) -> list[Check]:
-    n, target_s = (4096, 0.2) if quick else (8192, 0.5)
+    # Both sizes of doctor find the plateau size (matmulpeak): the measured-peak MFU divides by it.
+    target_s, budget_s = (0.2, 4.0) if quick else (0.5, 10.0)
 
     def timer() -> Check:
         return timer_agreement(*microbench.timer_against_wall(device, microbench.fixed_matmul_work(device)))
 
     def matmul(precision: str) -> Callable[[], Check]:
-        return lambda: matmul_verdict(precision, microbench.matmul_flops(device, precision, n, target_s), gpu_name)
+        def step() -> Check:
+            peak = plateau_matmul(device, precision, target_s=target_s, budget_s=budget_s)
+            return with_size(matmul_verdict(precision, peak.flops, gpu_name), peak)
+        return step
 
     def bandwidth() -> Check:
         nbytes = microbench.copy_size(device)
         rate = microbench.copy_bandwidth(device, nbytes)
-        return Check("memory bandwidth", PASS, f"{rate / 1e9:.0f} GB/s copying {nbytes >> 20} MiB on the device "
-                                                "(read + write)", {"gb_per_s": round(rate / 1e9, 1), "bytes": nbytes})
+        return Check("memory bandwidth", *bandwidth_verdict(rate, nbytes, gpu_name))
 
     def overhead() -> Check:
         off, on = microbench.monitor_overhead_runs(device, capability.base_precision(cap).precision)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import statistics
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
 
 from speedtrain.hw import capability
+from speedtrain.doctor.hwverdicts import power_cap, power_readings
 from speedtrain.hw.peaks import lookup_peak
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
@@ -158,18 +158,25 @@ def matmul_verdict(precision: str, flops: float, gpu_name: str) -> Check:
 
 
 def monitor_overhead(off_s: list[float], on_s: list[float], goal: float = MONITOR_GOAL) -> Check:
-    """The monitor's cost from alternating runs off and on; the runs' own spread is the noise."""
+    """The monitor's cost from interleaved runs off and on, judged by the suite's noise rule
+    (:func:`speedtrain.doctor.overhead.judge_overhead`): FAIL only when above the goal beyond the noise."""
+    from speedtrain.doctor.overhead import P_LEVEL, detectable_overhead, judge_overhead
+
     name = "monitor overhead"
-    off, on = statistics.median(off_s), statistics.median(on_s)
-    cost = (on - off) / off
-    noise = max(max(off_s) - min(off_s), max(on_s) - min(on_s)) / off
-    data = {"off_s": off_s, "on_s": on_s, "overhead": cost, "noise": noise}
-    text = f"{cost:+.2%} training time with NVML sampling (runs spread {noise:.2%})"
-    if cost < goal:
+    verdict = judge_overhead(off_s, on_s, goal)
+    detectable = detectable_overhead(verdict.noise, len(on_s), len(off_s), goal)
+    data = {"off_s": off_s, "on_s": on_s, "overhead": verdict.overhead, "noise": verdict.noise,
+            "beyond_noise": verdict.beyond_noise, "p_level": P_LEVEL, "detectable_overhead": detectable}
+    noise = "?" if verdict.noise is None else f"{verdict.noise:.2%}"
+    can = "" if detectable is None else f", these runs detect {detectable:+.1%}"
+    text = (f"{verdict.overhead:+.2%} training time with NVML sampling ({len(on_s)} interleaved pairs, "
+            f"run-to-run noise {noise}{can})")
+    if verdict.status == "pass":
         return Check(name, PASS, f"{text}; goal < {goal:.0%}", data)
-    if cost <= noise:
+    if verdict.status == "within_noise":
         return Check(name, WARN, f"{text}: above the {goal:.0%} goal but within run-to-run noise", data)
-    return Check(name, FAIL, f"{text}: the monitor slows training beyond the {goal:.0%} goal", data)
+    return Check(name, FAIL, f"{text}: the monitor slows training beyond the {goal:.0%} goal and the noise "
+                             f"(Mann-Whitney p < {P_LEVEL:g})", data)
 
 
 def precision_check(cap: Optional[capability.Capability]) -> Check:
@@ -190,7 +197,7 @@ def precision_check(cap: Optional[capability.Capability]) -> Check:
 
 def nvml_checks(probe: Any) -> list[Check]:
     """The monitor's view of the GPU, from :func:`speedtrain.hw.gpumonitor.probe_nvml`'s result."""
-    names = ("NVML device", "energy", "clocks and power", "MIG")
+    names = ("NVML device", "energy", "power readings", "clocks and power", "MIG")
     if not probe.available:
         first = Check(names[0], WARN, f"NVML unavailable ({probe.reason}): results will have no GPU telemetry")
         return [first] + [Check(n, SKIP, "NVML unavailable") for n in names[1:]]
@@ -204,20 +211,23 @@ def nvml_checks(probe: Any) -> list[Check]:
     energy = (Check(names[1], PASS, "hardware energy counter") if probe.energy_counter else
               Check(names[1], WARN, "no energy counter: energy is integrated from power samples, "
                                     "which misses what happens between them"))
+    readings = Check(names[2], *power_readings(probe))
     slowing = sorted(set(probe.throttle_reasons) & SLOWING_REASONS)
+    capped = power_cap(probe.power_limit_w, getattr(probe, "default_power_limit_w", None))
     clocks = (f"SM clock {_num(probe.sm_clock_mhz)} of {_num(probe.max_sm_clock_mhz)} MHz, power limit "
               f"{_num(probe.power_limit_w)} W, throttle reasons: {', '.join(probe.throttle_reasons) or 'none'}")
     power_data = {"sm_clock_mhz": probe.sm_clock_mhz, "max_sm_clock_mhz": probe.max_sm_clock_mhz,
-                  "power_limit_w": probe.power_limit_w, "throttle_reasons": list(probe.throttle_reasons)}
-    power = Check(names[2], WARN if slowing else PASS,
-                  f"{clocks}" + (": slowed down before any work; results will be too" if slowing else ""), power_data)
+                  "power_limit_w": probe.power_limit_w, "throttle_reasons": list(probe.throttle_reasons),
+                  "default_power_limit_w": getattr(probe, "default_power_limit_w", None)}
+    problems = ([capped] if capped else []) + (["slowed down before any work; results will be too"] if slowing else [])
+    power = Check(names[3], WARN if problems else PASS, "; ".join([clocks, *problems]), power_data)
     mig_slice = probe.mig_mode or (ident is not None and ident.mig)
     if mig_slice:
-        mig = Check(names[3], WARN, "MIG on: the run gets a slice; utilisation, power, energy and clocks cover the "
+        mig = Check(names[4], WARN, "MIG on: the run gets a slice; utilisation, power, energy and clocks cover the "
                                     "whole GPU, and the datasheet peaks do not apply")
     else:
-        mig = Check(names[3], PASS, "MIG off" if probe.mig_mode is False else "MIG not supported here")
-    return [device, energy, power, mig]
+        mig = Check(names[4], PASS, "MIG off" if probe.mig_mode is False else "MIG not supported here")
+    return [device, energy, readings, power, mig]
 
 
 def _num(value: Optional[float]) -> str:

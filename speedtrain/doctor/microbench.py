@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 
 from speedtrain.hw.timing import Timer, synchronize
 from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.doctor.overhead import PAIRS, interleaved_order
 from speedtrain.hw.gpumonitor import GpuMonitor
 
 MATMUL_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -107,20 +108,20 @@ def fixed_matmul_work(device: torch.device, n: int = 4096, calls: int = 20) -> C
     return work
 
 
-def monitor_overhead_runs(device: torch.device, precision: str, pairs: int = 2,
+def monitor_overhead_runs(device: torch.device, precision: str, pairs: Optional[int] = None,
                           train_images: int = 8192) -> tuple[list[float], list[float]]:
     """Training seconds of the same short training with the NVML monitor off and on, in
-    alternating order (off, on, off, on...) so a drift in clocks affects both alike."""
+    interleaved pairs whose order alternates (off-on, on-off...: ``overhead.interleaved_order``)
+    so a drift in clocks affects both alike; ``overhead.PAIRS`` pairs unless told."""
     from speedtrain.train.loop import train
 
     index = device.index if device.index is not None else torch.cuda.current_device()
     cfg = TrainConfig(synthetic=True, train_subset=train_images, test_subset=512, epochs=2,
                       precision=precision, channels_last=True, loader="gpu", device="cuda", warmup_steps=2)
     times: dict[bool, list[float]] = {False: [], True: []}
-    for _ in range(pairs):
-        for monitored in (False, True):
-            result = train(cfg, monitor=GpuMonitor(index) if monitored else None)
-            if result.status != "ok" or result.train_time_s is None:
-                raise RuntimeError(f"the overhead training ended with status {result.status}: {result.error}")
-            times[monitored].append(result.train_time_s)
+    for monitored in interleaved_order(PAIRS if pairs is None else pairs):
+        result = train(cfg, monitor=GpuMonitor(index) if monitored else None)
+        if result.status != "ok" or result.train_time_s is None:
+            raise RuntimeError(f"the overhead training ended with status {result.status}: {result.error}")
+        times[monitored].append(result.train_time_s)
     return times[False], times[True]

@@ -6,6 +6,9 @@ summary (means, maxima, energy, the clock-throttle reasons seen) to store in the
 ``extra_info``. The sampler must not perturb what it measures (goal: < 1% overhead), so it
 sleeps once per interval and keeps running sums, maxima and minima instead of sample lists.
 
+Power: instantaneous samples where the driver has them, mean power as energy over time where
+the counter exists; ``power_sample_source``/``power_mean_source`` say which (:mod:`speedtrain.hw.nvmlpower`).
+
 Energy comes from the GPU's own counter (``nvmlDeviceGetTotalEnergyConsumption``, mJ since
 driver load, Volta and later) read at the start and end of each sampling window. Where the counter is unsupported the
 power samples are integrated over time with the trapezoid rule; ``energy_source`` says which
@@ -49,6 +52,7 @@ from speedtrain.hw.nvmldevice import (  # noqa: F401  (GpuIdentity, find_nvml_de
     locate_nvml_device,
     resolve_cuda_index,
 )
+from speedtrain.hw.nvmlpower import PowerReader, mean_power
 from speedtrain.hw.nvmlprobe import NvmlProbe, nvml_environment, probe_nvml  # noqa: F401  (public here too)
 
 NVML_CLOCK_SM = 1  # nvml.h enum values, so a fake module need not define them
@@ -58,6 +62,7 @@ SUMMARY_KEYS = (
     "available", "reason", "gpu_name", "gpu", "samples", "duration_s",
     "util_mean_pct", "util_max_pct", "mem_used_max_bytes",
     "power_mean_w", "power_max_w", "energy_j", "energy_source",
+    "power_sample_source", "power_mean_source",  # nvmlpower: instant/power_usage, energy_counter/samples
     "sm_clock_mean_mhz", "sm_clock_min_mhz", "temp_max_c",
     "throttle_reasons", "interval_s", "windows", "whole_gpu",
 )
@@ -158,6 +163,7 @@ class GpuMonitor:
         self._windows = 0
         self._paused = False
         self._throttle_fns: list[Callable[[Any], int]] = []
+        self._power_reader: Optional[PowerReader] = None
 
     def start(self) -> "GpuMonitor":
         """Open NVML and start sampling; on any failure record why and sample nothing."""
@@ -170,6 +176,7 @@ class GpuMonitor:
             self.summary = unavailable_summary(reason, self._cuda_index)
             return self
         nvml = self._nvml
+        self._power_reader = PowerReader(nvml, self._handle, lambda exc: is_not_supported(nvml, exc))
         for fn_name in THROTTLE_FUNCTIONS:
             fn = getattr(nvml, fn_name, None)
             if fn is not None:
@@ -259,14 +266,14 @@ class GpuMonitor:
         self._windows += 1
         self._last_power = None  # the power integral must not bridge the paused gap
         self._energy_start_mj = self._read_energy_mj()
-        self._t0 = time.perf_counter()
+        self._t0 = time.perf_counter()  # right after the counter read: energy / duration_s is the mean power
         self._sample()  # one reading at once, so even a short window has data
 
     def _close_window(self, closing_sample: bool) -> None:
         if closing_sample:
             self._sample()  # the power integral then reaches the end of the window
-        self._active_s += time.perf_counter() - self._t0
         end_mj = self._read_energy_mj()
+        self._active_s += time.perf_counter() - self._t0
         if self._energy_counter_j is not None:
             if self._energy_start_mj is None or end_mj is None:
                 self._energy_counter_j = None  # a counter read at only one end is useless
@@ -316,7 +323,8 @@ class GpuMonitor:
         mem = self._call("mem", lambda: nvml.nvmlDeviceGetMemoryInfo(self._mem_handle).used)
         if mem is not None:
             self._mem.add(float(mem))
-        power_mw = self._call("power", lambda: nvml.nvmlDeviceGetPowerUsage(h))
+        reader = self._power_reader
+        power_mw = None if reader is None else self._call("power", reader.read_mw)
         if power_mw is not None:
             watts = power_mw / 1000.0
             self._power.add(watts)
@@ -368,6 +376,7 @@ class GpuMonitor:
             energy_j, source = self._energy_integral_j, "integrated_power"
         else:
             energy_j, source = None, None
+        power_mean_w, power_mean_source = mean_power(energy_j, source, self._active_s, self._power.mean())
         mem_max = self._mem.max
         identity = self.identity
         assert identity is not None
@@ -381,10 +390,12 @@ class GpuMonitor:
             "util_mean_pct": _rounded(self._util.mean(), 2),
             "util_max_pct": _rounded(self._util.max, 2),
             "mem_used_max_bytes": None if mem_max is None else int(mem_max),
-            "power_mean_w": _rounded(self._power.mean()),
+            "power_mean_w": _rounded(power_mean_w),
             "power_max_w": _rounded(self._power.max),
             "energy_j": _rounded(energy_j),
             "energy_source": source,
+            "power_sample_source": None if self._power_reader is None else self._power_reader.source,
+            "power_mean_source": power_mean_source,
             "sm_clock_mean_mhz": _rounded(self._clock.mean(), 1),
             "sm_clock_min_mhz": _rounded(self._clock.min, 1),
             "temp_max_c": _rounded(self._temp.max, 1),

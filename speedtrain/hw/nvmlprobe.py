@@ -25,11 +25,13 @@ from speedtrain.hw.nvmldevice import (
     decode_throttle_reasons,
     error_message,
     import_nvml,
+    is_not_supported,
     locate_nvml_device,
     resolve_cuda_index,
     text,
     torch_device_ids,
 )
+from speedtrain.hw.nvmlpower import PowerReader
 
 NVML_CLOCK_SM = 1  # nvml.h enum values, so a fake module need not define them
 
@@ -48,6 +50,9 @@ class NvmlProbe:
     max_sm_clock_mhz: Optional[float] = None
     throttle_reasons: list[str] = field(default_factory=list)
     power_limit_w: Optional[float] = None
+    default_power_limit_w: Optional[float] = None  # nvmlDeviceGetPowerManagementDefaultLimit
+    power_sample_source: Optional[str] = None  # nvmlpower: "instant" or "power_usage" (1 s average)
+    capability: Optional[tuple[int, int]] = None  # torch's compute capability of the device
     mig_mode: Optional[bool] = None
     driver_version: Optional[str] = None
     cuda_driver_version: Optional[str] = None
@@ -145,6 +150,16 @@ def _identity(nvml: Any, reason: Optional[str], device: Device) -> dict[str, Any
         return {"cuda_index": cuda_index, "reason": str(exc)}
 
 
+def _capability(cuda_index: int) -> Optional[tuple[int, int]]:
+    import torch
+
+    try:
+        major, minor = torch.cuda.get_device_capability(cuda_index)
+    except Exception:  # no CUDA here: only the power-reading verdict uses it
+        return None
+    return int(major), int(minor)
+
+
 def probe_nvml(cuda_index: int = 0, nvml: Optional[ModuleType] = None) -> NvmlProbe:
     """The NVML state of torch's CUDA device ``cuda_index`` now; never raises."""
     nvml, reason = _open(nvml)
@@ -168,6 +183,9 @@ def probe_nvml(cuda_index: int = 0, nvml: Optional[ModuleType] = None) -> NvmlPr
             mask = ask(nvml, fn_name, h)
             if mask is not None:
                 break
+        default_mw = ask(nvml, "nvmlDeviceGetPowerManagementDefaultLimit", h)
+        reader = PowerReader(nvml, h, lambda exc: is_not_supported(nvml, exc))
+        ask(reader, "read_mw")  # the same choice of source the monitor makes
         clock = ask(nvml, "nvmlDeviceGetClockInfo", h, NVML_CLOCK_SM)
         max_clock = ask(nvml, "nvmlDeviceGetMaxClockInfo", h, NVML_CLOCK_SM)
         identity = device.identity
@@ -181,6 +199,9 @@ def probe_nvml(cuda_index: int = 0, nvml: Optional[ModuleType] = None) -> NvmlPr
             max_sm_clock_mhz=None if max_clock is None else float(max_clock),
             throttle_reasons=[] if mask is None else decode_throttle_reasons(int(mask)),
             power_limit_w=None if limit_mw is None else limit_mw / 1000.0,
+            default_power_limit_w=None if default_mw is None else default_mw / 1000.0,
+            power_sample_source=reader.source,
+            capability=_capability(cuda_index),
             mig_mode=None if mode is None else int(mode[0]) == NVML_DEVICE_MIG_ENABLE,
             driver_version=driver,
             cuda_driver_version=cuda,

@@ -39,6 +39,7 @@ _A100 = ("https://www.nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pd
 _A40 = "https://images.nvidia.com/content/Solutions/data-center/a40/nvidia-a40-datasheet.pdf"
 _L4 = "https://resources.nvidia.com/en-us-data-center-overview/l4-gpu-datasheet"
 _L40S = "https://resources.nvidia.com/en-us-l40s/l40s-datasheet-28413"
+_L40 = "https://images.nvidia.com/content/Solutions/data-center/vgpu-L40-datasheet.pdf"
 _H100 = "https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet"
 _H200 = "https://nvdam.widen.net/s/nb5zzzsjdf/hpc-datasheet-sc23-h200-datasheet-3002446"
 _GA102 = "https://www.nvidia.com/content/PDF/nvidia-ampere-ga-102-gpu-architecture-whitepaper-v2.pdf"
@@ -58,8 +59,13 @@ _TABLE: tuple[tuple[str, PeakSpec], ...] = (
     (r"\bA40\b", PeakSpec("A40", 37.4, 74.8, 149.7, 149.7, _A40)),
     (r"\bL4\b", PeakSpec("L4", 30.3, 60.0, 121.0, 121.0, _L4)),
     (r"\bL40S\b", PeakSpec("L40S", 91.6, 183.0, 362.05, 362.05, _L40S)),
+    # L40 datasheet: FP32 90.5, TF32 90.5 | 181*, BF16 and FP16 (FP32 accumulate) 181.05 | 362.1*.
+    (r"\bL40\b(?!S)", PeakSpec("L40", 90.5, 90.5, 181.05, 181.05, _L40)),
     (r"\bH100\b.*\bPCIE\b", PeakSpec("H100 PCIe", 51.0, 378.0, 756.5, 756.5, _H100)),
     (r"\bH100\b.*\b(SXM|HBM3)", PeakSpec("H100 SXM", 67.0, 494.5, 989.5, 989.5, _H100)),
+    # H100 NVL and H200 NVL stay out (no MFU): their per-GPU tensor figures could not be checked
+    # against the vendor's datasheet here, and third-party copies disagree (one revision printed
+    # the NVLink pair's figures). An H200 NVL is kept off the H200 SXM row by the lookahead.
     (r"\bH200\b(?!.*\bNVL\b)", PeakSpec("H200 SXM", 67.0, 494.5, 989.5, 989.5, _H200)),
     (r"\bRTX 3090\b(?! TI)", PeakSpec("GeForce RTX 3090", 35.6, 35.6, 71.0, 71.0, _GA102)),
     (r"\bRTX A6000\b", PeakSpec("RTX A6000", 38.7, 77.4, 154.8, 154.8, _GA102)),
@@ -105,6 +111,48 @@ def peak_flops(gpu_name: str, precision: str) -> Optional[float]:
         return None
     tflops = getattr(spec, column)
     return None if tflops is None else tflops * 1e12
+
+
+@dataclass(frozen=True)
+class BandwidthSpec:
+    name: str
+    gb_per_s: float  # datasheet memory bandwidth, GB/s (10^9 bytes per second)
+    source: str
+
+
+# Memory bandwidth, GB/s, as each row's document prints it. Apart from the peaks table because
+# memory variants of one chip differ here (A100 40 GB / 80 GB PCIe / 80 GB SXM) and not in FLOPs;
+# the A100 datasheet cited prints only the 80 GB parts, so the 40 GB parts have no row (no verdict).
+_BANDWIDTH: tuple[tuple[str, BandwidthSpec], ...] = (
+    (r"\bV100S\b", BandwidthSpec("V100S PCIe", 1134.0, _V100)),  # "1134 GB/sec"
+    (r"\bV100\b.*\b(SXM2|PCIE)\b", BandwidthSpec("V100", 900.0, _V100)),  # "900 GB/sec", SXM2 and PCIe
+    (r"\bT4\b", BandwidthSpec("T4", 320.0, _T4)),  # "320+ GB/s"
+    (r"\bA10\b", BandwidthSpec("A10", 600.0, _A10)),  # "600 GB/s"
+    (r"\bA100\b(?=.*\b80GB\b)(?=.*\bPCIE\b)", BandwidthSpec("A100 80GB PCIe", 1935.0, _A100)),  # "1,935 GB/s"
+    (r"\bA100\b(?=.*\b80GB\b)(?=.*\bSXM4?\b)", BandwidthSpec("A100 80GB SXM", 2039.0, _A100)),  # "2,039 GB/s"
+    (r"\bA40\b", BandwidthSpec("A40", 696.0, _A40)),  # "696 GB/s"
+    (r"\bL4\b", BandwidthSpec("L4", 300.0, _L4)),  # "300GB/s"
+    (r"\bL40S\b", BandwidthSpec("L40S", 864.0, _L40S)),  # "864GB/s"
+    (r"\bL40\b(?!S)", BandwidthSpec("L40", 864.0, _L40)),  # "864GB/s"
+    (r"\bH100\b.*\b(SXM|HBM3)", BandwidthSpec("H100 SXM", 3350.0, _H100)),  # "3.35TB/s"
+    (r"\bH100\b.*\bNVL\b", BandwidthSpec("H100 NVL", 3900.0, _H100)),  # "3.9TB/s"
+    (r"\bH200\b", BandwidthSpec("H200", 4800.0, _H200)),  # "4.8TB/s", SXM and NVL
+    (r"\bRTX 3090\b(?! TI)", BandwidthSpec("GeForce RTX 3090", 936.0, _GA102)),  # "936 GB/sec"
+    (r"\bRTX A6000\b", BandwidthSpec("RTX A6000", 768.0, _GA102)),  # "768 GB/sec"
+    (r"\bRTX 4090\b(?! D)", BandwidthSpec("GeForce RTX 4090", 1008.0, _ADA)),  # "1008 GB/sec"
+)
+
+
+def lookup_bandwidth(gpu_name: str) -> Optional[BandwidthSpec]:
+    """The datasheet memory bandwidth of the GPU torch or NVML calls ``gpu_name``; None when
+    unknown, a laptop part or a MIG slice (the same exclusions as :func:`lookup_peak`)."""
+    name = _normalise(gpu_name)
+    if re.search(r"\b(LAPTOP|MOBILE|MAX-Q|MIG)\b", name):
+        return None
+    for pattern, spec in _BANDWIDTH:
+        if re.search(pattern, name):
+            return spec
+    return None
 
 
 def known_gpus() -> list[str]:

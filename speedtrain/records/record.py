@@ -111,6 +111,7 @@ class CaseRecord:
     # the dense matmul FLOP/s speedtrain doctor measured on this GPU at the session's start, in
     # the case's precision: a rate the GPU showed it reaches, beside the datasheet's ceiling
     measured_peak_flops_per_s: Optional[float] = None
+    measured_peak_matmul_n: Optional[int] = None  # ... measured on n x n matmuls (speedtrain.doctor.matmulpeak)
     whiten_s: list[Optional[float]] = field(default_factory=list)  # per seed: airbench whitening, before the clock
     # --- accuracy studies: top-k, best epoch by validation, confusion (speedtrain.train.evaluation; issue 14) ---
     top2_acc: list[Optional[float]] = field(default_factory=list)  # per seed, test set, last epoch (fraction)
@@ -186,6 +187,7 @@ class CaseRecord:
             achieved_flops_per_s=r.per_seed("achieved_flops_per_s"), mfu=r.per_seed("mfu"),
             mfu_reason=r.text("mfu_reason"), peak_flops_per_s=r.number("peak_flops_per_s"),
             measured_peak_flops_per_s=r.number("measured_peak_flops_per_s"), whiten_s=r.per_seed("whiten_s"),
+            measured_peak_matmul_n=r.integer("measured_peak_matmul_n"),
             top2_acc=r.per_seed("top2_acc"), top3_acc=r.per_seed("top3_acc"),
             best_epoch=[None if e is None else int(e) for e in r.per_seed("best_epoch")],
             val_acc=r.per_seed("val_acc"), best_train_acc=r.per_seed("best_train_acc"),

@@ -339,12 +339,15 @@ def _flops_notes(members: list[RunCase]) -> list[str]:
     out = ["- GFLOP/img: training FLOPs (forward + backward; convolutions and matmuls) per image, counted "
            "by torch's FlopCounterMode; TFLOP/s: the run's FLOPs over its train s; MFU: that over the GPU's "
            "datasheet dense peak at the case's precision (times its GPUs for a data-parallel case)."]
-    measured = sorted({c.record.measured_peak_flops_per_s for c in counted if c.record.measured_peak_flops_per_s})
+    measured = sorted({(c.record.measured_peak_flops_per_s, c.record.measured_peak_matmul_n) for c in counted
+                       if c.record.measured_peak_flops_per_s}, key=lambda pair: pair[0])
     if measured:
-        rates = ", ".join(f"{x / 1e12:.3g}" for x in measured)
+        # Each rate with the matmul size it was measured at (issue 19, item 9); older runs lack it.
+        rates = ", ".join(f"{x / 1e12:.3g} TFLOP/s " + (f"at {n}^3" if n else "at an unrecorded size") for x, n in measured)
         out.append(f"- MFU (measured peak): the same TFLOP/s over the dense matmul rate `speedtrain doctor` "
-                   f"measured on this GPU at the session's start, at the case's precision ({rates} TFLOP/s): "
-                   "a rate the GPU showed it reaches, where the datasheet peak is a ceiling.")
+                   f"measured on this GPU at the session's start, at the case's precision ({rates}; "
+                   "the doctor doubles the n x n size until a doubling gains < 3%): a rate the GPU showed it "
+                   "reaches, where the datasheet peak is a ceiling.")
     reasons = sorted({c.record.mfu_reason for c in counted if c.record.mfu_reason})
     out += [f"- MFU not shown: {reason}" for reason in reasons]
     return out

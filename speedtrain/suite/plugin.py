@@ -184,6 +184,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
     report = run_doctor(torch.device(st.device_type), quick=True)
     st.machine["doctor"] = report.to_dict()
     st.matmul_peaks = report.matmul_peaks()  # each case's record carries its precision's (issue 12)
+    st.matmul_sizes = report.matmul_sizes()  # and the matmul size it was measured at (issue 19)
     check_doctor(report, opt("--st-device"))
     bench = config.pluginmanager.getplugin("pytest-benchmark")
     if bench is None or getattr(bench, "disabled", False):
@@ -261,6 +262,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         conditions.gpu_clocks = gpu_clocks(record.gpu)
         record.conditions = conditions.to_dict()
         record.measured_peak_flops_per_s = st.measured_peak(base.precision, gpus=base.nproc)
+        record.measured_peak_matmul_n = st.measured_peak_size(base.precision)
         feed_benchmark(benchmark, record)
         benchmark.extra_info.update(record.to_extra_info())
         st.records[benchmark.name] = record

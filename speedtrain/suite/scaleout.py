@@ -6,7 +6,10 @@ a benchmark run rather than a test run:
 * **One GPU per worker, pinned before CUDA starts.** The controller writes
   ``CUDA_VISIBLE_DEVICES`` into each worker's execnet spec (``pytest_xdist_setupnodes``), so
   execnet sets it in the worker process before pytest, torch or any conftest is imported
-  there; CUDA reads the variable once, when it initialises, and it cannot be changed later.
+  there; CUDA reads the variable once, when it initialises, and it cannot be changed later. The
+  value is the GPU's UUID (``GPU-...``, or ``MIG-...`` for a MIG slice) where NVML can tell it
+  (:mod:`speedtrain.suite.gpupin`), not its index, which depends on CUDA's device order and, under MIG,
+  on which slices exist; each pin's kind is in ``machine_info``.
   ``--st-gpus 0,1,3`` picks GPUs (indices as this process's torch numbers them), default all
   visible ones; more workers than GPUs is refused, never two cases on one GPU.
 * **One saved run.** pytest-benchmark disables itself under xdist. Each worker turns it back
@@ -32,6 +35,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import pytest
 
+from speedtrain.suite.gpupin import GpuPin, pin_gpus, placement_label
 from speedtrain.records.record import CaseRecord, is_number
 
 GATHER_KEY = "speedtrain_cases"  # what a worker hands back in workeroutput (a JSON string)
@@ -93,32 +97,25 @@ def visible_gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def worker_devices(gpus: Sequence[int], parent_visible: Optional[str]) -> list[str]:
-    """The ``CUDA_VISIBLE_DEVICES`` value of each worker: GPU ``i`` as this process numbers it.
-
-    Under a parent ``CUDA_VISIBLE_DEVICES`` (a list of indices or UUIDs), torch's GPU ``i`` is
-    the list's ``i``-th entry, and that entry is what the worker must be given; a worker
-    inherits ``CUDA_DEVICE_ORDER``, so an index means the same GPU there."""
-    if parent_visible is None:
-        return [str(g) for g in gpus]
-    entries = [e.strip() for e in parent_visible.split(",") if e.strip()]
-    return [entries[g] for g in gpus]
-
-
 def _uses_cuda(config: pytest.Config) -> bool:
     return config.getoption("--st-device") != "cpu" and visible_gpu_count() > 0
 
 
-def _pinned_gpus(config: pytest.Config) -> Optional[list[str]]:
-    """The workers' GPUs (CUDA_VISIBLE_DEVICES values), or None when the suite runs on the CPU."""
+def _selected_gpus(config: pytest.Config) -> Optional[list[int]]:
+    """The workers' GPUs as torch numbers them here, or None when the suite runs on the CPU."""
     text = config.getoption("--st-gpus")
     if not _uses_cuda(config):
         if text is not None:
             raise pytest.UsageError("--st-gpus needs CUDA GPUs, and this session runs on the CPU")
         return None
     visible = visible_gpu_count()
-    gpus = parse_gpus(text, visible) if text is not None else list(range(visible))
-    return worker_devices(gpus, os.environ.get(GPU_ENV))
+    return parse_gpus(text, visible) if text is not None else list(range(visible))
+
+
+def _pinned_gpus(config: pytest.Config) -> Optional[list[GpuPin]]:
+    """The workers' pins (CUDA_VISIBLE_DEVICES values: UUIDs where NVML tells them), or None on the CPU."""
+    gpus = _selected_gpus(config)
+    return None if gpus is None else pin_gpus(gpus, os.environ.get(GPU_ENV))
 
 
 def _is_controller(config: pytest.Config) -> bool:
@@ -133,7 +130,7 @@ def _is_worker(config: pytest.Config) -> bool:
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own: one per CPU core
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> Optional[int]:
     """``-n auto`` on a GPU machine: one worker per GPU, not one per CPU core."""
-    gpus = _pinned_gpus(config)
+    gpus = _selected_gpus(config)
     return len(gpus) if gpus else None
 
 
@@ -145,12 +142,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--st-shard-durations") and shard is None:
         raise pytest.UsageError("--st-shard-durations only applies with --st-shard K/N")
     if _is_controller(config):
-        gpus = _pinned_gpus(config)
+        pins = _pinned_gpus(config)
         workers = len(config.getoption("tx") or [])
-        if gpus is not None and workers > len(gpus):
-            raise pytest.UsageError(f"{workers} xdist workers for {len(gpus)} GPUs: two cases would share a GPU "
-                                    f"and time each other; use -n {len(gpus)} (or -n auto)")
-        config.stash[_GATHER] = _Gathered(gpus=gpus)
+        if pins is not None and workers > len(pins):
+            raise pytest.UsageError(f"{workers} xdist workers for {len(pins)} GPUs: two cases would share a GPU "
+                                    f"and time each other; use -n {len(pins)} (or -n auto)")
+        config.stash[_GATHER] = _Gathered(gpus=None if pins is None else [p.value for p in pins],
+                                          pins=None if pins is None else [p.to_dict() for p in pins])
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -236,6 +234,7 @@ class _Gathered:
     """The controller's collection of what its workers measured."""
 
     gpus: Optional[list[str]]  # the workers' CUDA_VISIBLE_DEVICES; None on the CPU
+    pins: Optional[list[dict[str, Any]]] = None  # gpupin.GpuPin of each: value, kind (gpu/mig UUID, index)
     order: Optional[list[str]] = None  # node ids in collection order
     benchmarks: list[dict[str, Any]] = field(default_factory=list)  # pytest-benchmark entries
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> record extra_info
@@ -299,13 +298,15 @@ def _enable_benchmarks_in_worker(config: pytest.Config) -> None:
 
 
 def _placement(config: pytest.Config) -> dict[str, Any]:
-    """Which worker and GPU ran a case: the GPU's UUID as CUDA reports it."""
+    """Which worker and GPU ran a case: its pin (a GPU or MIG UUID, labelled) and the UUID torch
+    reports (bare: torch does not say whether it is a GPU's or a MIG slice's)."""
+    visible = os.environ.get(GPU_ENV)
     out: dict[str, Any] = {"worker": config.workerinput.get("workerid"),  # type: ignore[attr-defined]
-                           "cuda_visible_devices": os.environ.get(GPU_ENV)}
+                           "cuda_visible_devices": visible, **placement_label(visible)}
     import torch
 
     if torch.cuda.is_available():
-        out["gpu_uuid"] = f"GPU-{torch.cuda.get_device_properties(0).uuid}"
+        out["torch_uuid"] = str(torch.cuda.get_device_properties(0).uuid)
     return out
 
 
@@ -379,5 +380,6 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["speedtrain_scaleout"] = {
         "workers": len(config.getoption("tx") or []) if gathered is not None else 1,
         "gpus": gathered.gpus if gathered is not None else None,
+        "pins": gathered.pins if gathered is not None else None,
         "shard": shard,
     }

@@ -57,6 +57,7 @@ class SuiteSession:
     interrupted: bool = False  # Ctrl-C: stop after the current seed
     self_run_note: Optional[str] = None  # why the plugin runs the seeds itself
     matmul_peaks: dict[str, float] = field(default_factory=dict)  # doctor-measured FLOP/s per format (GPU only)
+    matmul_sizes: dict[str, int] = field(default_factory=dict)  # the square size each was measured at
 
     @property
     def auto(self) -> bool:
@@ -72,6 +73,12 @@ class SuiteSession:
 
         one = self.matmul_peaks.get(matmul_format(precision))
         return None if one is None else one * gpus
+
+    def measured_peak_size(self, precision: str) -> Optional[int]:
+        """The n of the n x n matmuls :meth:`measured_peak` was measured with (issue 19, item 9)."""
+        from speedtrain.hw.peaks import matmul_format
+
+        return self.matmul_sizes.get(matmul_format(precision))
 
 
 def parse_seeds(text: Optional[str]) -> Optional[int] | str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Optional, Union
@@ -41,6 +42,27 @@ NVML_CLOCK_MEM = 2
 NVML_TEMPERATURE_GPU = 0
 NVML_DEVICE_MIG_DISABLE = 0
 NVML_DEVICE_MIG_ENABLE = 1
+NVML_SUCCESS = 0
+NVML_FI_DEV_POWER_AVERAGE = 185  # pynvml.py:751-752 (nvidia-ml-py 13.615)
+NVML_FI_DEV_POWER_INSTANT = 186
+NVML_POWER_SCOPE_GPU = 0  # pynvml.py:7363
+NVML_VALUE_TYPE_UNSIGNED_INT = 1  # pynvml.py:290
+
+
+class c_nvmlValue_t(ctypes.Union):
+    """pynvml's value union (pynvml.py:1514): reading the wrong member gives the wrong number."""
+
+    _fields_ = [("dVal", ctypes.c_double), ("uiVal", ctypes.c_uint), ("ulVal", ctypes.c_ulong),
+                ("ullVal", ctypes.c_ulonglong), ("sllVal", ctypes.c_longlong), ("siVal", ctypes.c_int),
+                ("usVal", ctypes.c_ushort)]
+
+
+class c_nvmlFieldValue_t(ctypes.Structure):
+    """pynvml's field value (pynvml.py:1537); the enums are c_uint there too."""
+
+    _fields_ = [("fieldId", ctypes.c_uint32), ("scopeId", ctypes.c_uint32), ("timestamp", ctypes.c_int64),
+                ("latencyUsec", ctypes.c_int64), ("valueType", ctypes.c_uint), ("nvmlReturn", ctypes.c_uint),
+                ("value", c_nvmlValue_t)]
 
 _STRINGS = {
     NVML_ERROR_UNINITIALIZED: "Uninitialized",
@@ -125,13 +147,29 @@ class FakeGpu:
     util: Scripted = 50
     mem_used: Scripted = 1_000_000_000
     mem_total: int = 80 * 2**30
-    power_mw: Scripted = 200_000
-    energy_mj: Scripted = 1_000_000
+    power_mw: Scripted = 200_000  # nvmlDeviceGetPowerUsage (a 1 s average on Ampere and newer)
+    # NVML_FI_DEV_POWER_INSTANT; None: this driver/GPU has no such field (its nvmlReturn is NotSupported)
+    power_instant_mw: Optional[Scripted] = None
+    # Scripted counter readings; None: a counter that advances at the GPU's current power
+    # (the instant field's, else power_mw's, next value) over the wall time between reads.
+    energy_mj: Optional[Scripted] = None
     sm_clock_mhz: Scripted = 1410
     max_sm_clock_mhz: int = 1410
     temp_c: Scripted = 60
     clocks_event_reasons: Scripted = 0
     power_limit_mw: int = 400_000
+    default_power_limit_mw: int = 400_000
+    _energy: Optional[tuple[float, float]] = field(default=None, repr=False)  # (time, mJ) of the last read
+
+    def energy_reading(self) -> float:
+        if self.energy_mj is not None:
+            return _next(self.energy_mj)
+        now = time.perf_counter()
+        current = self.power_instant_mw if self.power_instant_mw is not None else self.power_mw
+        watts = (current[0] if isinstance(current, list) else current) / 1000.0
+        last_t, last_mj = self._energy if self._energy is not None else (now, 1_000_000.0)
+        self._energy = (now, last_mj + watts * (now - last_t) * 1000.0)
+        return self._energy[1]
 
     @property
     def pci_tuple(self) -> tuple[int, int, int]:
@@ -359,7 +397,7 @@ class FakeNvml:
         gpu = self._whole(handle)
         if not gpu.energy_counter:
             raise NVMLError_NotSupported()
-        return _next(gpu.energy_mj)
+        return gpu.energy_reading()
 
     def nvmlDeviceGetClockInfo(self, handle: FakeHandle, clock_type: int) -> int:
         self._enter("nvmlDeviceGetClockInfo")
@@ -392,6 +430,30 @@ class FakeNvml:
     def nvmlDeviceGetPowerManagementLimit(self, handle: FakeHandle) -> int:
         self._enter("nvmlDeviceGetPowerManagementLimit")
         return self._whole(handle).power_limit_mw
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: FakeHandle) -> int:
+        self._enter("nvmlDeviceGetPowerManagementDefaultLimit")
+        return self._whole(handle).default_power_limit_mw
+
+    def nvmlDeviceGetFieldValues(self, handle: FakeHandle, fieldIds: list) -> Any:
+        """As pynvml.py:5004: ids or (id, scopeId) tuples in, a ctypes array of
+        c_nvmlFieldValue_t out. Only a failed call raises; a field the device lacks comes back
+        with its own nvmlReturn NotSupported. Models the two power fields (GPU scope)."""
+        self._enter("nvmlDeviceGetFieldValues")
+        values = (c_nvmlFieldValue_t * len(fieldIds))()
+        for value, requested in zip(values, fieldIds):
+            field_id, scope = requested if isinstance(requested, tuple) else (requested, 0)
+            value.fieldId, value.scopeId = field_id, scope
+            value.nvmlReturn = NVML_ERROR_NOT_SUPPORTED
+            gpu = None if handle.mig is not None else handle.gpu  # no power fields on a MIG device
+            if gpu is None or scope != NVML_POWER_SCOPE_GPU:
+                continue
+            reading = {NVML_FI_DEV_POWER_INSTANT: gpu.power_instant_mw, NVML_FI_DEV_POWER_AVERAGE: gpu.power_mw}.get(field_id)
+            if reading is not None:
+                value.nvmlReturn, value.valueType = NVML_SUCCESS, NVML_VALUE_TYPE_UNSIGNED_INT
+                value.value.uiVal = _next(reading)
+                value.timestamp = int(time.time() * 1e6)
+        return values
 
 
 # A driver from before clock "event" reasons (R535) and the v2 CUDA-version call.

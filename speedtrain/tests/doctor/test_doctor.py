@@ -24,7 +24,7 @@ from speedtrain.tests.conftest import ROOT
 CU130 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]
 BUILDS = {"12.6": {50, 60, 70, 75, 80, 86, 90}, "13.0": {75, 80, 86, 90, 100, 120}}
 ALL_NAMES = ["versions", "driver vs torch build", "device", "kernels for this GPU", "precisions", "NVML device",
-             "energy", "clocks and power", "MIG", "timer vs wall clock", "matmul fp32", "matmul tf32",
+             "energy", "power readings", "clocks and power", "MIG", "timer vs wall clock", "matmul fp32", "matmul tf32",
              "matmul fp16", "matmul bf16", "memory bandwidth", "loader augmentation", "monitor overhead"]
 
 
@@ -119,9 +119,9 @@ def test_matmul_against_the_datasheet():
     assert unknown.status == PASS and "no datasheet peak known for 'NVIDIA Imaginary 9000'" in unknown.reason
 
 
-@pytest.mark.parametrize("off, on, status", [([10.0, 10.02], [10.03, 10.05], PASS),
-                                             ([10.0, 10.6], [10.5, 10.7], WARN),
-                                             ([10.0, 10.02], [10.5, 10.6], FAIL)])
+@pytest.mark.parametrize("off, on, status", [([10.0, 10.02, 10.01, 10.03], [10.03, 10.05, 10.0, 10.04], PASS),
+                                             ([10.0, 10.6, 9.9, 10.4], [10.5, 10.7, 9.8, 10.3], WARN),
+                                             ([10.0, 10.02, 10.01, 10.03], [10.5, 10.6, 10.55, 10.52], FAIL)])
 def test_monitor_overhead(off, on, status):
     assert monitor_overhead(off, on).status == status
 
@@ -163,7 +163,7 @@ def test_nvml_unavailable_is_a_warning_not_a_failure():
         def nvmlInit(self):
             raise OSError("libnvidia-ml.so.1: cannot open shared object file")
     checks = nvml_checks(probe_nvml(0, nvml=NoNvml()))
-    assert [c.status for c in checks] == [WARN, SKIP, SKIP, SKIP]
+    assert [c.status for c in checks] == [WARN, SKIP, SKIP, SKIP, SKIP]
 
 
 # --- the CUDA path of run_checks on a faked box ------------------------------------------------

@@ -46,7 +46,8 @@ def run_monitor(box: FakeBox, monkeypatch: pytest.MonkeyPatch, seconds: float = 
 
 def test_summary_means_and_maxima(monkeypatch: pytest.MonkeyPatch) -> None:
     box = single_gpu_box(util=[20, 100, 60], power_mw=[100_000, 300_000, 200_000],
-                         sm_clock_mhz=[1800, 1200, 1500], temp_c=[55, 71, 60], mem_used=[1_000, 5_000, 3_000])
+                         sm_clock_mhz=[1800, 1200, 1500], temp_c=[55, 71, 60], mem_used=[1_000, 5_000, 3_000],
+                         energy_counter=False)  # without the counter, the mean power is the samples'
     s = run_monitor(box, monkeypatch)
     gpu = box.nvml.gpus[0]
     assert s["available"] is True and s["reason"] is None
@@ -64,6 +65,7 @@ def test_summary_means_and_maxima(monkeypatch: pytest.MonkeyPatch) -> None:
     n = s["samples"]
     assert s["util_mean_pct"] == pytest.approx((20 + 100 + 60 * (n - 2)) / n, abs=0.01)
     assert s["power_mean_w"] == pytest.approx((100 + 300 + 200 * (n - 2)) / n, abs=1e-3)
+    assert s["power_mean_source"] == "samples" and s["power_sample_source"] == "power_usage"
     assert s["sm_clock_mean_mhz"] == pytest.approx((1800 + 1200 + 1500 * (n - 2)) / n, abs=0.1)
     assert s["interval_s"] == INTERVAL
     assert s["duration_s"] > 0
@@ -85,7 +87,9 @@ def test_monitor_reads_the_gpu_torch_trains_on(monkeypatch: pytest.MonkeyPatch, 
     gpu = box.nvml.gpus[nvml_index]
     assert s["gpu"]["nvml_index"] == nvml_index and s["gpu"]["uuid"] == gpu.uuid
     assert s["gpu_name"] == gpu.name
-    assert s["power_mean_w"] == 100.0 * (nvml_index + 1)
+    # energy over time from the counter (the fake's advances at the GPU's power)
+    assert s["power_mean_w"] == pytest.approx(100.0 * (nvml_index + 1), rel=1e-3)
+    assert s["power_mean_source"] == "energy_counter"
 
 
 def test_no_device_means_torch_current_device(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +111,7 @@ def test_mig_slice_memory_is_its_own_the_rest_whole_gpu(monkeypatch: pytest.Monk
                         "matched_by": "uuid"}
     assert s["gpu_name"] == piece.name
     assert s["mem_used_max_bytes"] == 2 * 10**9  # the slice's, not the GPU's 30 GB
-    assert s["power_mean_w"] == 250.0  # the parent's (NVML 0 draws 90 W)
+    assert s["power_mean_w"] == pytest.approx(250.0, rel=1e-3)  # the parent's (NVML 0 draws 90 W)
     assert s["util_mean_pct"] is None  # NVML has no utilisation under MIG
     assert s["whole_gpu"] == WHOLE_GPU
 
@@ -239,7 +243,9 @@ def test_one_unsupported_quantity_is_none_and_others_work(monkeypatch: pytest.Mo
     box = single_gpu_box()
     box.nvml.not_supported.add(POWER)
     s = run_monitor(box, monkeypatch)
-    assert s["power_mean_w"] is None and s["power_max_w"] is None
+    assert s["power_max_w"] is None and s["power_sample_source"] is None
+    # the mean power is energy over time: the counter still works without power readings
+    assert s["power_mean_w"] == pytest.approx(200.0, rel=1e-3) and s["power_mean_source"] == "energy_counter"
     assert s["util_mean_pct"] == 50 and s["temp_max_c"] == 60
     assert s["energy_source"] == "counter"  # the counter still works without power readings
     # Not asked again after the first NotSupported: no exception per interval.
@@ -260,7 +266,7 @@ def test_transient_errors_lose_readings_not_the_run(monkeypatch: pytest.MonkeyPa
                            "nvmlDeviceGetHandleByUUID": {1}}  # even the lookup stumbles once
     s = run_monitor(box, monkeypatch)
     assert s["available"] is True and s["gpu"]["nvml_index"] == 0
-    assert s["util_mean_pct"] == 50 and s["power_mean_w"] == 200.0
+    assert s["util_mean_pct"] == 50 and s["power_max_w"] == 200.0
     assert box.nvml.calls[UTIL] == s["samples"]  # transient: asked again after the error
 
 

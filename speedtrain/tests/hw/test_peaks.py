@@ -19,6 +19,7 @@ from speedtrain.hw.peaks import known_gpus, lookup_peak, peak_flops
     ("NVIDIA A40", "A40"),
     ("NVIDIA L4", "L4"),
     ("NVIDIA L40S", "L40S"),
+    ("NVIDIA L40", "L40"),
     ("NVIDIA H100 80GB HBM3", "H100 SXM"),
     ("NVIDIA H100 PCIe", "H100 PCIe"),
     ("NVIDIA H200", "H200 SXM"),
@@ -37,12 +38,14 @@ def test_lookup_by_reported_name(reported, row):
 @pytest.mark.parametrize("reported", [
     "NVIDIA A10G",  # AWS part, not the A10
     "NVIDIA RTX A4000",  # not the A40
-    "NVIDIA L40",  # not the L40S, nor the L4
+    "NVIDIA L20",  # another chip, not the L40, L40S or L4
+    "NVIDIA B200",  # no per-GPU datasheet figures sourced (HGX/DGX print 8-GPU totals): no row, no MFU
+    "NVIDIA H100 NVL",  # per-GPU figures not checked against the datasheet here: no row, no MFU
+    "NVIDIA H200 NVL",
     "NVIDIA GeForce RTX 3090 Ti",
     "NVIDIA GeForce RTX 4090 D",
     "NVIDIA GeForce RTX 4090 Laptop GPU",
     "NVIDIA A100-SXM4-40GB MIG 1g.5gb",  # a slice has a fraction of the SMs
-    "NVIDIA H100 NVL",
     "NVIDIA GH200 480GB",
     "Tesla V100-DGXS-32GB",  # form factor not settled by the name
     "cpu: AMD EPYC 7B13",
@@ -93,3 +96,31 @@ def test_matmul_format_of_each_precision():
     assert [matmul_format(p) for p in ("fp32", "tf32", "fp16", "half", "bf16")] == ["fp32", "tf32", "fp16", "fp16", "bf16"]
     with pytest.raises(ValueError, match="precision must be one of"):
         matmul_format("fp8")
+
+
+@pytest.mark.parametrize("reported, gb_per_s", [
+    ("NVIDIA A100-SXM4-80GB", 2039.0), ("NVIDIA A100 80GB PCIe", 1935.0), ("Tesla V100-SXM2-16GB", 900.0),
+    ("Tesla V100S-PCIE-32GB", 1134.0), ("NVIDIA L40", 864.0), ("NVIDIA H100 80GB HBM3", 3350.0),
+    ("NVIDIA H100 NVL", 3900.0), ("NVIDIA H200 NVL", 4800.0), ("NVIDIA GeForce RTX 4090", 1008.0),
+])
+def test_bandwidth_by_reported_name(reported, gb_per_s):
+    from speedtrain.hw.peaks import lookup_bandwidth
+
+    spec = lookup_bandwidth(reported)
+    assert spec is not None and spec.gb_per_s == gb_per_s and spec.source.startswith("https://")
+
+
+@pytest.mark.parametrize("reported", ["NVIDIA A100-SXM4-40GB", "NVIDIA A100-PCIE-40GB", "NVIDIA H100 PCIe",
+                                      "NVIDIA A100-SXM4-80GB MIG 3g.40gb", "NVIDIA GeForce RTX 4090 Laptop GPU",
+                                      "NVIDIA B200", "Tesla V100-DGXS-32GB"])
+def test_unsourced_bandwidth_is_none(reported):
+    from speedtrain.hw.peaks import lookup_bandwidth
+
+    assert lookup_bandwidth(reported) is None
+
+
+def test_every_peak_row_with_a_bandwidth_cites_the_same_document():
+    from speedtrain.hw.peaks import _BANDWIDTH, _TABLE
+
+    sources = {spec.source for _, spec in _TABLE}
+    assert all(spec.source in sources for _, spec in _BANDWIDTH)

@@ -287,7 +287,7 @@ def test_noise_detectable_change_and_noisy_machine(fake_runs: FakeRuns, tmp_path
 def test_mfu_against_the_measured_peak_beside_the_datasheet(fake_runs: FakeRuns, tmp_path: Path) -> None:
     measured = fake_runs.bench("precision", "fp16", [5.0, 5.0], flops_per_image=2.3e9, train_flops=[6e15, 6e15],
                                achieved_flops_per_s=[1.2e14, 1.2e14], mfu=[0.4, 0.4], peak_flops_per_s=3e14,
-                               measured_peak_flops_per_s=2.4e14)
+                               measured_peak_flops_per_s=2.4e14, measured_peak_matmul_n=8192)
     datasheet_only = fake_runs.bench("precision", "fp32", [9.0, 9.0], reference=True, flops_per_image=2.3e9,
                                      achieved_flops_per_s=[6e13, 6e13], mfu=[0.2, 0.2], peak_flops_per_s=3e14)
     run = fake_runs.write("mfu.json", fake_runs.run([datasheet_only, measured]))
@@ -297,4 +297,6 @@ def test_mfu_against_the_measured_peak_beside_the_datasheet(fake_runs: FakeRuns,
     fp16 = dict(zip(header, _table_row(text, "fp16")))
     assert fp16["MFU"] == "40.00%" and fp16["MFU (measured peak)"] == "50.00%"
     assert dict(zip(header, _table_row(text, "fp32 (ref)")))["MFU (measured peak)"] == "-"
-    assert "`speedtrain doctor` measured on this GPU at the session's start, at the case's precision (240 TFLOP/s)" in text
+    assert load_run(run).cases[1].record.measured_peak_matmul_n == 8192
+    assert ("`speedtrain doctor` measured on this GPU at the session's start, at the case's precision "
+            "(240 TFLOP/s at 8192^3;") in text  # the size beside the figure (issue 19, item 9)

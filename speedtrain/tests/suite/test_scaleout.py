@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from speedtrain.suite.scaleout import SavedBenchmark, Shard, assign_shards, parse_gpus, worker_devices
+from speedtrain.suite.gpupin import pin_gpus
+from speedtrain.suite.scaleout import SavedBenchmark, Shard, assign_shards, parse_gpus
 from speedtrain.tests.conftest import run_suite
 
 pytest_plugins = ["pytester"]
@@ -53,11 +54,20 @@ def test_shards_balance_by_duration_when_given():
     assert assign_shards(["a", "new"], 2, {"a": 5.0}) == [0, 1]
 
 
-def test_worker_devices_follow_the_parents_visible_list():
-    assert worker_devices([0, 1, 3], None) == ["0", "1", "3"]
+class NoNvml:
+    def nvmlInit(self):
+        raise OSError("libnvidia-ml.so.1: cannot open shared object file")
+
+
+def test_without_nvml_the_pins_are_indices_following_the_parents_visible_list():
+    def values(gpus, parent):
+        return [p.value for p in pin_gpus(gpus, parent, nvml=NoNvml())]
+    assert values([0, 1, 3], None) == ["0", "1", "3"]
     # torch's GPU i under CUDA_VISIBLE_DEVICES is the list's i-th entry: indices or UUIDs
-    assert worker_devices([0, 1], "2,3") == ["2", "3"]
-    assert worker_devices([1], "GPU-aaa, GPU-bbb") == ["GPU-bbb"]
+    assert values([0, 1], "2,3") == ["2", "3"]
+    assert values([1], "GPU-aaa, GPU-bbb") == ["GPU-bbb"]
+    pin = pin_gpus([0], None, nvml=NoNvml())[0]
+    assert pin.kind == "index" and "NVML init failed" in (pin.reason or "")
 
 
 @pytest.mark.parametrize("text", ["0,0", "4", "x", "", "-1"])

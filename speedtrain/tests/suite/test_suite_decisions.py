@@ -174,6 +174,8 @@ def test_a_case_gets_the_doctor_measured_peak_of_its_precision():
     assert st.measured_peak("half") == st.measured_peak("fp16") == 250e12  # half multiplies in fp16
     assert st.measured_peak("fp32") == 19e12 and st.measured_peak("bf16") is None
     assert st.measured_peak("fp32", gpus=4) == 4 * 19e12  # a DDP case's FLOP/s are its 4 GPUs'
+    st.matmul_sizes = {"fp32": 8192, "fp16": 16384}
+    assert st.measured_peak_size("half") == 16384 and st.measured_peak_size("bf16") is None
 
 
 @pytest.mark.parametrize("metric, seeds_run", [(None, 5), ("final_acc", 20)])
