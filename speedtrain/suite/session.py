@@ -76,8 +76,6 @@ class SuiteSession:
 
     def measured_peak_size(self, precision: str) -> Optional[int]:
         """The n of the n x n matmuls :meth:`measured_peak` was measured with (issue 19, item 9)."""
-        from speedtrain.hw.peaks import matmul_format
-
         return self.matmul_sizes.get(matmul_format(precision))
 
 

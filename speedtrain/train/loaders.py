@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from speedtrain.data import augment
-from speedtrain.train import distributed
+from speedtrain.train import ddp
 from speedtrain.data.airbench_augment import alternating_flip, flip_bits
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.data.datasets import Dataset
@@ -99,7 +99,7 @@ class GpuLoader:
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
         # Cutout is drawn per rank's share of a batch: from a rank's own stream when there are
         # several (the shuffle and crops above must agree across ranks; issue 19), else this one.
-        seed = distributed.rank_seed(cfg.seed)
+        seed = ddp.rank_seed(cfg.seed)
         self.share_generator = self.generator if seed == cfg.seed else torch.Generator(device=device).manual_seed(seed)
         self.batch_size, self.dtype, self.memory_format = cfg.batch_size, dtype, memory_format(cfg)
         if cfg.alt_flip:  # each image's flip bit, drawn once for the whole run
@@ -124,7 +124,7 @@ class GpuLoader:
         self.epoch += 1
         order = torch.randperm(len(self.labels), device=self.labels.device, generator=self.generator)
         for step in range(len(self)):
-            index = distributed.share(order[step * self.batch_size:(step + 1) * self.batch_size])  # nproc > 1
+            index = ddp.share(order[step * self.batch_size:(step + 1) * self.batch_size])  # nproc > 1
             x = self.pipeline.finish(images[index], self.share_generator, self.dtype)
             yield x.contiguous(memory_format=self.memory_format), self.labels[index]
 
@@ -172,9 +172,9 @@ class TorchLoader:
                                     _Pipeline.build(data, cfg, torch.device("cpu")))
         self.shuffle, self.batch_size = _SeededShuffle(len(samples), cfg.seed), cfg.batch_size
         self.loader = torch.utils.data.DataLoader(
-            # with nproc > 1, this rank's share of each global batch (speedtrain.train.distributed)
-            samples, batch_size=distributed.local_batch(cfg.batch_size),
-            sampler=distributed.shard_sampler(self.shuffle, cfg.batch_size), drop_last=True,
+            # with nproc > 1, this rank's share of each global batch (speedtrain.train.ddp)
+            samples, batch_size=ddp.local_batch(cfg.batch_size),
+            sampler=ddp.shard_sampler(self.shuffle, cfg.batch_size), drop_last=True,
             num_workers=cfg.workers, pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
             generator=torch.Generator().manual_seed(cfg.seed),  # seeds the workers' own RNGs
         )

@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional, Protocol
 import torch
 from torch import nn
 
-from speedtrain.train import distributed
+from speedtrain.train import ddp, distributed
 from speedtrain.train import study
 from speedtrain.train import airbench_train  # issue 12: the airbench-era steps; FLOPs and MFU
 from speedtrain.train import flops
@@ -158,9 +158,9 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     ``steps`` is told of every training step; a multi-process run (``nproc > 1``) does not call
     it: its ranks run in torchrun, and rank 0's epoch lines come back through ``log``.
     """
-    if cfg.nproc > 1 and not distributed.inside_rank():  # torchrun starts the ranks, which come back here
+    if cfg.nproc > 1 and not ddp.inside_rank():  # torchrun starts the ranks, which come back here
         return distributed.launch(cfg, monitor=monitor is not None, log=log)
-    device = distributed.rank_device(resolve_device(cfg))
+    device = ddp.rank_device(resolve_device(cfg))
     result = RunResult(config=cfg.to_dict(), env=environment(device), device=device_name(device))
     release_memory(device)  # earlier runs' cached blocks and peaks are not this run's
     try:
@@ -203,8 +203,8 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     result.n_params = count_parameters(net)
     net = prepare_for_precision(net.to(device=device, memory_format=layout), cfg.precision)
     result.whiten_s = airbench_train.whiten_first_layer(net, cfg, data.train_images, data.mean, data.std, device)
-    model = distributed.wrap(net, device)  # DDP with nproc > 1
-    result.batch_norm = distributed.batch_norm_policy()
+    model = ddp.wrap(net, device)  # DDP with nproc > 1
+    result.batch_norm = ddp.batch_norm_policy()
     if cfg.compile:
         reset_compiler()  # no earlier case's graphs or recompile counts (Dynamo gives up after 8)
     graphs_before = graphs_compiled()
@@ -261,14 +261,14 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
             correct += hits
             steps.step()
         hooks.end_epoch()
-        epoch_s = distributed.slowest(timer.stop())  # synchronises: the epoch's GPU work is done
+        epoch_s = ddp.slowest(timer.stop())  # synchronises: the epoch's GPU work is done
         steps.end_epoch()
         events("epoch_stop", {"epoch_num": epoch})
         if monitor is not None:
             monitor.pause()
         train_s += epoch_s
         n_seen = n_steps * cfg.batch_size
-        distributed.sum_over_ranks(loss_sum, correct)  # every rank's share of the global batches
+        ddp.sum_over_ranks(loss_sum, correct)  # every rank's share of the global batches
         train_loss = float(loss_sum) / n_seen
         if not math.isfinite(train_loss):
             result.diverged, result.status = True, "diverged"
@@ -296,7 +296,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     synchronize(device)
     events("run_stop", {"status": result.status, "reached_target": result.time_to_target_s is not None})
     if monitor is not None:
-        result.gpu = distributed.gather_telemetry(monitor.stop())  # every rank's GPU
+        result.gpu = ddp.gather_telemetry(monitor.stop())  # every rank's GPU
 
     result.train_time_s = train_s
     result.eval_time_s = eval_s_total
@@ -335,7 +335,7 @@ class _Step:
         self.amp_dtype = AUTOCAST_DTYPES.get(cfg.precision)
         self.scaling = cfg.precision == "fp16"
         # image mixing (mix_ratio), None when off; partners drawn per rank (issue 19)
-        self.mix = study.ImageMix.build(cfg.replace(seed=distributed.rank_seed(cfg.seed)), device)
+        self.mix = study.ImageMix.build(cfg.replace(seed=ddp.rank_seed(cfg.seed)), device)
 
     def autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from speedtrain.train import distributed
+from speedtrain.train import rank_worker
 from speedtrain.train import loop as train
 
 
@@ -33,4 +33,4 @@ def _inject() -> None:
 
 if __name__ == "__main__":
     _inject()
-    sys.exit(distributed.main())
+    sys.exit(rank_worker.main())

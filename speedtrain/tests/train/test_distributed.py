@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from speedtrain.train import distributed
+from speedtrain.train import ddp, distributed
 from speedtrain.cli.main import main
 from speedtrain.config.trainconfig import TrainConfig
-from speedtrain.train.distributed import BatchShare, Ranks
+from speedtrain.train.ddp import BatchShare, Ranks
 from speedtrain.common.errors import ConfigError
 
 
@@ -27,9 +27,9 @@ def test_the_ranks_shares_make_up_each_global_batch_once(monkeypatch, world):
     batch = torch.arange(16)
     parts = []
     for rank in range(world):
-        monkeypatch.setattr(distributed, "ranks", lambda rank=rank: Ranks(rank, world, rank))
-        parts.append(distributed.share(batch))
-        assert distributed.local_batch(16) == 16 // world
+        monkeypatch.setattr(ddp, "ranks", lambda rank=rank: Ranks(rank, world, rank))
+        parts.append(ddp.share(batch))
+        assert ddp.local_batch(16) == 16 // world
     assert torch.equal(torch.cat(parts), batch)
 
 
@@ -45,7 +45,7 @@ def test_batch_share_sampler_splits_every_global_batch_and_drops_the_last_partia
 
     shares = []
     for rank in (0, 1):
-        monkeypatch.setattr(distributed, "ranks", lambda rank=rank: Ranks(rank, 2, rank))
+        monkeypatch.setattr(ddp, "ranks", lambda rank=rank: Ranks(rank, 2, rank))
         sampler = BatchShare(Sampler(), batch_size=4)
         shares.append(list(sampler))
         assert len(sampler) == len(shares[-1]) == 4
@@ -69,7 +69,7 @@ def test_more_ranks_than_gpus_is_refused_before_launching(monkeypatch):
 
 def test_telemetry_of_one_rank_is_left_as_it_is():
     summary = {"energy_j": 3.0}
-    assert distributed.gather_telemetry(summary) is summary  # no process group: one rank
+    assert ddp.gather_telemetry(summary) is summary  # no process group: one rank
 
 
 def write_learnable_fashion_mnist(folder: Path, n_train: int = 512, n_test: int = 256) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speedtrain.train import distributed
+from speedtrain.train import ddp
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.data.datasets import load_dataset
-from speedtrain.train.distributed import Ranks
+from speedtrain.train.ddp import Ranks
 from speedtrain.train.loaders import make_train_loader
 from speedtrain.train.loop import _Step
 
@@ -19,7 +19,7 @@ CFG = dict(synthetic=True, width=0.125, batch_size=32, train_subset=64, test_sub
 
 
 def as_rank(monkeypatch, rank: int, world: int = 2) -> None:
-    monkeypatch.setattr(distributed, "ranks", lambda: Ranks(rank, world, rank))
+    monkeypatch.setattr(ddp, "ranks", lambda: Ranks(rank, world, rank))
 
 
 def cutout_masks(cfg: TrainConfig) -> torch.Tensor:
@@ -42,7 +42,7 @@ def test_one_process_draws_what_it_drew_before(monkeypatch):
     cfg = TrainConfig(**CFG)
     loader = make_train_loader(load_dataset(cfg), cfg, torch.device("cpu"))
     assert loader.share_generator is loader.generator  # one stream, as before issue 19
-    assert distributed.rank_seed(7) == 7
+    assert ddp.rank_seed(7) == 7
 
 
 def test_ranks_agree_on_the_shuffle_and_the_crops(monkeypatch):
@@ -60,4 +60,4 @@ def test_each_rank_mixes_with_its_own_partners(monkeypatch, rank):
     cfg = TrainConfig(**CFG, nproc=2, mix_ratio=0.3)
     as_rank(monkeypatch, rank)
     mix = _Step(cfg, torch.device("cpu"), torch.nn.Identity(), torch.nn.Identity()).mix
-    assert mix.seed == distributed.rank_seed(cfg.seed) == cfg.seed + rank * distributed.RANK_SEED_STRIDE
+    assert mix.seed == ddp.rank_seed(cfg.seed) == cfg.seed + rank * ddp.RANK_SEED_STRIDE
