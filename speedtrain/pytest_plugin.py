@@ -44,8 +44,9 @@ from speedtrain.suite_session import (BASELINE_MODES, SuiteSession, baseline_sou
                                       judge, parse_seeds)
 
 STATE = pytest.StashKey[SuiteSession]()
-# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
-pytest_plugins = ["speedtrain.scaleout"]
+# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13);
+# Ctrl-C under xdist (issue 22).
+pytest_plugins = ["speedtrain.scaleout", "speedtrain.xdist_interrupt"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
