@@ -18,9 +18,11 @@ import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from speedtrain.atomic import check_writable, write_with_fallback
+from speedtrain.cli_exit_codes import add_exit_codes
 from speedtrain.cli_results import add_commands, cmd_compare, cmd_history, cmd_report
 from speedtrain.config import FieldSpec, TrainConfig, choices, field_specs
 from speedtrain.errors import OutputError, SpeedtrainError, one_line
+from speedtrain.output_paths import check_outputs
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="device to check; cuda without a usable GPU is a FAIL [default: auto]")
     p_doc.add_argument("--json", metavar="PATH", help="also write the checks as JSON")
     p_doc.add_argument("--quick", action="store_true", help="smaller matmuls, no monitor-overhead training (seconds, not a minute)")
+    add_exit_codes(parser, sub)
     return parser
 
 
@@ -149,6 +152,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     values = {k: v for k, v in vars(args).items() if k in field_specs()}
     cfg = TrainConfig(**values)
+    check_outputs({"--json": args.json, "--mllog": args.mllog})  # before minutes of training
     if args.json:
         check_writable(args.json)
     for warning in resource_warnings(cfg, machine_limits(cfg)):
@@ -174,6 +178,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_merge(args: argparse.Namespace) -> int:
     from speedtrain.merge import merge_files
 
+    check_outputs({"-o": args.output}, {"RUN.json": args.runs})  # as report -o: never over an input
     check_writable(args.output)
     merged = merge_files(args.runs, args.output)
     print(f"{len(merged['benchmarks'])} cases from {len(args.runs)} runs written to {args.output}")
@@ -185,6 +190,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from speedtrain.doctor import format_table, resolve, run_doctor
     from speedtrain.train import stderr_log
 
+    check_outputs({"--json": args.json})
     if args.json:
         check_writable(args.json)  # before a minute of checks, not after
     report = run_doctor(resolve(args.device), quick=args.quick, log=stderr_log)
