@@ -18,10 +18,12 @@ import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from speedtrain.common.atomic import check_writable, write_json_atomic, write_with_fallback
+from speedtrain.cli.exit_codes import add_exit_codes
 from speedtrain.cli.results import add_commands, cmd_compare, cmd_history, cmd_report
 from speedtrain.config.fields import GROUPS
 from speedtrain.config.trainconfig import FieldSpec, TrainConfig, choices, field_specs
 from speedtrain.common.errors import SpeedtrainError, one_line
+from speedtrain.common.output_paths import check_outputs
 from speedtrain.hw.device import resolve_device
 from speedtrain.hw.gpumonitor import GpuMonitor
 from speedtrain.report.mllog import MlLog
@@ -140,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="device to check; cuda without a usable GPU is a FAIL [default: auto]")
     p_doc.add_argument("--json", metavar="PATH", help="also write the checks as JSON")
     p_doc.add_argument("--quick", action="store_true", help="smaller matmuls, no monitor-overhead training (seconds, not a minute)")
+    add_exit_codes(parser, sub)
     return parser
 
 
@@ -148,6 +151,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     values = {k: v for k, v in vars(args).items() if k in field_specs()}
     cfg = TrainConfig(**values)
+    check_outputs({"--json": args.json, "--mllog": args.mllog})  # before minutes of training
     if args.json:
         check_writable(args.json)
     for warning in resource_warnings(cfg, machine_limits(cfg)):
@@ -171,6 +175,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
+    check_outputs({"-o": args.output}, {"RUN.json": args.runs})  # as report -o: never over an input
+
     check_writable(args.output)
     merged = merge_files(args.runs, args.output)
     print(f"{len(merged['benchmarks'])} cases from {len(args.runs)} runs written to {args.output}")
@@ -181,6 +187,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from speedtrain.doctor.command import format_table, resolve, run_doctor
     from speedtrain.train.loop import stderr_log
 
+    check_outputs({"--json": args.json})
     if args.json:
         check_writable(args.json)  # before a minute of checks, not after
     report = run_doctor(resolve(args.device), quick=args.quick, log=stderr_log)

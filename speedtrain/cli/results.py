@@ -14,6 +14,7 @@ from typing import Any
 
 from speedtrain.common.atomic import check_writable, write_text_atomic
 from speedtrain.common.errors import OutputError, SpeedtrainError
+from speedtrain.common.output_paths import check_outputs
 from speedtrain.records.benchstore import resolve
 
 RUN_HELP = "a saved run (path, run number such as 0001, save name, or latest) or a speedtrain train --json result"
@@ -21,13 +22,13 @@ DEFAULT_BASELINES = "baselines.json"
 
 
 def _fraction(text: str) -> float:
+    """--threshold, by the rule --st-threshold follows too (speedtrain.stats.option_rules)."""
+    from speedtrain.stats.option_rules import threshold_fraction
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a fraction such as 0.05 (0.05 = 5%); got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to below 1 (0.05 = 5%); got {text!r}")
-    return value
+        return threshold_fraction(text, "the threshold")
+    except SpeedtrainError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("the threshold ")) from None
 
 
 def _money(text: str) -> float:
@@ -95,6 +96,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.dawnbench:
         check_writable(args.dawnbench, folder=True)
     runs = [resolve(run, args.storage) for run in args.runs]
+    check_outputs({"-o": args.output, "--dawnbench": args.dawnbench}, {"RUN": runs, "--baselines": args.baselines})
     if args.output:
         path = build_report(runs, args.output, baselines_path=args.baselines)
         print(f"report written to {path}")
@@ -111,13 +113,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from speedtrain.report.compare import compare_runs, compare_with_baselines, format_rows, to_json, uncovered
+    from speedtrain.report.compare import compare_runs, compare_with_baselines, format_rows, to_json
 
     if args.json and args.json != "-":
         check_writable(args.json)
     if args.require_baselines and not args.baselines:
         raise SpeedtrainError("--require-baselines needs --baselines PATH")
     runs = [resolve(run, args.storage) for run in args.runs]
+    check_outputs({"--json": args.json}, {"RUN": runs, "--baselines": args.baselines})
     options = {"threshold": args.threshold, "only_common": args.only_common}
     if args.baselines:
         if len(runs) != 1:
@@ -127,19 +130,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if len(runs) != 2:
             raise SpeedtrainError(f"compare takes two runs (OLD NEW) or --baselines PATH RUN; got {len(runs)} runs")
         rows, regressed = compare_runs(runs[0], runs[1], **options)
-    text = json.dumps(to_json(rows, regressed), indent=2) + "\n"
+    failures = _compare_failures(args, runs, rows)
+    text = json.dumps({**to_json(rows, regressed), "failures": failures}, indent=2) + "\n"
     if args.json == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(text)  # stdout is the JSON alone; a failure is said on stderr too
+        for failure in failures:
+            print(f"FAIL: {failure}", file=sys.stderr)
     else:
-        print(format_rows(rows))
-        print("regression: yes" if regressed else "regression: none")
+        if rows:
+            print(format_rows(rows))
+        # one verdict, the exit code's: "none" only when something was compared and passed
+        for failure in failures:
+            print(f"FAIL: {failure}")
+        if regressed or not failures:
+            print("regression: yes" if regressed else "regression: none")
         if args.json:
             write_text_atomic(args.json, text)
-    missing = uncovered(args.baselines, runs[0]) if args.require_baselines else []
-    for machine, profile in missing:
-        print(f"FAIL: {args.baselines} holds no baselines for {machine!r} with profile {profile!r}: record them "
-              f"first (pytest benchmarks --st-profile {profile or 'PROFILE'} --st-baselines update)", file=sys.stderr)
-    return 1 if regressed or missing else 0
+    return 1 if regressed or failures else 0
+
+
+def _compare_failures(args: argparse.Namespace, runs: list[str], rows: list[Any]) -> list[str]:
+    """Why a compare that found no regression must still fail: it compared nothing
+    (--only-common, no case on both sides), or the baselines do not cover the run
+    (--require-baselines). A CI step must never pass having compared nothing."""
+    from speedtrain.report.compare import uncovered
+
+    failures = []
+    if args.only_common and not rows:
+        other = args.baselines or runs[0]
+        failures.append(f"no case in common between {runs[-1]} and {other}: nothing was compared")
+    for machine, profile in uncovered(args.baselines, runs[0]) if args.require_baselines else []:
+        failures.append(f"{args.baselines} holds no baselines for {machine!r} with profile {profile!r}: record them "
+                        f"first (pytest benchmarks --st-profile {profile or 'PROFILE'} --st-baselines update)")
+    return failures
 
 
 def cmd_history(args: argparse.Namespace) -> int:

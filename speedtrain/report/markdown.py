@@ -18,6 +18,7 @@ from speedtrain.report import tables
 from speedtrain.report import study_tables as study_report
 from speedtrain.common.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.common.errors import ReportError, exception_text
+from speedtrain.common.output_paths import check_outputs
 from speedtrain.report.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.records.saved_run import RunCase
 from speedtrain.records.runs import cases_frame, load_runs
@@ -108,9 +109,7 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
     out = Path(output)
     if not output or out.is_dir():
         raise ReportError(f"{output!r}: the report must be a file path such as reports/REPORT.md")
-    for p in run_paths:
-        if Path(p).resolve() == out.resolve():
-            raise ReportError(f"{out}: the report would overwrite its input run; choose another output")
+    check_outputs({"the report": out}, {"RUN": run_paths, "--baselines": baselines_path})  # as every command
     runs = load_runs(run_paths)
     cases = [c for run in runs for c in run.cases]
     stored = _load_baselines(baselines_path)

@@ -34,10 +34,13 @@ from speedtrain.report.compare import format_rows
 from speedtrain.config.trainconfig import TrainConfig, choices
 from speedtrain.hw.device import check_device
 from speedtrain.common.errors import ConfigError, DataError, SpeedtrainError
+from speedtrain.stats.option_rules import AUTO_RANGE, threshold_fraction
+from speedtrain.common.output_paths import check_outputs
 from speedtrain.suite.profiles import PROFILES, Profile, base_choice, suite_base
 from speedtrain.train.progress import EpochProgress, Progress, session_warning
 from speedtrain.records.record import CaseRecord
 from speedtrain.records.saved_run import RunMeta
+from speedtrain.stats.seeding import MAX_SEEDS
 from speedtrain.suite.seed_runner import case_identity, feed_benchmark, run_seeds
 from speedtrain.suite.output import session_steps, writer
 from speedtrain.suite.session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
@@ -47,8 +50,9 @@ from speedtrain.hw.resources import machine_limits, resource_warnings
 from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, pin_threads, usable_cpus
 
 STATE = pytest.StashKey[SuiteSession]()
-# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13).
-pytest_plugins = ["speedtrain.suite.scaleout"]
+# pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13);
+# Ctrl-C under xdist (issue 22).
+pytest_plugins = ["speedtrain.suite.scaleout", "speedtrain.suite.xdist_interrupt"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,8 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--st-device", choices=choices("device"), default="auto",
                     help="auto, cpu or cuda (cuda: no GPU or a doctor FAIL is an error) [default: auto]")
     group.addoption("--st-seeds", default=None,
-                    help="training runs per case, or auto: as many as the case's noise needs (3-20) "
-                         "[default: the profile's]")
+                    help=f"training runs per case, 1 to {MAX_SEEDS}, or auto: as many as the case's noise needs "
+                         f"({AUTO_RANGE}) [default: the profile's]")
     group.addoption("--st-threads", type=int, default=None,
                     help="torch CPU threads [default: the physical cores on a CPU run, torch's own on a GPU run]")
     group.addoption("--st-baselines", choices=BASELINE_MODES, default="check",
@@ -75,7 +79,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--st-baselines-file", default=None, help="[default: baselines.json at the root]")
     group.addoption("--st-fail-on-regression", action="store_true",
                     help="exit non-zero when a case is slower or lost accuracy against its baseline (needs 2+ seeds)")
-    group.addoption("--st-threshold", type=float, default=0.05,
+    group.addoption("--st-threshold", default=stats.THRESHOLD,
                     help="smallest relative time change that can count as faster/slower; 0.05 is 5%% [default: 0.05]")
 
 
@@ -88,9 +92,10 @@ def _cuda_available() -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     opt = config.getoption
     seeds = parse_seeds(opt("--st-seeds"))
-    threshold = opt("--st-threshold")
-    if not 0 < threshold < 1:  # NaN fails both comparisons
-        raise pytest.UsageError(f"--st-threshold must be a fraction in (0, 1), 0.05 meaning 5%; got {threshold}")
+    try:  # the rule of compare --threshold too; later readers of the option get the number
+        config.option.st_threshold = threshold_fraction(opt("--st-threshold"), "--st-threshold")
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if opt("--st-threads") is not None and opt("--st-threads") < 1:
         raise pytest.UsageError(f"--st-threads must be a whole number of at least 1; got {opt('--st-threads')}")
     device = opt("--st-device")
@@ -103,6 +108,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--st-fail-on-regression needs 2+ seeds per case: one seed cannot tell a change "
                                 "from run-to-run noise; add --st-seeds 2 (or more, or auto)")
     file = opt("--st-baselines-file") or str(Path(config.rootpath) / "baselines.json")
+    try:  # the saved JSON must not land on the baselines or the durations it read (output_paths)
+        check_outputs({"--benchmark-json": opt("benchmark_json", None)},
+                      {"--st-baselines-file": file, "--st-shard-durations": opt("--st-shard-durations", None)})
+    except SpeedtrainError as exc:
+        raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = SuiteSession(profile, None if n == "auto" else list(range(n)), file,
                                        device_type=device_type, threads=opt("--st-threads"))
 

@@ -64,7 +64,9 @@ class SuiteSession:
         return self.seeds is None
 
     def seeds_label(self) -> str:
-        return "auto" if self.seeds is None else str(self.seeds)
+        from speedtrain.stats.option_rules import compact_seeds
+
+        return "auto" if self.seeds is None else compact_seeds(self.seeds)  # 0-19, not 20 numbers
 
     def measured_peak(self, precision: str, gpus: int = 1) -> Optional[float]:
         """The matmul FLOP/s the session's doctor measured in the format ``precision`` computes
@@ -80,16 +82,17 @@ class SuiteSession:
 
 
 def parse_seeds(text: Optional[str]) -> Optional[int] | str:
-    """``--st-seeds``: None (the profile's), ``"auto"``, or a whole number of at least 1."""
-    if text is None or text == AUTO:
+    """``--st-seeds``: None (the profile's), ``"auto"``, or a whole number from 1 to the cap
+    (:func:`speedtrain.stats.option_rules.seed_count`)."""
+    from speedtrain.common.errors import ConfigError
+    from speedtrain.stats.option_rules import seed_count
+
+    if text is None:
         return text
     try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise pytest.UsageError(f"--st-seeds must be a whole number of at least 1 or 'auto'; got {text}")
-    return n
+        return seed_count(text)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def choose_profile(option: Optional[str], explicit_args: bool, cuda: bool) -> str:

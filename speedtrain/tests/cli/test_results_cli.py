@@ -80,10 +80,24 @@ def test_only_common_threshold_and_json(capsys, storage) -> None:
     assert code == 1 and json.loads(out)["regressed"] is True  # stdout is the JSON alone
 
 
-@pytest.mark.parametrize("value", ["5", "-0.1", "x"])
+@pytest.mark.parametrize("value", ["5", "-0.1", "x", "0", "1", "nan"])
 def test_threshold_is_a_fraction(capsys, storage, value) -> None:
     code, _, err = run_cli(capsys, "compare", "1", "2", "--threshold", value)
-    assert code == 2 and "0.05 = 5%" in err
+    assert code == 2 and "strictly between 0 and 1 (0.05 = 5%)" in err  # the rule of --st-threshold
+
+
+def test_only_common_with_no_case_in_common_fails_in_one_line(capsys, storage, fake_runs) -> None:
+    """A CI step must not pass having compared nothing."""
+    here = storage / ".benchmarks" / machine_id()
+    fake_runs.write(str(here / "0004_bf16.json"), fake_runs.run(benches(fake_runs, cases=("bf16",))))
+    code, out, err = run_cli(capsys, "compare", "1", "4", "--only-common")
+    assert code == 1 and err == ""
+    (line,) = out.splitlines()
+    assert line.startswith("FAIL: no case in common between ") and line.endswith(": nothing was compared")
+    code, out, err = run_cli(capsys, "compare", "1", "4", "--only-common", "--json", "-")
+    assert code == 1 and json.loads(out)["failures"] and err.startswith("FAIL: no case in common")
+    code, out, _ = run_cli(capsys, "compare", "1", "4")  # without --only-common: listed, nothing judged
+    assert code == 0 and "bf16" in out and "fp32" in out
 
 
 def test_require_baselines_fails_loudly_when_this_gpu_has_none(capsys, storage, fake_runs) -> None:
@@ -94,14 +108,16 @@ def test_require_baselines_fails_loudly_when_this_gpu_has_none(capsys, storage, 
     code, out, err = run_cli(capsys, "compare", "--baselines", "baselines.json", "1")
     assert code == 0 and "no baseline" in out  # without the flag: a pass, every case "no baseline"
     code, out, err = run_cli(capsys, "compare", "--baselines", "baselines.json", "1", "--require-baselines")
-    assert code == 1
-    assert err.splitlines() == [f"FAIL: baselines.json holds no baselines for '{GPU}' with profile 'quick': record "
-                                "them first (pytest benchmarks --st-profile quick --st-baselines update)"]
+    assert code == 1 and err == ""
+    # one verdict, the exit code's: the FAIL line where "regression: none" would have been
+    assert out.splitlines()[-1] == (f"FAIL: baselines.json holds no baselines for '{GPU}' with profile 'quick': "
+                                    "record them first (pytest benchmarks --st-profile quick --st-baselines update)")
+    assert "regression: none" not in out
     for bench in benches(fake_runs):
         baselines.record(data, GPU, "quick", bench["name"], CaseRecord.from_extra_info(bench["extra_info"]), {})
     baselines.save(storage / "baselines.json", data)
-    code, _, err = run_cli(capsys, "compare", "--baselines", "baselines.json", "1", "--require-baselines")
-    assert code == 0 and err == ""
+    code, out, err = run_cli(capsys, "compare", "--baselines", "baselines.json", "1", "--require-baselines")
+    assert code == 0 and err == "" and out.splitlines()[-1] == "regression: none"
     code, _, err = run_cli(capsys, "compare", "1", "2", "--require-baselines")
     assert code == 2 and "needs --baselines" in err
 

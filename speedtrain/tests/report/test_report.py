@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from speedtrain.common.errors import BaselineError, ReportError
+from speedtrain.common.errors import BaselineError, OutputError, ReportError
 from speedtrain.report.markdown import SMOKE_BANNER, build_report
 from speedtrain.records.runs import load_run
 
@@ -182,7 +182,7 @@ def test_load_run_says_what_is_wrong(tmp_path: Path, name: str, words: str) -> N
 
 def test_output_equal_to_input_is_refused(quick_run: Path) -> None:
     before = quick_run.read_bytes()
-    with pytest.raises(ReportError, match="overwrite"):
+    with pytest.raises(OutputError, match="overwrite its input"):  # the check every command uses
         build_report([str(quick_run)], str(quick_run))
     assert quick_run.read_bytes() == before
 

@@ -154,6 +154,9 @@ def test_an_unreadable_data_dir_stops_the_session_with_one_line(suite, pytester)
     (["--st-seeds", "many"], "*--st-seeds*auto*"),
     (["--st-profile", "huge"], "*--st-profile*huge*"),
     (["--st-threshold", "2"], "*--st-threshold*"),
+    (["--st-threshold", "0"], "*--st-threshold must be a fraction strictly between 0 and 1*"),  # compare's rule
+    (["--st-seeds", "1000"], "*--st-seeds must be a whole number from 1 to 20*"),
+    (["--benchmark-json", "baselines.json"], "*--benchmark-json baselines.json would overwrite its input*"),
     (["--st-threads", "0"], "*--st-threads*"),
     (["--st-fail-on-regression"], "*--st-fail-on-regression needs 2+ seeds*"),  # smoke: one seed
 ])
