@@ -23,8 +23,8 @@ NOT_AIRBENCH = ("activation", "celu_alpha", "downsample", "global_pool", "bn_sca
 
 def validate_airbench(cfg: "TrainConfig") -> None:
     """The airbench fields, and the ResNet fields the airbench network does not read."""
-    if cfg.whiten and cfg.model != "airbench":
-        raise ConfigError(f"whiten applies to model airbench only (its 2x2 first conv); got model {cfg.model!r}")
+    if cfg.whiten and cfg.model not in ("airbench", "resnet9"):
+        raise ConfigError(f"whiten applies to model airbench (its 2x2 first conv) or resnet9 (myrtle.ai's 3x3) only; got model {cfg.model!r}")
     if cfg.whiten_images < 1:
         fail("whiten_images", cfg.whiten_images, "a whole number of images of at least 1")
     if cfg.whiten_bias_epochs < 0:

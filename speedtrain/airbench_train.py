@@ -30,6 +30,7 @@ from speedtrain import augment
 from speedtrain.airbench import AIRBENCH_WIDTHS, airbench_net, init_whitening, set_whitening_bias_trainable
 from speedtrain.airbench_optim import epoch_steps, split_bn_biases
 from speedtrain.config import TrainConfig
+from speedtrain.ema import WeightEMA
 from speedtrain.lookahead import Lookahead
 
 __all__ = ["build_airbench", "whiten_first_layer", "param_groups", "scale_groups", "epoch_plan", "RunHooks"]
@@ -61,6 +62,10 @@ def whiten_first_layer(net: nn.Module, cfg: TrainConfig, train_images: torch.Ten
     images = train_images[: cfg.whiten_images].to(device)
     m = torch.tensor(mean, dtype=torch.float32, device=device)
     s = torch.tensor(std, dtype=torch.float32, device=device)
+    if cfg.model == "resnet9":  # myrtle.ai's 3x3 whitening (speedtrain.whitening)
+        from speedtrain.whitening import init_patch_whitening
+
+        return init_patch_whitening(net.prep.whiten, augment.normalize(images, m, s, torch.float32))
     return init_whitening(net.whiten.conv, augment.normalize(images, m, s, torch.float32))
 
 
@@ -107,16 +112,26 @@ class RunHooks:
     def __init__(self, cfg: TrainConfig, net: nn.Module, total_steps: int) -> None:
         self.cfg, self.net, self.steps = cfg, net, 0
         self.lookahead = Lookahead(net, total_steps, every=cfg.lookahead_every) if cfg.lookahead_every else None
+        # myrtle.ai's EMA (speedtrain.ema): evaluated instead of the model, never copied back.
+        self.ema = WeightEMA(net, cfg.ema_every, cfg.ema_momentum) if cfg.ema_every else None
 
     def start_epoch(self, epoch: int) -> None:
         """Before 0-based ``epoch``: the whitening bias learns only in the first epochs."""
-        if self.cfg.whiten:
+        if self.ema is not None:
+            self.ema.start_epoch()
+        if self.cfg.whiten and self.cfg.model == "airbench":  # resnet9's whitening conv has no bias
             set_whitening_bias_trainable(self.net, epoch < self.cfg.whiten_bias_epochs)
 
     def after_step(self) -> None:
         self.steps += 1
         if self.lookahead is not None:
             self.lookahead.step(self.steps)
+        if self.ema is not None:
+            self.ema.step()
+
+    def evaluated(self, model: nn.Module) -> nn.Module:
+        """The network to evaluate: the weight EMA when there is one, else ``model`` itself."""
+        return self.ema.average if self.ema is not None else model
 
     def end_epoch(self) -> None:
         if self.lookahead is not None:

@@ -114,14 +114,20 @@ class TrainConfig:
     channel_isolation: bool = _f(False, "keep one random colour channel of half the training images, zeroing the others")
     mix_ratio: float = _f(0.0, "image mixing: blend each training image with a partner from its batch, this fraction of the partner, loss mixed alike (0 = off)")
     # --- the airbench-era ladder (speedtrain.airbench_train; issue 12) --------------------
-    whiten: bool = _f(False, "airbench: fill the frozen 2x2 first conv from the training images' patch covariance before the clock starts (patch whitening; its seconds recorded as whiten_s)")
-    whiten_images: int = _f(5000, "airbench: training images the whitening is computed from (images)")
+    whiten: bool = _f(False, "patch whitening, filled from the training images' patch covariance before the clock starts (its seconds recorded as whiten_s): airbench's frozen 2x2 first conv, or for resnet9 myrtle.ai's frozen 3x3 conv of 27 filters followed by a learnt 1x1 conv")
+    whiten_images: int = _f(5000, "training images the whitening is computed from (images; airbench 5000, myrtle.ai 10000)")
     whiten_bias_epochs: int = _f(3, "airbench with whiten: epochs during which the whitening conv's bias learns before it is frozen (epochs)")
     dirac_init: bool = _f(False, "identity (dirac) initialisation of the first input-channel filters of every 3x3 conv (airbench; resnet9 too)")
     bn_bias_lr_scale: float = _f(1.0, "learning-rate multiplier of the batch-norm shifts, same absolute weight decay (airbench: 64 with freeze-bn-scale; sgd only)")
     lookahead_every: int = _f(0, "lookahead: every this many steps, move an EMA of the weights towards them and copy it back (steps; 0 = off, airbench 5)")
     alt_flip: bool = _f(False, "alternating flip: each image mirrored in alternate epochs from a random first choice, instead of at random each epoch (needs flip and loader gpu)")
     tta_translate: int = _f(0, "test-time augmentation: also average over the images shifted up-left and down-right by this many pixels, each with its mirror under tta-flip (pixels; 0 = off, airbench 1)")
+    # --- the myrtle.ai bag of tricks' last steps (speedtrain.myrtle_config; issue 21) -----
+    ema_every: int = _f(0, "EMA of the weights, for evaluation only: update it after every this many steps of each epoch, from the epoch's first (steps; 0 = off, cifar10-fast 5); training goes on from the model's own weights")
+    ema_momentum: float = _f(0.99, "EMA momentum per step: each update keeps momentum**ema-every of the average (cifar10-fast 0.99)")
+    lr_floor: float = _f(0.0, "piecewise schedule: the LR decays to this fraction of the peak instead of 0 and stays there (fraction; cifar10-fast's EMA runs 0.1)")
+    lr_floor_epochs: float = _f(0.0, "piecewise schedule: the last epochs, held at lr-floor x peak (epochs; cifar10-fast's EMA runs 2)")
+    sgd_form: Literal["torch", "cifar10-fast"] = _f("torch", "where SGD's learning rate enters: torch (a momentum buffer of gradients, stepped by the current LR) or cifar10-fast (the LR inside the buffer, v = m v - lr g, as its nesterov_update); they differ while the LR changes")
 
     def __post_init__(self) -> None:
         for name in ("residual", "milestones", "classes"):
@@ -207,7 +213,8 @@ OPTION_GROUPS: dict[str, tuple[str, ...]] = {
               "dropout"),
     "precision": ("precision", "channels_last", "compile", "compile_mode"),
     "schedule": ("batch_size", "epochs", "lr", "schedule", "warmup_frac", "momentum", "nesterov", "weight_decay",
-                 "label_smoothing", "optimizer", "milestones", "step_factor"),
+                 "label_smoothing", "optimizer", "milestones", "step_factor", "lr_floor", "lr_floor_epochs", "sgd_form",
+                 "ema_every", "ema_momentum"),
     "run": ("target_acc", "seed", "device", "warmup_steps"),
 }
 
@@ -372,6 +379,9 @@ def _validate(cfg: TrainConfig) -> None:
     from speedtrain.airbench_config import validate_airbench  # issue 12's fields
 
     validate_airbench(cfg)
+    from speedtrain.myrtle_config import validate_myrtle  # issue 21's fields
+
+    validate_myrtle(cfg)
     n_train = train_images(cfg)
     if n_train < cfg.batch_size:
         raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {n_train} training images (train_subset, classes, per_class, val_split); every step uses a full batch")

@@ -264,6 +264,10 @@ def _resnet9_layer(c_in: int, c_out: int, cfg: TrainConfig, residual: bool) -> n
 def _resnet9(cfg: TrainConfig) -> nn.Sequential:
     w = _widths(cfg)
     stages: OrderedDict[str, nn.Module] = OrderedDict(prep=conv_bn(cfg.input_shape[0], w[0], cfg))
+    if cfg.whiten:  # myrtle.ai part 8: frozen 3x3 patch whitening, then a learnt 1x1 conv
+        from speedtrain.whitening import whitening_prep  # it imports this module
+
+        stages["prep"] = whitening_prep(cfg.input_shape[0], w[0], batch_norm(w[0], cfg), activation(cfg))
     for i in (1, 2, 3):
         stages[f"layer{i}"] = _resnet9_layer(w[i - 1], w[i], cfg, residual=i in cfg.residual)
     stages["head"] = head(w[3], cfg, bias=False)  # cifar10-fast's classifier has no bias
