@@ -102,7 +102,8 @@ def epoch_plan(cfg: TrainConfig, steps_per_epoch: int) -> list[int]:
 
 
 class RunHooks:
-    """The per-epoch and per-step moments of the airbench steps (no-ops when they are off).
+    """The per-epoch and per-step moments of the airbench steps and of myrtle.ai's weight EMA
+    (no-ops when they are off).
 
     ``total_steps`` is the run's optimiser steps (``airbench_optim.epoch_steps`` summed), the
     horizon of lookahead's decay schedule. Build it after the warm-up: lookahead's EMA must

@@ -95,3 +95,10 @@ def test_a_run_with_ema_reports_the_averages_accuracy():
     assert with_ema.status == without.status == "ok"
     # Same seed, same training: the losses agree, the evaluated networks do not.
     assert [e.train_loss for e in with_ema.epochs] == [e.train_loss for e in without.epochs]
+
+
+def test_the_timer_policy_counts_the_ema_updates_as_training():
+    from speedtrain.timing import timer_policy
+
+    assert any("weight EMA" in line for line in timer_policy(TrainConfig(ema_every=5), "perf_counter")["includes"])
+    assert not any("EMA" in line for line in timer_policy(TrainConfig(), "perf_counter")["includes"])
