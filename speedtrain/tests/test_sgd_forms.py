@@ -103,8 +103,8 @@ def run_constant(opt_factory, lrs):
     for lr in lrs:
         for g in opt.param_groups:
             g["lr"] = lr
-        before = float(w)
+        before = float(w.detach())
         w.grad = torch.ones(1, dtype=torch.float64)
         opt.step()
-        steps.append(before - float(w))
+        steps.append(before - float(w.detach()))
     return steps
