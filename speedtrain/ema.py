@@ -21,8 +21,9 @@ How cifar10-fast does it, and so this module:
 The average is a plain copy of the network: under ``compile`` or DDP it is evaluated uncompiled
 and unwrapped (evaluation is off the training clock).
 
-Evaluating the average rather than the model is the difference from :mod:`speedtrain.lookahead` (airbench), which copies its
-average back into the model that goes on training. One deliberate difference: cifar10-fast's
+Evaluating the average, never copying it back, is the difference from
+:mod:`speedtrain.lookahead` (airbench), which copies its average into the model that goes on
+training. One deliberate difference: cifar10-fast's
 ghost batch norm keeps running statistics per split and, once its evaluation copy has been
 switched to eval mode, evaluates with split 0's (an artefact of its lazy collation); speedtrain's
 ghost batch norm keeps their mean, so the average here is of those means.
