@@ -20,7 +20,9 @@ REDUCED = dict(precision="fp32", channels_last=False, device="cpu", width=0.25, 
 
 
 def test_reduced_final_recipe_learns_cifar10_on_cpu(capsys):
-    """Measured on this project's shared 2-core CPU: see MEASURED below (printed by the test)."""
+    """Measured on this project's shared 2-core CPU (heavily loaded: 44 min wall, ~11 CPU min):
+    51.1% top-1 on the 1000 test images (chance 10%); the floor of 40% leaves room for other
+    numerics. The figure is printed by the test."""
     archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
     if not archive.is_file():
         pytest.skip(f"real CIFAR-10 not found at {archive} (set SPEEDTRAIN_TEST_DATA to the folder holding cifar10-jpeg.tar.xz)")
@@ -33,4 +35,4 @@ def test_reduced_final_recipe_learns_cifar10_on_cpu(capsys):
     assert result.final_acc >= MEASURED_FLOOR, f"test accuracy after 10 epochs: {result.final_acc:.4f}"
 
 
-MEASURED_FLOOR = 0.40  # well above chance (10%); the measured figure is in the module's note
+MEASURED_FLOOR = 0.40  # well above chance (10%); measured 51.1% (see the test's docstring)
