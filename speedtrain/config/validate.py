@@ -173,8 +173,8 @@ def _model(cfg: Any) -> None:
                 raise ConfigError(f"{name} does not apply to resnet20 (average pooling, unscaled logits); got {name}={getattr(cfg, name)!r}")
         if cfg.downsample != "maxpool":
             raise ConfigError(f"downsample does not apply to resnet20 (stride-2 convolutions); got downsample={cfg.downsample!r}")
-    if cfg.whiten and cfg.model != "airbench":
-        raise ConfigError(f"whiten applies to model airbench only (its 2x2 first conv); got model {cfg.model!r}")
+    if cfg.whiten and cfg.model not in ("airbench", "resnet9"):
+        raise ConfigError(f"whiten applies to model airbench (its 2x2 first conv) or resnet9 (myrtle.ai's 3x3) only; got model {cfg.model!r}")
     if cfg.model == "airbench":
         for name in NOT_AIRBENCH:
             if not _at_default(cfg, name):
@@ -238,6 +238,25 @@ def _optimisation(cfg: Any) -> None:
         fail("label_smoothing", cfg.label_smoothing, "a fraction in [0, 1)")
     if cfg.lookahead_every < 0:
         fail("lookahead_every", cfg.lookahead_every, "a whole number of steps of at least 0 (0 = off)")
+    if cfg.ema_every < 0:
+        fail("ema_every", cfg.ema_every, "a whole number of steps of at least 0 (0 = off)")
+    if not 0 < cfg.ema_momentum < 1:
+        fail("ema_momentum", cfg.ema_momentum, "a number in (0, 1)")
+    if cfg.ema_every and cfg.lookahead_every:
+        # Two averages of the weights: which one is evaluated, and which one training continues
+        # from, would be a third recipe that neither peer ran.
+        raise ConfigError(f"ema_every and lookahead_every are two weight averages; use one "
+                          f"(got ema_every={cfg.ema_every}, lookahead_every={cfg.lookahead_every})")
+    if not 0 <= cfg.lr_floor < 1:
+        fail("lr_floor", cfg.lr_floor, "a fraction of the peak LR in [0, 1)")
+    if cfg.lr_floor_epochs < 0:
+        fail("lr_floor_epochs", cfg.lr_floor_epochs, "a number of epochs of at least 0")
+    if (cfg.lr_floor or cfg.lr_floor_epochs) and cfg.schedule != "piecewise":
+        raise ConfigError(f"lr_floor and lr_floor_epochs apply to schedule 'piecewise' only; got schedule {cfg.schedule!r}")
+    # lr_floor_epochs reaching back past the peak is allowed (a profile shortens a recipe's epochs
+    # and keeps its fields): the decay is then empty and the LR drops to the floor at the peak.
+    if cfg.sgd_form != "torch" and cfg.optimizer != "sgd":
+        raise ConfigError(f"sgd_form applies to optimizer sgd only; got optimizer {cfg.optimizer!r}")
 
 
 # --- loader, run, data-parallel ---------------------------------------------------------------

@@ -84,11 +84,14 @@ def random_flip(images: Tensor, generator: torch.Generator) -> Tensor:
 def cutout_mask(n: int, height: int, width: int, size: int, generator: torch.Generator, device: torch.device) -> Tensor:
     """Boolean ``(N, H, W)`` masks of one ``size`` x ``size`` square per image.
 
-    The centre is uniform over the whole image and the square is clipped at the borders
-    (DeVries & Taylor 2017), so squares near an edge cover fewer than ``size**2`` pixels.
+    The square always lies whole inside the image: its top-left corner is uniform over the
+    ``(H - size + 1) x (W - size + 1)`` positions, as cifar10-fast's ``Cutout.options``
+    (``x0 in range(W + 1 - w)``, core.py), so every image loses exactly ``size**2`` pixels
+    and a corner pixel is cut with probability ``1 / (H - size + 1)**2`` (1/625 at 32 px and 8).
+    DeVries & Taylor's centred, border-clipped square cut 56 px on average instead.
     """
-    top = _randint(height, n, generator, device) - size // 2
-    left = _randint(width, n, generator, device) - size // 2
+    top = _randint(height - size + 1, n, generator, device)
+    left = _randint(width - size + 1, n, generator, device)
     ys = torch.arange(height, device=device)
     xs = torch.arange(width, device=device)
     in_rows = (ys >= top[:, None]) & (ys < top[:, None] + size)  # (N, H)

@@ -71,6 +71,8 @@ def timer_policy(cfg: "TrainConfig", clock: str, progress: bool = False) -> dict
     ]
     if cfg.lookahead_every:
         includes.append("lookahead's weight averaging (every few steps and at each epoch's end)")
+    if cfg.ema_every:  # cifar10-fast runs update_ema among its training steps
+        includes.append("the weight EMA's updates (every few steps; the copy it starts from is made before the clock)")
     if cfg.whiten:  # airbench adds it to its run time; here it is a figure of its own
         excludes.append("patch whitening of the first conv from the training images (timed separately as whiten_s, "
                         "after an untimed run of the same steps on 8 images, so cuSOLVER/cuBLAS start-up is not in it)")

@@ -18,8 +18,9 @@ from typing import Optional
 from torch import nn
 
 from speedtrain.config.trainconfig import TrainConfig
-from speedtrain.models.blocks import BasicBlock, Residual, conv_bn, dirac_init_, head, widths
+from speedtrain.models.blocks import BasicBlock, Residual, activation, batch_norm, conv_bn, dirac_init_, head, widths
 from speedtrain.models.registry import register
+from speedtrain.models.whitening import whitening_prep
 
 
 # --- ResNet-9 ---------------------------------------------------------------------------------
@@ -47,6 +48,8 @@ def _resnet9_layer(c_in: int, c_out: int, cfg: TrainConfig, residual: bool) -> n
 def resnet9(cfg: TrainConfig) -> nn.Sequential:
     w = widths(cfg)
     stages: OrderedDict[str, nn.Module] = OrderedDict(prep=conv_bn(cfg.input_shape[0], w[0], cfg))
+    if cfg.whiten:  # myrtle.ai part 8: frozen 3x3 patch whitening, then a learnt 1x1 conv
+        stages["prep"] = whitening_prep(cfg.input_shape[0], w[0], batch_norm(w[0], cfg), activation(cfg))
     for i in (1, 2, 3):
         stages[f"layer{i}"] = _resnet9_layer(w[i - 1], w[i], cfg, residual=i in cfg.residual)
     stages["head"] = head(w[3], cfg, bias=False)  # cifar10-fast's classifier has no bias

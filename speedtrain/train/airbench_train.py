@@ -29,8 +29,10 @@ from torch import nn
 
 from speedtrain.data import augment
 from speedtrain.models.airbench import init_whitening, whitening_filters
+from speedtrain.models.whitening import init_patch_whitening, myrtle_whitening_filters
 from speedtrain.train.airbench_optim import epoch_steps, split_bn_biases
 from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.ema import WeightEMA
 from speedtrain.train.lookahead import Lookahead
 
 __all__ = ["whiten_first_layer", "param_groups", "scale_groups", "epoch_plan", "RunHooks"]
@@ -50,6 +52,9 @@ def whiten_first_layer(net: nn.Module, cfg: TrainConfig, train_images: torch.Ten
     # Off the clock, the same steps on a few images (the eigenproblem is the same C*k*k square
     # whatever the image count): the first eigh in a process starts cuSOLVER (handle, library
     # load) and the first matmul cuBLAS, which are not the whitening's work (issue 19).
+    if cfg.model == "resnet9":  # myrtle.ai's 3x3 whitening (speedtrain.models.whitening)
+        myrtle_whitening_filters(normalized[:WHITEN_WARM_UP_IMAGES])
+        return init_patch_whitening(net.prep.whiten, normalized)
     whitening_filters(normalized[:WHITEN_WARM_UP_IMAGES], net.whiten.conv.kernel_size[0])
     return init_whitening(net.whiten.conv, normalized)
 
@@ -63,11 +68,12 @@ def param_groups(net: nn.Module, cfg: TrainConfig) -> list[Any]:
     ``whiten`` the whitening conv's bias on its own (marked ``whiten_bias``), so that
     :class:`RunHooks` can freeze it by its learning rate."""
     trainable = [p for p in net.parameters() if p.requires_grad]
-    if cfg.bn_bias_lr_scale == 1 and not cfg.whiten:
+    whiten_bias = cfg.whiten and cfg.model == "airbench"  # resnet9's whitening conv has no bias
+    if cfg.bn_bias_lr_scale == 1 and not whiten_bias:
         return trainable
     shifts, _ = split_bn_biases(net)
     shift_ids = {id(p) for p in shifts} if cfg.bn_bias_lr_scale != 1 else set()
-    bias = net.whiten.conv.bias if cfg.whiten else None
+    bias = net.whiten.conv.bias if whiten_bias else None
     groups: list[dict[str, Any]] = []
     if bias is not None:
         groups.append({"params": [bias], "whiten_bias": True})
@@ -98,7 +104,8 @@ def epoch_plan(cfg: TrainConfig, steps_per_epoch: int) -> list[int]:
 
 
 class RunHooks:
-    """The per-epoch and per-step moments of the airbench steps (no-ops when they are off).
+    """The per-epoch and per-step moments of the airbench steps and of myrtle.ai's weight EMA
+    (no-ops when they are off).
 
     ``total_steps`` is the run's optimiser steps (``airbench_optim.epoch_steps`` summed), the
     horizon of lookahead's decay schedule. Build it after the warm-up: lookahead's EMA must
@@ -113,12 +120,17 @@ class RunHooks:
         self.whiten_groups = [g for g in opt.param_groups if g.get("whiten_bias")] if opt is not None else []
         for group in self.whiten_groups:  # the learning rate and decay it has while it learns
             group["learning_lr_scale"], group["learning_weight_decay"] = group["lr_scale"], group["weight_decay"]
+        # myrtle.ai's EMA (speedtrain.train.ema): evaluated instead of the model, never copied back.
+        self.ema = WeightEMA(net, cfg.ema_every, cfg.ema_momentum) if cfg.ema_every else None
 
     def start_epoch(self, epoch: int) -> None:
         """Before 0-based ``epoch``: the whitening bias learns only in the first epochs. It is
         frozen by a zero learning rate and no weight decay, so every optimiser leaves it as it is
         (SGD's and Adam's steps and AdamW's decay are all multiplied by the rate), while its
-        ``requires_grad``, which DDP's reducer and Dynamo's guards were built with, stays on."""
+        ``requires_grad``, which DDP's reducer and Dynamo's guards were built with, stays on.
+        (resnet9's whitening conv has no bias: no such group.)"""
+        if self.ema is not None:
+            self.ema.start_epoch()
         learning = epoch < self.cfg.whiten_bias_epochs
         for group in self.whiten_groups:
             group["lr_scale"] = group["learning_lr_scale"] if learning else 0.0
@@ -128,6 +140,12 @@ class RunHooks:
         self.steps += 1
         if self.lookahead is not None:
             self.lookahead.step(self.steps)
+        if self.ema is not None:
+            self.ema.step()
+
+    def evaluated(self, model: nn.Module) -> nn.Module:
+        """The network to evaluate: the weight EMA when there is one, else ``model`` itself."""
+        return self.ema.average if self.ema is not None else model
 
     def end_epoch(self) -> None:
         if self.lookahead is not None:

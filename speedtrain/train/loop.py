@@ -133,6 +133,11 @@ def initial_grad_scale(batch_size: int) -> float:
 def make_sgd(params: list[torch.Tensor], cfg: TrainConfig, device: torch.device) -> torch.optim.SGD:
     """The trainer's SGD (summed-loss convention: the lr is set per step), fused where the device
     has the kernel, else torch's own default (foreach on CUDA, a for-loop elsewhere)."""
+    if cfg.sgd_form == "cifar10-fast":  # the LR inside the momentum buffer (speedtrain.train.sgd_forms)
+        from speedtrain.train.sgd_forms import LrInBufferSGD
+
+        return LrInBufferSGD(params, momentum=cfg.momentum, weight_decay=cfg.weight_decay * cfg.batch_size,
+                             nesterov=cfg.nesterov)  # type: ignore[return-value]
     fused = device.type in FUSED_SGD_DEVICES
     return torch.optim.SGD(params, lr=0.0, momentum=cfg.momentum, nesterov=cfg.nesterov,
                            weight_decay=cfg.weight_decay * cfg.batch_size,
@@ -277,8 +282,9 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
             break
 
         eval_timer.start()
-        test = _evaluate(model, test_batches, cfg, autocast)
-        val = _evaluate(model, val_batches, cfg, autocast) if val_batches else None
+        evaluated = hooks.evaluated(model)  # the weight EMA with ema_every (speedtrain.train.ema)
+        test = _evaluate(evaluated, test_batches, cfg, autocast)
+        val = _evaluate(evaluated, val_batches, cfg, autocast) if val_batches else None
         test_acc = test.accuracy(1)
         eval_s = eval_timer.stop()
         best.update(epoch, int(correct) / n_seen, val, test)

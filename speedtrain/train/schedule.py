@@ -58,6 +58,12 @@ class WarmupCosine:
 def lr_schedule(cfg: TrainConfig) -> Schedule:
     """The schedule the config asks for, in epochs."""
     total, warm, peak = float(cfg.epochs), cfg.warmup_frac * cfg.epochs, cfg.lr
+    if cfg.schedule == "piecewise" and (cfg.lr_floor or cfg.lr_floor_epochs):
+        # cifar10-fast's EMA runs (bag_of_tricks.ipynb): knots [0, epochs/5, epochs - 2], values
+        # [0, peak, 0.1 peak], and numpy.interp holds the last value to the end.
+        # A floor reaching back past the peak (a profile's shortened run) drops to it at the peak.
+        floor, end = cfg.lr_floor * peak, max(warm, total - cfg.lr_floor_epochs)
+        return PiecewiseLinear((0.0, warm, end, total), (0.0, peak, floor, floor))
     if cfg.schedule == "piecewise":  # myrtle.ai: 0 -> 0.4 at epoch 5 -> 0 at epoch 24
         return PiecewiseLinear((0.0, warm, total), (0.0, peak, 0.0))
     if cfg.schedule == "onecycle":

@@ -52,8 +52,8 @@ def test_flip_mirrors_exactly_the_chosen_images():
     assert torch.equal(out[~chosen], images[~chosen])
 
 
-@pytest.mark.parametrize("size", [2, 3, 4])
-def test_cutout_zeroes_one_clipped_square_and_nothing_else(size):
+@pytest.mark.parametrize("size", [2, 3, 4, 8])
+def test_cutout_zeroes_one_whole_square_and_nothing_else(size):
     n, c, h, w = 500, 3, 8, 8
     images = torch.rand(n, c, h, w) + 1  # no zeros to begin with
     out = augment.cutout(images, size, gen(1))
@@ -61,12 +61,28 @@ def test_cutout_zeroes_one_clipped_square_and_nothing_else(size):
     assert torch.equal(zeroed, zeroed[:, :1].expand_as(zeroed))  # the same square in every channel
     assert torch.equal(out[~zeroed], images[~zeroed])  # nothing else changed
     assert torch.equal(zeroed[:, 0], augment.cutout_mask(n, h, w, size, gen(1), images.device))  # where drawn
-    counts = zeroed[:, 0].sum((1, 2))
-    assert counts.max() == size * size and 0 < counts.min() < size * size  # full inside, clipped at borders
-    for mask in zeroed[:, 0]:  # each zeroed region is one axis-aligned rectangle of side <= size
+    assert (zeroed[:, 0].sum((1, 2)) == size * size).all()  # cifar10-fast: never clipped by a border
+    for mask in zeroed[:, 0]:  # each zeroed region is one size x size square
         rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
-        assert mask.sum() == len(rows) * len(cols) and len(rows) <= size and len(cols) <= size
-        assert rows[-1] - rows[0] + 1 == len(rows) and cols[-1] - cols[0] + 1 == len(cols)
+        assert len(rows) == len(cols) == size and mask.sum() == size * size
+        assert rows[-1] - rows[0] + 1 == size and cols[-1] - cols[0] + 1 == size
+
+
+def test_cutout_distribution_is_cifar10_fasts():
+    """cifar10-fast's Cutout(8, 8) picks the top-left corner uniformly among the 25 x 25 positions
+    ``x0 in range(W + 1 - w)`` (core.py): area always 64, a corner pixel cut with probability
+    1/625, the centre pixel (15, 15) with (8/25)**2 = 64/625 (rows 8..15 cover row 15)."""
+    n = 200_000
+    mask = augment.cutout_mask(n, 32, 32, 8, gen(7), torch.device("cpu"))
+    assert mask.sum((1, 2)).float().mean() == 64  # the clipped square averaged 56
+    freq = mask.float().mean(0)
+    for corner in (freq[0, 0], freq[0, 31], freq[31, 0], freq[31, 31]):
+        assert abs(float(corner) - 1 / 625) < 4 * (1 / 625 / n) ** 0.5  # 4 sigma of a binomial
+    assert abs(float(freq[15, 15]) - 64 / 625) < 4 * (64 / 625 * (1 - 64 / 625) / n) ** 0.5
+    tops = mask.any(2).int().argmax(1)  # first cut row: uniform on 0..24
+    assert tops.min() == 0 and tops.max() == 24
+    counts = torch.bincount(tops, minlength=25).float()
+    assert (counts - n / 25).abs().max() < 5 * (n / 25) ** 0.5
 
 
 def test_cutout_zero_is_identity():
