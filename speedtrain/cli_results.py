@@ -72,6 +72,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--threshold", type=_fraction, default=THRESHOLD, metavar="FRACTION",
                    help=f"smallest relative change that counts, 0.05 = 5%% [default: {THRESHOLD:g}]")
     p.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON ('-': to stdout, instead of the table)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="OLD NEW only: for each case that changed, the change of each category of the step breakdown")
     _storage_option(p)
 
     p = sub.add_parser("history", help="print a case's recorded baselines over time (oldest first)")
@@ -118,6 +120,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_writable(args.json)
     if args.require_baselines and not args.baselines:
         raise SpeedtrainError("--require-baselines needs --baselines PATH")
+    if args.breakdown and args.baselines:
+        raise SpeedtrainError("--breakdown compares two runs (OLD NEW); stored baselines keep no breakdowns")
     runs = [resolve(run, args.storage) for run in args.runs]
     options = {"threshold": args.threshold, "only_common": args.only_common}
     if args.baselines:
@@ -128,12 +132,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if len(runs) != 2:
             raise SpeedtrainError(f"compare takes two runs (OLD NEW) or --baselines PATH RUN; got {len(runs)} runs")
         rows, regressed = compare_runs(runs[0], runs[1], **options)
-    text = json.dumps(to_json(rows, regressed), indent=2) + "\n"
+    data = to_json(rows, regressed)
+    changes = _breakdown_changes(runs, rows, args.threshold) if args.breakdown else None
+    if changes is not None:
+        data["breakdown"] = changes
+    text = json.dumps(data, indent=2) + "\n"
     if args.json == "-":
         sys.stdout.write(text)
     else:
         print(format_rows(rows))
         print("regression: yes" if regressed else "regression: none")
+        if changes is not None:
+            print("\nstep breakdown of the cases that changed (share of the profiled step in points; ms per step):")
+            print("\n".join(changes) or "no case changed")
         if args.json:
             write_text_atomic(args.json, text)
     missing = uncovered(args.baselines, runs[0]) if args.require_baselines else []
@@ -141,6 +152,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"FAIL: {args.baselines} holds no baselines for {machine!r} with profile {profile!r}: record them "
               f"first (pytest benchmarks --st-profile {profile or 'PROFILE'} --st-baselines update)", file=sys.stderr)
     return 1 if regressed or missing else 0
+
+
+def _breakdown_changes(runs: list[str], rows: list[Any], threshold: float) -> list[str]:
+    from speedtrain.breakdown_report import compare_lines
+    from speedtrain.compare import cases_by_name
+
+    return compare_lines(cases_by_name(runs[0]), cases_by_name(runs[1]), rows, threshold)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

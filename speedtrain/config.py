@@ -99,6 +99,7 @@ class TrainConfig:
     seed: int = _f(0, "random seed (model init, shuffling, augmentation)")
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "auto (cuda if available), cpu or cuda")
     warmup_steps: int = _f(3, "untimed training steps run first for cuDNN autotuning and compilation, then undone")
+    breakdown_steps: int = _f(3, "training steps profiled with torch.profiler after the timed run, off the clock, for the per-category breakdown of the step (steps; 0 = off)")
     # --- data-parallel training (speedtrain.distributed) --------------------------------
     nproc: int = _f(1, "processes training data-parallel (DDP through torchrun), one GPU each on CUDA; batch_size stays the global batch")
     # --- studies: optimiser grid (ResNet-20) and the 100-image regime (speedtrain.study) ---
@@ -331,6 +332,8 @@ def _validate(cfg: TrainConfig) -> None:
         _fail("target_acc", cfg.target_acc, "a fraction in (0, 1]")
     if cfg.warmup_steps < 0:
         _fail("warmup_steps", cfg.warmup_steps, "a whole number of at least 0")
+    if not 0 <= cfg.breakdown_steps <= 100:
+        _fail("breakdown_steps", cfg.breakdown_steps, "a whole number of steps from 0 (off) to 100")
     if cfg.nproc < 1 or cfg.batch_size % cfg.nproc:
         _fail("nproc", cfg.nproc, f"a whole number of at least 1 that divides batch_size {cfg.batch_size}")
     if not 0 <= cfg.seed < 2**63:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from speedtrain import report_tables as tables
 from speedtrain import study_report
 from speedtrain.atomic import write_bytes_atomic, write_text_atomic
+from speedtrain.breakdown_report import plot_breakdown
 from speedtrain.errors import ReportError, exception_text
 from speedtrain.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.runs import RunCase, cases_frame, load_runs
@@ -90,7 +91,10 @@ LEGEND = (
     "standard deviation in points) and *detects* the smallest change those seeds catch 80% of the "
     "time (against the baseline where it has 2+ seeds, else against a rerun with as many seeds); both "
     "need 2+ seeds. A case marked *noisy machine* ran while the machine's load exceeded its CPUs "
-    "(or its GPU throttled): its times are suspect."
+    "(or its GPU throttled): its times are suspect. *step breakdown* is where a training step's time "
+    "went, from a few steps profiled with torch.profiler after the timed run (off the clock): the "
+    "reference case's largest shares, and each other case's largest changes of share against it in "
+    "points of the step (pt); the breakdown chart shows milliseconds per profiled step by category."
 )
 
 
@@ -204,6 +208,7 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
     spec = SectionPlot(title=title, axis=SECTION_AXES.get(section, "case"), many=many,
                        smoke=any(c.profile == "smoke" or c.record.synthetic or c.meta.synthetic for c in members))
     drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec))]
+    drawn.append(("breakdown", plot_breakdown(members, spec)))  # where the step's time goes (issue 20)
     for kind, png in drawn:
         if png is not None:
             name = f"{stem}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', section)}-{kind}.png"  # no path separators

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
+from speedtrain.breakdown import CATEGORIES, IDLE
 from speedtrain.errors import BaselineError, ReportError, exception_text
 from speedtrain.record import CaseRecord, Reader, is_number
 from speedtrain.stats import CaseSummary
@@ -203,8 +204,10 @@ PER_SEED = {
     "top2_acc_frac": "top2_acc", "top3_acc_frac": "top3_acc", "best_epoch": "best_epoch",
     "val_acc_frac": "val_acc", "best_train_acc_frac": "best_train_acc", "best_test_acc_frac": "best_test_acc",
 }
+# The step breakdown (speedtrain.breakdown), ms per profiled step, on the row of the seed it profiled.
+BREAKDOWN_COLUMNS = {"breakdown_step_ms": "step", **{f"breakdown_{k}_ms": k for k in (*CATEGORIES, IDLE)}}
 FLOAT_COLUMNS = (*PER_SEED, "target_acc_frac", "energy_j", "power_mean_w", "gpu_util_pct", "flops_per_image",
-                 "measured_peak_flops_per_s")
+                 "measured_peak_flops_per_s", *BREAKDOWN_COLUMNS)
 INT_COLUMNS = ("step", "seed", "n_params", "peak_mem_allocated_bytes", "peak_mem_reserved_bytes")
 
 
@@ -218,7 +221,7 @@ def cases_frame(runs: Sequence[SavedRun]) -> "pandas.DataFrame":
     frame[list(FLOAT_COLUMNS)] = frame[list(FLOAT_COLUMNS)].astype(float)
     for column in INT_COLUMNS:
         frame[column] = frame[column].astype("Int64")
-    for column in ("reached_target", "telemetry_seed"):
+    for column in ("reached_target", "telemetry_seed", "breakdown_seed"):
         frame[column] = frame[column].astype("boolean")
     return frame
 
@@ -248,9 +251,20 @@ def _case_rows(case: RunCase) -> list[dict[str, Any]]:
             "peak_mem_allocated_bytes": rec.peak_mem_allocated_bytes,
             "peak_mem_reserved_bytes": rec.peak_mem_reserved_bytes, "n_params": rec.n_params,
             "flops_per_image": rec.flops_per_image, "measured_peak_flops_per_s": rec.measured_peak_flops_per_s,
+            **_breakdown_columns(rec, i),
         }
         rows.append(row)
     return rows
+
+
+def _breakdown_columns(rec: CaseRecord, i: int) -> dict[str, Any]:
+    bd = rec.breakdown
+    seed_row = rec.seeds.index(bd.seed) if bd is not None and bd.seed in rec.seeds else 0
+    here = bd is not None and i == seed_row
+    out: dict[str, Any] = {"breakdown_seed": here}
+    for column, key in BREAKDOWN_COLUMNS.items():
+        out[column] = None if not here else bd.step_ms if key == "step" else bd.segments().get(key, 0.0)
+    return out
 
 
 def _at(values: list[Any], i: int) -> Any:

@@ -42,6 +42,7 @@ from torch import nn
 
 from speedtrain import distributed, study
 from speedtrain import airbench_train, flops  # issue 12: the airbench-era steps; FLOPs and MFU
+from speedtrain import breakdown as step_breakdown  # issue 20: where the step's time goes, after the clock
 from speedtrain.config import TrainConfig, resolve_device
 from speedtrain.data import load_dataset
 from speedtrain.loaders import make_test_batches, make_train_loader, memory_format
@@ -142,7 +143,8 @@ def sgd_implementation(opt: torch.optim.Optimizer) -> str:
 
 
 def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[Log] = None,
-          events: Optional[Events] = None, steps: Optional[EpochProgress] = None) -> RunResult:
+          events: Optional[Events] = None, steps: Optional[EpochProgress] = None,
+          trace: Optional[str] = None) -> RunResult:
     """Train once as ``cfg`` describes and return what was measured.
 
     Invalid configurations and missing data raise :class:`speedtrain.errors.SpeedtrainError`.
@@ -153,6 +155,7 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     epoch's clock stopped), eval_accuracy and run_stop happens (the MLPerf log keys).
     ``steps`` is told of every training step; a multi-process run (``nproc > 1``) does not call
     it: its ranks run in torchrun, and rank 0's epoch lines come back through ``log``.
+    ``trace``: a file for the Chrome trace of the breakdown's profiled steps (``cfg.breakdown_steps``).
     """
     if cfg.nproc > 1 and not distributed.inside_rank():  # torchrun starts the ranks, which come back here
         return distributed.launch(cfg, monitor=monitor is not None, log=log)
@@ -160,7 +163,8 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     result = RunResult(config=cfg.to_dict(), env=environment(device), device=device_name(device))
     release_memory(device)  # earlier runs' cached blocks and peaks are not this run's
     try:
-        _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None), steps)
+        _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None), steps,
+               trace)
     except Exception as exc:  # noqa: BLE001 - only OOM is swallowed, see below
         # The traceback holds the failed run's model and activations, and pytest keeps the
         # traceback of a failed test: drop the frames' locals so the memory can be freed.
@@ -179,7 +183,7 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
 
 
 def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: Optional[Monitor], log: Log,
-           events: Events, steps: Optional[EpochProgress]) -> None:
+           events: Events, steps: Optional[EpochProgress], trace: Optional[str] = None) -> None:
     torch.backends.cudnn.benchmark = True  # autotuning happens in the warm-up, off the clock
     _set_matmul_precision(cfg.precision)
     half = cfg.precision == "half"
@@ -297,6 +301,10 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     flops.record_flops(result, cfg, images, device.type)  # counted once per network shape, off the clock
     if step.scaling:
         result.grad_scale_final = scaler.get_scale()
+    if cfg.breakdown_steps and result.status == "ok":  # after every figure above: never on the clock
+        model.train()
+        result.breakdown = step_breakdown.after_run(cfg, device, train_loader, lambda x, y: step(
+            x, y, schedule(float(len(plan))), opt, scaler), log, trace)
 
 
 class _Step:
