@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional
 
@@ -135,6 +136,8 @@ class Breakdown:
     top: list[TopOp] = field(default_factory=list)  # the TOP_N ops or kernels by time
     leading: dict[str, list[str]] = field(default_factory=dict)  # category -> its largest ops or kernels
     seed: Optional[int] = None  # the run's seed
+    profile_s: Optional[float] = None  # wall seconds the breakdown added to the run (off the clock): its
+    # settle, warm-up and profiled steps, the profiler's start and stop, the categorising, the trace
 
     def segments(self) -> dict[str, float]:
         """ms per step of every category with time, in chart order, device idle last."""
@@ -172,7 +175,8 @@ class Breakdown:
                    idle_ms=None if data.get("idle_ms") is None else float(data["idle_ms"]),
                    top=[TopOp(t["name"], str(t.get("category", "other")), float(t["ms"])) for t in top],
                    leading=leading,
-                   seed=data.get("seed") if isinstance(data.get("seed"), int) else None)
+                   seed=data.get("seed") if isinstance(data.get("seed"), int) else None,
+                   profile_s=float(data["profile_s"]) if number(data.get("profile_s")) else None)
 
 
 class BreakdownError(RuntimeError):
@@ -309,6 +313,7 @@ def after_run(cfg: Any, device: Any, loader: Iterable[tuple[Any, Any]], train_st
     """The trainer's call after its timed run: ``cfg.breakdown_steps`` steps of ``loader``'s
     batches (a new epoch of it when one runs out), profiled. A profiler failure costs the
     breakdown, never the run: it is logged and None returned."""
+    start = time.perf_counter()
     batches = iter(loader)
 
     def next_batch() -> tuple[Any, Any]:
@@ -327,4 +332,5 @@ def after_run(cfg: Any, device: Any, loader: Iterable[tuple[Any, Any]], train_st
         log(f"breakdown: not recorded ({exception_text(exc)})")
         return None
     result.seed = cfg.seed
+    result.profile_s = time.perf_counter() - start
     return result
