@@ -1,9 +1,9 @@
 """Where a training step's time goes: a few steps under ``torch.profiler``, by category (issue 20).
 
-After the timed epochs, off the clock, the trainer runs :func:`profile_steps`: one unprofiled
-settle step (the model is back in training mode after evaluation, the loader starts an epoch),
-one profiler warm-up step (recorded and discarded, as torch.profiler's schedule does), then
-``breakdown_steps`` profiled steps, each the same loader fetch and training step as the timed
+After the timed epochs, off the clock, the trainer runs :func:`profile_steps`: one settle step
+under the profiler's warm-up (recorded and discarded, as torch.profiler's schedule does: the
+model is back in training mode after evaluation, the loader starts an epoch, the profiler's
+own start-up is paid), then ``breakdown_steps`` profiled steps, each the same loader fetch and training step as the timed
 run. On a GPU the device is synchronised before the first and after the last profiled step, so
 the profiled window holds exactly the profiled steps' kernels.
 
@@ -51,7 +51,7 @@ IDLE = "idle"  # GPU only: the device waited for work
 LABELS = {**CATEGORIES, IDLE: "device idle"}
 BACKWARD_PREFIX = "autograd::engine::evaluate_function: "  # the autograd engine's range around a node
 LOADER_SCOPE = "speedtrain.loader"  # the record_function around each profiled loader fetch
-SETTLE_STEPS = 1  # unprofiled steps before the profiler's warm-up step
+SETTLE_STEPS = 1  # the profiler's warm-up steps before the profiled ones (each costs a training step)
 TOP_N = 5
 LEADING_N = 3  # ops named per category
 
@@ -137,7 +137,7 @@ class Breakdown:
     leading: dict[str, list[str]] = field(default_factory=dict)  # category -> its largest ops or kernels
     seed: Optional[int] = None  # the run's seed
     profile_s: Optional[float] = None  # wall seconds the breakdown added to the run (off the clock): its
-    # settle, warm-up and profiled steps, the profiler's start and stop, the categorising, the trace
+    # settle and profiled steps, the profiler's start and stop, the categorising, the trace
 
     def segments(self) -> dict[str, float]:
         """ms per step of every category with time, in chart order, device idle last."""
@@ -260,7 +260,7 @@ def categorize(events: Iterable[Any], n_steps: int, basis: str = "cpu") -> Break
 
 def profile_steps(n_steps: int, device: Any, next_batch: Callable[[], tuple[Any, Any]],
                   train_step: Callable[[Any, Any], Any], trace: Optional[str] = None) -> Breakdown:
-    """Profile ``n_steps`` training steps (after the settle and warm-up steps) and categorise
+    """Profile ``n_steps`` training steps (after the settle step) and categorise
     them; ``trace``: also write the profiler's Chrome trace there (atomically)."""
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
@@ -274,14 +274,14 @@ def profile_steps(n_steps: int, device: Any, next_batch: Callable[[], tuple[Any,
         if trace:
             _export(prof, trace)
 
-    total = SETTLE_STEPS + 1 + n_steps
-    plan = schedule(wait=SETTLE_STEPS, warmup=1, active=n_steps, repeat=1)
+    total = SETTLE_STEPS + n_steps
+    plan = schedule(wait=0, warmup=SETTLE_STEPS, active=n_steps, repeat=1)
     with profile(activities=activities, schedule=plan, on_trace_ready=ready) as prof:
         for i in range(total):
             with record_function(LOADER_SCOPE):
                 x, y = next_batch()
             train_step(x, y)
-            if i in (SETTLE_STEPS, total - 1):  # the profiled steps' kernels finish inside their window
+            if i in (SETTLE_STEPS - 1, total - 1):  # the profiled steps' kernels finish inside their window
                 synchronize(device)
             prof.step()
     if "events" not in got:
@@ -320,7 +320,7 @@ def after_run(cfg: Any, device: Any, loader: Iterable[tuple[Any, Any]], train_st
         nonlocal batches
         try:
             return next(batches)
-        except StopIteration:  # fewer steps per epoch than settle + warm-up + profiled steps
+        except StopIteration:  # fewer steps per epoch than settle + profiled steps
             batches = iter(loader)
             return next(batches)
 

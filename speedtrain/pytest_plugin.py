@@ -74,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="exit non-zero when a case is slower or lost accuracy against its baseline (needs 2+ seeds)")
     group.addoption("--st-breakdown-steps", type=int, default=None, metavar="N",
                     help="training steps profiled per seed after its timed run, off the clock, for the step "
-                         "breakdown (0 = off) [default: the profile's: 2 smoke, 3 otherwise]")
+                         "breakdown (0 = off) [default: the profile's: 1 smoke, 3 otherwise]")
     group.addoption("--st-trace", default=None, metavar="DIR",
                     help="also write each case's profiler Chrome trace of its breakdown steps into DIR, "
                          "named after the case (<case>.pt.trace.json; -seedN with several seeds)")

@@ -82,7 +82,7 @@ def timer_policy(cfg: "TrainConfig", clock: str, progress: bool = False) -> dict
     ]
     if cfg.breakdown_steps:  # speedtrain.breakdown: after the clock has stopped for good
         excludes.append(f"the step breakdown: {cfg.breakdown_steps} training steps profiled with torch.profiler "
-                        "after the last epoch (after 1 settle and 1 profiler warm-up step), off the clock")
+                        "after the last epoch (after 1 settle step under the profiler's warm-up), off the clock")
     telemetry = "NVML samples and energy cover the timed training epochs only (paused for evaluation)"
     return {"clock": clock, "includes": includes, "excludes": excludes, "telemetry": telemetry}
 
