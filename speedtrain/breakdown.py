@@ -250,6 +250,8 @@ def categorize(events: Iterable[Any], n_steps: int, basis: str = "cpu") -> Break
         busy = [(max(e.time_range.start, w0), min(e.time_range.end, w1)) for e in events
                 if _is_device(e) and not e.is_user_annotation and e.activity_type != "gpu_user_annotation"
                 and e.time_range.end > w0 and e.time_range.start < w1]
+        if not busy:  # without CUPTI the CUDA activity records nothing: all "idle" would be a lie
+            raise BreakdownError("the profile holds no GPU kernels (CUPTI unavailable to torch.profiler?)")
         idle_ms = max(0.0, wall_us - _union_us(busy)) / 1000 / n_steps
     annotations = {e.name for e in inside if e.is_user_annotation or _is_step(e)} | {"(host, outside ops)"}
     top, leading = _rank(totals, n_steps, annotations)

@@ -76,50 +76,60 @@ def most_cut(previous: Optional[Breakdown], bd: Optional[Breakdown]) -> str:
 
 
 def _ms(x: float) -> str:
-    return f"{x:.3g} ms"
+    """Milliseconds, as seconds from 1000 ms on: a reduced-precision CPU step takes seconds."""
+    return f"{x / 1000:.3g} s" if x >= 1000 else f"{x:.3g} ms"
 
 
 def plot_breakdown(members: list["RunCase"], spec: "SectionPlot") -> Optional[bytes]:
-    """One stacked horizontal bar per case with a breakdown: ms per profiled step by category.
-    None when no case of the section has one (older runs, --st-breakdown-steps 0)."""
+    """Stacked horizontal bars, one per case with a breakdown: on the left ms per profiled step by
+    category (how much each case spends), on the right the same as shares of its step (what
+    changed in proportion). None when no case of the section has one (older runs, 0 steps)."""
     from speedtrain.plots import _figure, _finish
 
-    cases = [c for c in members if c.record.breakdown is not None]
+    cases = [(c, c.record.breakdown) for c in members if c.record.breakdown is not None]
     if not cases:
         return None
     fig = _figure(8)
-    fig.set_size_inches(9.0, 1.6 + 0.45 * len(cases) + 0.9)
-    ax = fig.add_subplot()
+    fig.set_size_inches(12.0, 2.4 + 0.5 * len(cases))
+    absolute, shares = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 2]})
+    longest = max(bd.step_ms for _, bd in cases)
     used: dict[str, Any] = {}
-    for row, c in enumerate(cases):
-        bd = c.record.breakdown
-        assert bd is not None
-        left = 0.0
+    for row, (c, bd) in enumerate(cases):
+        left = start = 0.0
         for key, ms in bd.segments().items():
-            bar = ax.barh([row], [ms], left=left, color=COLOURS[key], edgecolor="white", linewidth=0.5,
-                          hatch="//" if key == IDLE else None)
-            used.setdefault(key, bar)
-            if bd.share(key) >= 0.08:  # name the share inside a segment wide enough for it
-                ax.text(left + ms / 2, row, f"{bd.share(key):.0%}", ha="center", va="center", fontsize=7)
-            left += ms
-        ax.annotate(f"{_ms(bd.step_ms)}/step", (left, row), xytext=(3, 0), textcoords="offset points",
-                    va="center", fontsize=7)
+            style = {"color": COLOURS[key], "edgecolor": "white", "linewidth": 0.5, "hatch": "//" if key == IDLE else None}
+            used.setdefault(key, absolute.barh([row], [ms], left=left, **style))
+            share = 100 * bd.share(key)
+            shares.barh([row], [share], left=start, **style)
+            if share >= 7:  # a label only where the segment has room for it
+                shares.text(start + share / 2, row, f"{share:.0f}%", ha="center", va="center", fontsize=7)
+            if ms / longest >= 0.07:
+                absolute.text(left + ms / 2, row, f"{share:.0f}%", ha="center", va="center", fontsize=7)
+            left, start = left + ms, start + share
+        absolute.annotate(f"{_ms(bd.step_ms)} per step", (left, row), xytext=(3, 0), textcoords="offset points",
+                          va="center", fontsize=7)
     labels = [(f"{c.run}: " if spec.many else "") + c.record.case + (" (ref)" if c.record.reference else "")
-              for c in cases]
-    ax.set_yticks(range(len(cases)), labels, fontsize=8)
-    ax.invert_yaxis()  # first case on top, as in the tables
-    ax.set_xlim(0, max(c.record.breakdown.step_ms for c in cases if c.record.breakdown) * 1.18)
+              for c, _ in cases]
+    absolute.set_yticks(range(len(cases)), labels, fontsize=8)
+    absolute.invert_yaxis()  # first case on top, as in the tables
+    absolute.set_xlim(0, longest * 1.22)
+    shares.set_xlim(0, 100)
+    bases = sorted({BASES.get(bd.basis, bd.basis) for _, bd in cases})
+    absolute.set_xlabel("ms per profiled training step\n(" + "; ".join(bases) + ")", fontsize=8)
+    shares.set_xlabel("share of the profiled step (%)", fontsize=8)
+    for ax in (absolute, shares):
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=7)
     order = [k for k in (*CATEGORIES, IDLE) if k in used]
-    ax.legend([used[k] for k in order], [LABELS[k] for k in order], fontsize=7, ncol=min(4, len(order)),
-              loc="upper center", bbox_to_anchor=(0.5, -0.16 - 0.25 / max(1, len(cases))), frameon=False)
-    basis = {"cpu": "CPU self time of ops", "cuda": "GPU kernel time by launching op, device idle hatched"}
-    bases = sorted({basis.get(c.record.breakdown.basis, c.record.breakdown.basis) for c in cases if c.record.breakdown})
-    ax.set_xlabel("ms per profiled training step (" + "; ".join(bases) + ")")
-    steps = sorted({c.record.breakdown.steps for c in cases if c.record.breakdown})
-    ax.set_title(f"{spec.title}: where a training step's time goes\n(profiled after the timed run, off the clock, "
-                 f"{'/'.join(map(str, steps))} step(s); % = share of the step)", fontsize=10)
-    ax.grid(axis="x", alpha=0.3)
+    fig.legend([used[k] for k in order], [LABELS[k] for k in order], fontsize=7, ncol=min(6, len(order)),
+               loc="outside lower center", frameon=False)
+    steps = "/".join(map(str, sorted({bd.steps for _, bd in cases})))
+    fig.suptitle(f"{spec.title}: where a training step's time goes\n(torch.profiler, {steps} step(s) per case "
+                 "after the timed run, off the clock; % = share of the step)", fontsize=10)
     return _finish(fig, spec)
+
+
+BASES = {"cpu": "CPU self time of ops", "cuda": "GPU kernel time by launching op; device idle hatched"}
 
 
 def compare_lines(old: dict[str, "RunCase"], new: dict[str, "RunCase"], rows: Iterable["VerdictRow"],

@@ -128,3 +128,10 @@ def test_a_breakdown_survives_its_dict_and_a_malformed_one_is_refused():
 def test_trace_names_are_the_case_names():
     assert trace_name("test_precision[fp16]") == "test_precision[fp16].pt.trace.json"
     assert trace_name("test_x[a/b c]-seed1") == "test_x[a_b_c]-seed1.pt.trace.json"
+
+
+def test_a_gpu_profile_without_kernels_is_an_error_not_an_idle_gpu():
+    p = FakeProfile("cuda")
+    _cpu_step(p, 0)  # CPU ops only: what the CUDA activity gives without CUPTI
+    with pytest.raises(BreakdownError, match="no GPU kernels"):
+        categorize(p.events(), n_steps=1, basis="cuda")
