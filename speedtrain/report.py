@@ -91,10 +91,14 @@ LEGEND = (
     "standard deviation in points) and *detects* the smallest change those seeds catch 80% of the "
     "time (against the baseline where it has 2+ seeds, else against a rerun with as many seeds); both "
     "need 2+ seeds. A case marked *noisy machine* ran while the machine's load exceeded its CPUs "
-    "(or its GPU throttled): its times are suspect. *step breakdown* is where a training step's time "
-    "went, from a few steps profiled with torch.profiler after the timed run (off the clock): the "
-    "reference case's largest shares, and each other case's largest changes of share against it in "
-    "points of the step (pt); the breakdown chart shows milliseconds per profiled step by category."
+    "(or its GPU throttled): its times are suspect."
+)
+BREAKDOWN_LEGEND = (  # added to LEGEND when a case has a breakdown (runs saved before issue 20 have none)
+    " *step breakdown* is where a training step's time went, from a few steps profiled with "
+    "torch.profiler after the timed run (off the clock): the reference case's largest shares, and each "
+    "other case's largest changes of share against it in points of the step (pt); *cut most* is the "
+    "category whose ms per step a journey step cut most; the breakdown chart shows ms per profiled "
+    "step by category and the same as shares."
 )
 
 
@@ -121,7 +125,7 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
         which = f" (runs: {', '.join(smoke)})" if many else ""
         parts += [f"> **WARNING: {SMOKE_BANNER}.**{which}", ""]
     parts += ["## Environment", "", tables.environment_table(runs), ""]
-    legend = LEGEND
+    legend = LEGEND + (BREAKDOWN_LEGEND if any(c.record.breakdown for c in cases) else "")
     if baselines_path:
         legend += (f" *verdict* compares each case with `{baselines_path}` (ratio = run / baseline); the "
                    "trend plots show its recorded baselines over time.")

@@ -302,9 +302,11 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     if step.scaling:
         result.grad_scale_final = scaler.get_scale()
     if cfg.breakdown_steps and result.status == "ok":  # after every figure above: never on the clock
+        trained = copy.deepcopy(net.state_dict())  # its steps train on: the run's model is put back
         model.train()
         result.breakdown = step_breakdown.after_run(cfg, device, train_loader, lambda x, y: step(
             x, y, schedule(float(len(plan))), opt, scaler), log, trace)
+        net.load_state_dict(trained)
 
 
 class _Step:
