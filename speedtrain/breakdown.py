@@ -3,8 +3,9 @@
 After the timed epochs, off the clock, the trainer runs :func:`profile_steps`: one settle step
 under the profiler's warm-up (recorded and discarded, as torch.profiler's schedule does: the
 model is back in training mode after evaluation, the loader starts an epoch, the profiler's
-own start-up is paid), then ``breakdown_steps`` profiled steps, each the same loader fetch and training step as the timed
-run. On a GPU the device is synchronised before the first and after the last profiled step, so
+own start-up is paid), then ``breakdown_steps`` profiled steps, each the same loader fetch and
+training step as the timed run (a new epoch of the loader when one runs out: the ``gpu``
+loader's per-epoch crop and flip then falls in a profiled step). On a GPU the device is synchronised before the first and after the last profiled step, so
 the profiled window holds exactly the profiled steps' kernels.
 
 Attribution (:func:`category_of`) is by the ATen op that did the work, the same rule on CPU
