@@ -125,3 +125,10 @@ def test_compare_breakdown_with_baselines_is_refused_in_one_line(fake_runs, caps
 def test_train_refuses_bad_breakdown_options_before_training(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_takes_breakdown_as_the_short_spelling_of_breakdown_steps():
+    from speedtrain.cli import build_parser
+
+    assert build_parser().parse_args(["train", "--breakdown", "5"]).breakdown_steps == 5
+    assert build_parser().parse_args(["train", "--breakdown-steps", "0"]).breakdown_steps == 0
