@@ -72,10 +72,10 @@ def most_cut(previous: Optional[Breakdown], bd: Optional[Breakdown]) -> str:
     keys = dict.fromkeys([*previous.segments(), *bd.segments()])
     cuts = [(previous.segments().get(k, 0.0) - bd.segments().get(k, 0.0), k) for k in keys]
     saved, key = max(cuts, default=(0.0, ""))
-    return f"{LABELS[key]} (-{_ms(saved)})" if saved > 0 else "none fell"
+    return f"{LABELS[key]} (-{fmt_ms(saved)})" if saved > 0 else "none fell"
 
 
-def _ms(x: float) -> str:
+def fmt_ms(x: float) -> str:
     """Milliseconds, as seconds from 1000 ms on: a reduced-precision CPU step takes seconds."""
     return f"{x / 1000:.3g} s" if x >= 1000 else f"{x:.3g} ms"
 
@@ -106,7 +106,7 @@ def plot_breakdown(members: list["RunCase"], spec: "SectionPlot") -> Optional[by
             if ms / longest >= 0.07:
                 absolute.text(left + ms / 2, row, f"{share:.0f}%", ha="center", va="center", fontsize=7)
             left, start = left + ms, start + share
-        absolute.annotate(f"{_ms(bd.step_ms)} per step", (left, row), xytext=(3, 0), textcoords="offset points",
+        absolute.annotate(f"{fmt_ms(bd.step_ms)} per step", (left, row), xytext=(3, 0), textcoords="offset points",
                           va="center", fontsize=7)
     labels = [(f"{c.run}: " if spec.many else "") + c.record.case + (" (ref)" if c.record.reference else "")
               for c, _ in cases]
@@ -146,7 +146,7 @@ def compare_lines(old: dict[str, "RunCase"], new: dict[str, "RunCase"], rows: It
         if a is None or b is None:
             lines.append(f"{row.case} ({row.verdict}): no breakdown on {'either side' if a is b else 'one side'}")
             continue
-        parts = [f"{LABELS[k]} {pt:+.1f} pt ({_ms(a.segments().get(k, 0.0))} -> {_ms(b.segments().get(k, 0.0))})"
+        parts = [f"{LABELS[k]} {pt:+.1f} pt ({fmt_ms(a.segments().get(k, 0.0))} -> {fmt_ms(b.segments().get(k, 0.0))})"
                  for k, pt in share_changes(a, b)]
-        lines.append(f"{row.case} ({row.verdict}): step {_ms(a.step_ms)} -> {_ms(b.step_ms)}; " + "; ".join(parts))
+        lines.append(f"{row.case} ({row.verdict}): step {fmt_ms(a.step_ms)} -> {fmt_ms(b.step_ms)}; " + "; ".join(parts))
     return lines

@@ -124,11 +124,11 @@ def format_summary(result: RunResult) -> str:
                 if ev.best_epoch is not None else "")
         lines.append(f"test set: {topk}{best}")
     if result.breakdown is not None:  # speedtrain.breakdown: profiled after the clock
-        from speedtrain.breakdown_report import describe
+        from speedtrain.breakdown_report import describe, fmt_ms
 
         bd = result.breakdown
-        lines.append(f"step breakdown ({bd.steps} steps profiled after the timed run, {bd.step_ms:.3g} ms per step): "
-                     f"{describe(bd)}")
+        lines.append(f"step breakdown ({bd.steps} steps profiled after the timed run, {fmt_ms(bd.step_ms)} per step, "
+                     f"{bd.profile_s or 0:.1f} s added, off the clock): {describe(bd)}")
     if result.peak_mem_allocated_bytes is not None:
         lines.append(f"peak memory: {result.peak_mem_allocated_bytes / 2**20:,.0f} MiB allocated, "
                      f"{(result.peak_mem_reserved_bytes or 0) / 2**20:,.0f} MiB reserved")
