@@ -89,6 +89,10 @@ def _metavar(spec: FieldSpec) -> str:
     return f"{base}|none" if spec.optional else base
 
 
+# Shorter spellings of a field's option: `speedtrain train --breakdown 5`.
+ALIASES = {"breakdown_steps": ("--breakdown",)}
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> dict[str, Any]:
     """One ``--kebab-case`` option per TrainConfig field, in its field's role group
     (``config.fields.GROUPS``); unset options keep the config default (the myrtle.ai ResNet-9
@@ -97,15 +101,16 @@ def _add_config_options(parser: argparse.ArgumentParser) -> dict[str, Any]:
     for spec in field_specs().values():
         group = groups[spec.group]
         flag = "--" + spec.name.replace("_", "-")
+        flags = (flag, *ALIASES.get(spec.name, ()))
         common: dict[str, Any] = {"dest": spec.name, "default": argparse.SUPPRESS,
                                   "help": f"{spec.help} [default: {_as_typed(spec.default)}]".replace("%", "%%")}  # argparse formats %
         if spec.kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
             continue
         # choices= lets tools (shell completion, the plugin's tests) read the list; the type
         # function already refused anything else with a message naming the allowed values.
         choices = (*spec.choices, *((None,) if spec.optional else ())) if spec.choices else None
-        group.add_argument(flag, type=_parse_value(spec), choices=choices, metavar=_metavar(spec), **common)
+        group.add_argument(*flags, type=_parse_value(spec), choices=choices, metavar=_metavar(spec), **common)
     return groups
 
 
@@ -127,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = _add_config_options(p_train)["run"]
     run.add_argument("--json", metavar="PATH", help="write the result (config, environment, per-epoch figures) as JSON")
     run.add_argument("--mllog", metavar="PATH", help="write an MLPerf-style event log (:::MLLOG lines) as the run goes")
+    run.add_argument("--trace", metavar="FILE", help="write the profiler's Chrome trace of the breakdown steps "
+                     "(open in Perfetto or chrome://tracing); needs --breakdown above 0")
     run.add_argument("--quiet", action="store_true", help="print only the summary, no per-epoch lines")
     run.add_argument("--monitor", action=argparse.BooleanOptionalAction, default=True,
                      help="sample GPU telemetry with NVML while training (on a GPU) [default: on]")
@@ -154,6 +161,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     check_outputs({"--json": args.json, "--mllog": args.mllog})  # before minutes of training
     if args.json:
         check_writable(args.json)
+    if args.trace:
+        if not cfg.breakdown_steps:
+            raise SpeedtrainError("--trace writes the breakdown's profile; it needs --breakdown N above 0")
+        check_writable(args.trace)
     for warning in resource_warnings(cfg, machine_limits(cfg)):
         print(f"warning: {warning}", file=sys.stderr)
     log = (lambda line: None) if args.quiet else stderr_log
@@ -166,8 +177,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if getattr(cfg, "nproc", 1) > 1:
             raise SpeedtrainError("--mllog logs a single-process run; the nproc ranks run in torchrun")
     with MlLog(args.mllog, cfg) if args.mllog else contextlib.nullcontext() as mllog:
-        result = train(cfg, monitor=monitor, log=log, events=mllog.event if mllog else None, steps=steps)
+        result = train(cfg, monitor=monitor, log=log, events=mllog.event if mllog else None, steps=steps,
+                       trace=args.trace)
     print(format_summary(result))
+    if args.trace and result.breakdown is not None:
+        print(f"profiler trace written to {args.trace}")
     if args.json:
         write_with_fallback(args.json, lambda path: result.save_json(str(path)), "the result")
         print(f"result written to {args.json}")

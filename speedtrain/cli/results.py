@@ -74,6 +74,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--threshold", type=_fraction, default=THRESHOLD, metavar="FRACTION",
                    help=f"smallest relative change that counts, 0.05 = 5%% [default: {THRESHOLD:g}]")
     p.add_argument("--json", metavar="PATH", help="also write the verdicts as JSON ('-': to stdout, instead of the table)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="OLD NEW only: for each case that changed, the change of each category of the step breakdown")
     _storage_option(p)
 
     p = sub.add_parser("history", help="print a case's recorded baselines over time (oldest first)")
@@ -119,6 +121,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_writable(args.json)
     if args.require_baselines and not args.baselines:
         raise SpeedtrainError("--require-baselines needs --baselines PATH")
+    if args.breakdown and args.baselines:
+        raise SpeedtrainError("--breakdown compares two runs (OLD NEW); stored baselines keep no breakdowns")
     runs = [resolve(run, args.storage) for run in args.runs]
     check_outputs({"--json": args.json}, {"RUN": runs, "--baselines": args.baselines})
     options = {"threshold": args.threshold, "only_common": args.only_common}
@@ -131,7 +135,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise SpeedtrainError(f"compare takes two runs (OLD NEW) or --baselines PATH RUN; got {len(runs)} runs")
         rows, regressed = compare_runs(runs[0], runs[1], **options)
     failures = _compare_failures(args, runs, rows)
-    text = json.dumps({**to_json(rows, regressed), "failures": failures}, indent=2) + "\n"
+    data = {**to_json(rows, regressed), "failures": failures}
+    changes = _breakdown_changes(runs, rows, args.threshold) if args.breakdown else None
+    if changes is not None:
+        data["breakdown"] = changes
+    text = json.dumps(data, indent=2) + "\n"
     if args.json == "-":
         sys.stdout.write(text)  # stdout is the JSON alone; a failure is said on stderr too
         for failure in failures:
@@ -144,6 +152,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"FAIL: {failure}")
         if regressed or not failures:
             print("regression: yes" if regressed else "regression: none")
+        if changes is not None:
+            print("\nstep breakdown of the cases that changed (share of the profiled step in points; ms per step):")
+            print("\n".join(changes) or "no case changed")
         if args.json:
             write_text_atomic(args.json, text)
     return 1 if regressed or failures else 0
@@ -163,6 +174,13 @@ def _compare_failures(args: argparse.Namespace, runs: list[str], rows: list[Any]
         failures.append(f"{args.baselines} holds no baselines for {machine!r} with profile {profile!r}: record them "
                         f"first (pytest benchmarks --st-profile {profile or 'PROFILE'} --st-baselines update)")
     return failures
+
+
+def _breakdown_changes(runs: list[str], rows: list[Any], threshold: float) -> list[str]:
+    from speedtrain.report.breakdown import compare_lines
+    from speedtrain.report.compare import cases_by_name
+
+    return compare_lines(cases_by_name(runs[0]), cases_by_name(runs[1]), rows, threshold)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

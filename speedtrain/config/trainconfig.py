@@ -104,6 +104,7 @@ class TrainConfig:
     seed: int = config_field(0, "random seed (model init, shuffling, augmentation)", "run")
     device: Literal["auto", "cpu", "cuda"] = config_field("auto", "auto (cuda if available), cpu or cuda", "run")
     warmup_steps: int = config_field(3, "untimed training steps run first for cuDNN autotuning and compilation, then undone", "run")
+    breakdown_steps: int = config_field(3, "training steps profiled with torch.profiler after the timed run, off the clock, for the per-category breakdown of the step (steps; 0 = off)", "run")
     # --- parallel ----------------------------------------------------------------------------
     nproc: int = config_field(1, "processes training data-parallel (DDP through torchrun), one GPU each on CUDA; batch_size stays the global batch", "parallel")
     launch_timeout_s: float = config_field(3600.0, "data-parallel runs (nproc > 1): seconds the whole torchrun launch may take before it and its ranks are stopped with an error (seconds)", "parallel")

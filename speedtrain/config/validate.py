@@ -273,6 +273,8 @@ def _loader_run_parallel(cfg: Any) -> None:
         fail("seed", cfg.seed, "a whole number from 0 to 2**63-1")
     if cfg.warmup_steps < 0:
         fail("warmup_steps", cfg.warmup_steps, "a whole number of at least 0")
+    if not 0 <= cfg.breakdown_steps <= 100:
+        fail("breakdown_steps", cfg.breakdown_steps, "a whole number of steps from 0 (off) to 100")
     if cfg.compile and cfg.warmup_steps == 0:  # compilation would run inside the first timed epoch
         raise ConfigError("compile needs warmup_steps of at least 1: compilation happens in the untimed warm-up; "
                           "got warmup_steps 0")

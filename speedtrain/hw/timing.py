@@ -83,6 +83,9 @@ def timer_policy(cfg: "TrainConfig", clock: str, progress: bool = False) -> dict
     excludes += [
         "evaluation (timed separately as eval_s" + (", TTA included)" if cfg.tta_flip or cfg.tta_translate else ")"),
     ]
+    if cfg.breakdown_steps:  # speedtrain.train.breakdown: after the clock has stopped for good
+        excludes.append(f"the step breakdown: {cfg.breakdown_steps} training steps profiled with torch.profiler "
+                        "after the last epoch (after 1 settle step under the profiler's warm-up), off the clock")
     telemetry = "NVML samples and energy cover the timed training epochs only (paused for evaluation)"
     return {"clock": clock, "includes": includes, "excludes": excludes, "telemetry": telemetry}
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 from speedtrain.common.errors import BaselineError
+from speedtrain.records.breakdown import Breakdown
 from speedtrain.records.section import Section
 from speedtrain.stats.samples import METRICS, CaseSummary, lower_median, median_or_none
 
@@ -122,6 +123,8 @@ class CaseRecord:
     best_test_acc: list[Optional[float]] = field(default_factory=list)  # test top-1 of the best epoch
     confusion: Optional[list[list[int]]] = None  # test set, last epoch, [true][predicted], summed over seeds
     best_confusion: Optional[list[list[int]]] = None  # the same at each seed's best epoch
+    # --- where the step's time goes (speedtrain.train.breakdown; issue 20): the median-time seed's ---
+    breakdown: Optional[Breakdown] = None
     # Malformed fields of a saved record: key -> one-line reason (not saved).
     problems: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -147,6 +150,7 @@ class CaseRecord:
             if f.name == "reached_target":  # saved for readers of the raw JSON
                 out["reached_fraction"] = self.reached_fraction
         out["curves"] = [[asdict(p) for p in curve] for curve in self.curves]
+        out["breakdown"] = self.breakdown.to_dict() if self.breakdown is not None else None
         return out
 
     @classmethod
@@ -192,7 +196,7 @@ class CaseRecord:
             best_epoch=[None if e is None else int(e) for e in r.per_seed("best_epoch")],
             val_acc=r.per_seed("val_acc"), best_train_acc=r.per_seed("best_train_acc"),
             best_test_acc=r.per_seed("best_test_acc"), confusion=r.matrix("confusion"),
-            best_confusion=r.matrix("best_confusion"),
+            best_confusion=r.matrix("best_confusion"), breakdown=r.breakdown("breakdown"),
         )
 
     @classmethod
@@ -226,7 +230,7 @@ class CaseRecord:
             flops_per_image=first.flops_per_image, train_flops=[r.train_flops for r in results],
             achieved_flops_per_s=[r.achieved_flops_per_s for r in results], mfu=[r.mfu for r in results],
             mfu_reason=first.mfu_reason, peak_flops_per_s=first.peak_flops_per_s,
-            whiten_s=[r.whiten_s for r in results],
+            whiten_s=[r.whiten_s for r in results], breakdown=median_breakdown(results),
             **study_figures([r.evaluation for r in results]),
         )
 
@@ -274,6 +278,15 @@ def merge_telemetry(results: Sequence["RunResult"]) -> Optional[dict[str, Any]]:
     merged["seed"] = chosen.config.get("seed")
     merged["energy_j_per_seed"] = [(r.gpu or {}).get("energy_j") for r in results]
     return merged
+
+
+def median_breakdown(results: Sequence["RunResult"]) -> Optional[Breakdown]:
+    """The breakdown of the seed with the median training time (the lower one for an even
+    count), as for telemetry: one real run's profile, not a blend of seeds."""
+    profiled = [r for r in results if r.breakdown is not None]
+    if not profiled:
+        return None
+    return lower_median(profiled, key=lambda r: (r.train_time_s is None, r.train_time_s or 0.0)).breakdown
 
 
 class Reader:
@@ -329,6 +342,16 @@ class Reader:
         if not ok:
             self.problems[key] = f"extra_info[{key!r}] must be a square list of lists of whole numbers, got {show(value)}"
         return [list(row) for row in value] if ok else None
+
+    def breakdown(self, key: str) -> Optional[Breakdown]:
+        value = self.info.get(key)
+        if value is None:
+            return None
+        try:
+            return Breakdown.from_dict(value)
+        except ValueError as exc:
+            self.problems[key] = f"extra_info[{key!r}]: {exc}"
+            return None
 
     def flags(self, key: str) -> list[bool]:
         value = self.info.get(key, [])

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from speedtrain.common.atomic import write_json_atomic
+from speedtrain.records.breakdown import Breakdown, describe, fmt_ms
 from speedtrain.records.evaluation import EvalSummary
 
 
@@ -71,6 +72,8 @@ class RunResult:
     peak_flops_per_s: Optional[float] = None  # the datasheet peak mfu is against
     # top-k and confusion matrix of the last epoch, best epoch by validation (speedtrain.train.evaluation)
     evaluation: Optional[EvalSummary] = None
+    # where a training step's time goes, profiled after the clock (speedtrain.train.breakdown; issue 20)
+    breakdown: Optional[Breakdown] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +84,8 @@ class RunResult:
         data["epochs"] = [EpochStats(**e) for e in data.get("epochs", [])]
         if data.get("evaluation"):
             data["evaluation"] = EvalSummary.from_dict(data["evaluation"])
+        if data.get("breakdown"):
+            data["breakdown"] = Breakdown.from_dict(data["breakdown"])
         return cls(**data)
 
     def save_json(self, path: str) -> None:
@@ -124,6 +129,10 @@ def format_summary(result: RunResult) -> str:
         best = (f"   best epoch {ev.best_epoch} by validation: val {ev.best_val_acc:.2%}, test {ev.best_test_acc:.2%}"
                 if ev.best_epoch is not None else "")
         lines.append(f"test set: {topk}{best}")
+    if result.breakdown is not None:  # speedtrain.train.breakdown: profiled after the clock
+        bd = result.breakdown
+        lines.append(f"step breakdown ({bd.steps} steps profiled after the timed run, {fmt_ms(bd.step_ms)} per step, "
+                     f"{bd.profile_s or 0:.1f} s added, off the clock): {describe(bd)}")
     if result.peak_mem_allocated_bytes is not None:
         lines.append(f"peak memory: {result.peak_mem_allocated_bytes / 2**20:,.0f} MiB allocated, "
                      f"{(result.peak_mem_reserved_bytes or 0) / 2**20:,.0f} MiB reserved")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from speedtrain.common.errors import ReportError, exception_text
+from speedtrain.records.breakdown import CATEGORIES, IDLE
 from speedtrain.records.record import CaseRecord, is_number
 from speedtrain.records import trainrun
 from speedtrain.records.saved_run import RunCase, RunMeta, SavedRun
@@ -105,7 +106,10 @@ PER_SEED = (
 )
 # The telemetry summary's figures (speedtrain.hw.gpumonitor), under their own names too.
 TELEMETRY = ("power_mean_w", "util_mean_pct")
-FLOAT_COLUMNS = (*PER_SEED, "target_acc", "energy_j", *TELEMETRY, "flops_per_image", "measured_peak_flops_per_s")
+# The step breakdown (speedtrain.records.breakdown), ms per profiled step, on the row of the seed it profiled.
+BREAKDOWN_COLUMNS = {"breakdown_step_ms": "step", **{f"breakdown_{k}_ms": k for k in (*CATEGORIES, IDLE)}}
+FLOAT_COLUMNS = (*PER_SEED, "target_acc", "energy_j", *TELEMETRY, "flops_per_image", "measured_peak_flops_per_s",
+                 *BREAKDOWN_COLUMNS)
 INT_COLUMNS = ("step", "seed", "n_params", "peak_mem_allocated_bytes", "peak_mem_reserved_bytes")
 
 
@@ -119,7 +123,7 @@ def cases_frame(runs: Sequence[SavedRun]) -> "pandas.DataFrame":
     frame[list(FLOAT_COLUMNS)] = frame[list(FLOAT_COLUMNS)].astype(float)
     for column in INT_COLUMNS:
         frame[column] = frame[column].astype("Int64")
-    for column in ("reached_target", "telemetry_seed"):
+    for column in ("reached_target", "telemetry_seed", "breakdown_seed"):
         frame[column] = frame[column].astype("boolean")
     return frame
 
@@ -148,9 +152,20 @@ def _case_rows(case: RunCase) -> list[dict[str, Any]]:
             "peak_mem_allocated_bytes": rec.peak_mem_allocated_bytes,
             "peak_mem_reserved_bytes": rec.peak_mem_reserved_bytes, "n_params": rec.n_params,
             "flops_per_image": rec.flops_per_image, "measured_peak_flops_per_s": rec.measured_peak_flops_per_s,
+            **_breakdown_columns(rec, i),
         }
         rows.append(row)
     return rows
+
+
+def _breakdown_columns(rec: CaseRecord, i: int) -> dict[str, Any]:
+    bd = rec.breakdown
+    seed_row = rec.seeds.index(bd.seed) if bd is not None and bd.seed in rec.seeds else 0
+    here = bd is not None and i == seed_row
+    out: dict[str, Any] = {"breakdown_seed": here}
+    for column, key in BREAKDOWN_COLUMNS.items():
+        out[column] = None if not here else bd.step_ms if key == "step" else bd.segments().get(key, 0.0)
+    return out
 
 
 def _at(values: list[Any], i: int) -> Any:

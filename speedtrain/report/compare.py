@@ -98,6 +98,11 @@ def format_rows(rows: Iterable[VerdictRow]) -> str:
 
 
 def _cases_by_name(path: str) -> dict[str, RunCase]:
+    return cases_by_name(path)
+
+
+def cases_by_name(path: str) -> dict[str, RunCase]:
+    """The cases of the saved run at ``path`` by benchmark name (unique, else ReportError)."""
     cases: dict[str, RunCase] = {}
     for case in load_run(path).cases:
         if case.name in cases:

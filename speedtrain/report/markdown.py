@@ -19,6 +19,7 @@ from speedtrain.report import study_tables as study_report
 from speedtrain.common.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.common.errors import ReportError, exception_text
 from speedtrain.common.output_paths import check_outputs
+from speedtrain.report.breakdown_plot import plot_breakdown
 from speedtrain.report.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.records.saved_run import RunCase
 from speedtrain.records.runs import cases_frame, load_runs
@@ -98,6 +99,13 @@ LEGEND = (
     "need 2+ seeds. A case marked *noisy machine* ran while the machine's load exceeded its CPUs "
     "(or its GPU throttled): its times are suspect."
 )
+BREAKDOWN_LEGEND = (  # added to LEGEND when a case has a breakdown (runs saved before issue 20 have none)
+    " *step breakdown* is where a training step's time went, from a few steps profiled with "
+    "torch.profiler after the timed run (off the clock): the reference case's largest shares, and each "
+    "other case's largest changes of share against it in points of the step (pt); *cut most* is the "
+    "category whose ms per step a journey step cut most; the breakdown chart shows ms per profiled "
+    "step by category and the same as shares."
+)
 
 
 def build_report(run_paths: list[str], output: str, baselines_path: Optional[str] = None, *,
@@ -123,7 +131,7 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
         which = f" (runs: {', '.join(smoke)})" if many else ""
         parts += [f"> **WARNING: {SMOKE_BANNER}.**{which}", ""]
     parts += ["## Environment", "", tables.environment_table(runs), ""]
-    legend = LEGEND
+    legend = LEGEND + (BREAKDOWN_LEGEND if any(c.record.breakdown for c in cases) else "")
     if baselines_path:
         legend += (f" *verdict* compares each case with `{baselines_path}` (ratio = run / baseline); the "
                    "trend plots show its recorded baselines over time.")
@@ -227,6 +235,7 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
     spec = SectionPlot(title=title, axis=_axis(section, members), many=many,
                        smoke=any(c.profile == "smoke" or c.record.synthetic or c.meta.synthetic for c in members))
     drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec))]
+    drawn.append(("breakdown", plot_breakdown(members, spec)))  # where the step's time goes (issue 20)
     for kind, png in drawn:
         if png is not None:
             name = f"{stem}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', section)}-{kind}.png"  # no path separators

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from speedtrain.stats import noise
 from speedtrain.common.errors import ReportError
+from speedtrain.records.breakdown import Breakdown
+from speedtrain.report.breakdown import most_cut, reference_words
 from speedtrain.stats.noise import Noise
 from speedtrain.records.saved_run import RunCase, SavedRun
 from speedtrain.hw.runconditions import noisy_reason
@@ -304,6 +306,7 @@ def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bo
             "TFLOP/s": fmt_scaled(f.achieved_flops_per_s, 1e12),
             "MFU": fmt_pct(f.mfu),
             "MFU (measured peak)": fmt_pct(f.measured_mfu),
+            "step breakdown": reference_words(c, members),  # vs the reference case (issue 20)
         })
         if verdicts is not None:
             row["verdict"] = fmt_verdict(verdicts.get((c.run, c.index)))
@@ -361,6 +364,7 @@ def ladder_table(ladder: list[RunCase], figs: dict[Key, CaseFigures], many: bool
         steps = sorted((c for c in ladder if c.run == run),
                        key=lambda c: (c.record.step is None, c.record.step or 0))
         first = previous = None
+        previous_bd: Optional[Breakdown] = None
         for c in steps:
             f = figs[(c.run, c.index)]
             t = f.train_median
@@ -375,8 +379,10 @@ def ladder_table(ladder: list[RunCase], figs: dict[Key, CaseFigures], many: bool
                 "final acc": fmt_pct(f.final_acc),
                 "vs previous": fmt_ratio(previous / t if previous and t else None),
                 "vs first": fmt_ratio(first / t if first and t else None),
+                "cut most (ms/step)": most_cut(previous_bd, c.record.breakdown),
             })
             rows.append(row)
             previous = t or previous
+            previous_bd = c.record.breakdown
     return markdown(rows, numeric=("step", "train s (median)", "time to target s", "final acc",
                                    "vs previous", "vs first"))

@@ -48,6 +48,7 @@ from speedtrain.suite.session import (BASELINE_MODES, SuiteSession, baseline_sou
                                       judge, parse_seeds)
 from speedtrain.hw.resources import machine_limits, resource_warnings
 from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, pin_threads, usable_cpus
+from speedtrain.common.atomic import check_writable
 
 STATE = pytest.StashKey[SuiteSession]()
 # pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13);
@@ -79,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--st-baselines-file", default=None, help="[default: baselines.json at the root]")
     group.addoption("--st-fail-on-regression", action="store_true",
                     help="exit non-zero when a case is slower or lost accuracy against its baseline (needs 2+ seeds)")
+    group.addoption("--st-breakdown-steps", type=int, default=None, metavar="N",
+                    help="training steps profiled per seed after its timed run, off the clock, for the step "
+                         "breakdown (0 = off) [default: the profile's: 1 smoke, 3 otherwise]")
+    group.addoption("--st-trace", default=None, metavar="DIR",
+                    help="also write each case's profiler Chrome trace of its breakdown steps into DIR, "
+                         "named after the case (<case>.pt.trace.json; -seedN with several seeds)")
     group.addoption("--st-threshold", default=stats.THRESHOLD,
                     help="smallest relative time change that can count as faster/slower; 0.05 is 5%% [default: 0.05]")
 
@@ -98,6 +105,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if opt("--st-threads") is not None and opt("--st-threads") < 1:
         raise pytest.UsageError(f"--st-threads must be a whole number of at least 1; got {opt('--st-threads')}")
+    steps = opt("--st-breakdown-steps")
+    if steps is not None and not 0 <= steps <= 100:
+        raise pytest.UsageError(f"--st-breakdown-steps must be a whole number of steps from 0 (off) to 100; got {steps}")
+    if opt("--st-trace") is not None:
+        if steps == 0:
+            raise pytest.UsageError("--st-trace writes the breakdown's profile; it needs --st-breakdown-steps above 0")
+        try:
+            check_writable(opt("--st-trace"), folder=True)
+        except SpeedtrainError as exc:
+            raise pytest.UsageError(f"--st-trace: {exc}") from None
     device = opt("--st-device")
     if device == "cuda" and not _cuda_available():
         raise pytest.UsageError("--st-device cuda was asked for but torch sees no CUDA GPU; use --st-device cpu or auto")
@@ -209,8 +226,12 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
 
 
 def _session_fields(config: pytest.Config) -> dict[str, Any]:
+    steps = config.getoption("--st-breakdown-steps")
+    if steps is None:  # the profile's own count, else TrainConfig's default
+        steps = _state(config).profile.breakdown_steps
     return {"dataset": config.getoption("--st-dataset"), "data_dir": config.getoption("--st-data-dir"),
-            "download": config.getoption("--st-download"), "device": config.getoption("--st-device")}
+            "download": config.getoption("--st-download"), "device": config.getoption("--st-device"),
+            **({} if steps is None else {"breakdown_steps": steps})}
 
 
 PROGRESS = pytest.StashKey[Progress]()
@@ -254,7 +275,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
             runs = run_seeds(st, base, name=name, monitor=monitor, baseline=stored,
                              threshold=config.getoption("--st-threshold"), log=lambda line: log("    " + line),
                              progress=progress, seeds=own_seeds(config, st, seeds), metric=metric,
-                             steps=config.stash.get(STEPS, None))
+                             steps=config.stash.get(STEPS, None), trace_dir=config.getoption("--st-trace"))
         except DataError as exc:  # the preflight read the session's dataset: this is a case's own
             pytest.fail(str(exc), pytrace=False)
         finally:

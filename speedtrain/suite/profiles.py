@@ -45,6 +45,7 @@ class Profile:
     steps_per_epoch: Optional[int] = None  # smoke only: train on this many batches per epoch
     test_images: Optional[int] = None
     warmup_steps: Optional[int] = None
+    breakdown_steps: Optional[int] = None  # steps the breakdown profiles (None: TrainConfig's default)
 
     def apply(self, cfg: TrainConfig, seed: int) -> TrainConfig:
         changes: dict[str, Any] = {"seed": seed}
@@ -74,7 +75,7 @@ PROFILES: dict[str, Profile] = {
         description="plumbing check anywhere, CPU included: synthetic data, 2 epochs of 1 batch, "
                     "widths x1/8, batches x1/4; its times are not measurements",
         seeds=1, epochs=2, synthetic=True, metric="train_time_s",
-        width_scale=0.125, batch_scale=0.25, steps_per_epoch=1, test_images=128, warmup_steps=1,
+        width_scale=0.125, batch_scale=0.25, steps_per_epoch=1, test_images=128, warmup_steps=1, breakdown_steps=1,
     ),
     "quick": Profile(
         name="quick",

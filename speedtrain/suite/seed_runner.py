@@ -9,6 +9,7 @@ run one); :func:`feed_benchmark` gives it the per-seed compared figure afterward
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -17,6 +18,7 @@ import pytest
 
 from speedtrain.verdicts import rule as stats
 from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.breakdown import trace_name
 from speedtrain.train.progress import EpochProgress, Progress
 from speedtrain.records.section import Section
 from speedtrain.records.record import CaseRecord
@@ -38,12 +40,13 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
               baseline: Optional[stats.CaseSummary] = None, threshold: float = 0.05,
               log: Callable[[str], None] = lambda line: None, progress: Optional[Progress] = None,
               seeds: Optional[list[int]] = None, metric: Optional[str] = None,
-              steps: Optional[EpochProgress] = None) -> SeedRuns:
+              steps: Optional[EpochProgress] = None, trace_dir: Optional[str] = None) -> SeedRuns:
     """Train ``base`` under the session's profile once per seed: the session's fixed seeds, or
     (``--st-seeds auto``) until :func:`speedtrain.stats.seeding.next_seed` says stop. Stops early
     after a seed that ran out of memory (every later seed would too) or on Ctrl-C. ``metric`` is
     the case's compared figure when it is not the profile's (the accuracy studies' final_acc).
-    ``steps``: progress within each epoch (speedtrain.train.progress), passed to the trainer."""
+    ``steps``: progress within each epoch (speedtrain.train.progress), passed to the trainer.
+    ``trace_dir``: each seed's breakdown Chrome trace goes there, named after the case."""
     from speedtrain.stats.seeding import MAX_SEEDS, next_seed
     from speedtrain.train.loop import train
 
@@ -58,8 +61,11 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
             left = progress.case_estimate(baseline.median_s if timed else None, len(seeds) - len(runs.results))
             progress.seed_started(name, seed, st.seeds_label() if st.auto else str(len(seeds)), left)
         start = time.perf_counter()
+        trace = None
+        if trace_dir is not None:  # one file per seed when there are several
+            trace = os.path.join(trace_dir, trace_name(name if len(seeds) == 1 else f"{name}-seed{seed}"))
         result = train(cfg, monitor=GpuMonitor(resolve_device(cfg)) if monitor else None, log=log,
-                       steps=steps)
+                       steps=steps, trace=trace)
         runs.call_time_s.append(time.perf_counter() - start)
         runs.results.append(result)
         if progress is not None:

@@ -30,7 +30,7 @@ from speedtrain.verdicts import rule as stats
 from speedtrain.suite.profiles import Profile, default_profile
 from speedtrain.records.record import CaseRecord
 from speedtrain.verdicts.case import judge_case
-from speedtrain.common.errors import SpeedtrainError
+from speedtrain.common.errors import ConfigError, SpeedtrainError
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.hw.peaks import matmul_format
 
@@ -84,7 +84,6 @@ class SuiteSession:
 def parse_seeds(text: Optional[str]) -> Optional[int] | str:
     """``--st-seeds``: None (the profile's), ``"auto"``, or a whole number from 1 to the cap
     (:func:`speedtrain.stats.option_rules.seed_count`)."""
-    from speedtrain.common.errors import ConfigError
     from speedtrain.stats.option_rules import seed_count
 
     if text is None:

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from speedtrain.suite.output import writer
+
 INTERRUPTED_KEY = "speedtrain_interrupted"  # a worker's workeroutput: was it interrupted
 PARTIAL_NOTE = "interrupted (Ctrl-C): the finished cases were kept, this run is marked partial"
 
@@ -44,7 +46,6 @@ def _session(config: pytest.Config) -> Any:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
     """The controller catches the first Ctrl-C instead of dying in xdist's event loop."""
-    from speedtrain.suite.output import writer
     from speedtrain.suite.session import catch_interrupts
 
     config = session.config

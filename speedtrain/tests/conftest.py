@@ -19,7 +19,7 @@ GOLDEN = Path(__file__).parent / "golden"  # committed outputs of an older versi
 SHARED_DATA = Path(os.environ.get("SPEEDTRAIN_TEST_DATA", ROOT.parent / "shared" / "data"))
 # The one tiny training config the tests train: seconds on a CPU, every stage of a real run.
 TINY: dict[str, Any] = dict(synthetic=True, width=0.125, batch_size=32, train_subset=64, test_subset=64, epochs=2,
-                            device="cpu", warmup_steps=1)
+                            device="cpu", warmup_steps=1, breakdown_steps=0)  # profiled where a test asks
 
 
 def cli_args(fields: dict[str, Any]) -> list[str]:

@@ -44,6 +44,7 @@ from speedtrain.train import ddp, distributed
 from speedtrain.train import study
 from speedtrain.train import airbench_train  # issue 12: the airbench-era steps; FLOPs and MFU
 from speedtrain.train import flops
+from speedtrain.train import breakdown as step_breakdown  # issue 20: where the step's time goes, after the clock
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.hw.device import resolve_device
 from speedtrain.data.datasets import holdout, load_dataset
@@ -151,7 +152,8 @@ def sgd_implementation(opt: torch.optim.Optimizer) -> str:
 
 
 def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[Log] = None,
-          events: Optional[Events] = None, steps: Optional[EpochProgress] = None) -> RunResult:
+          events: Optional[Events] = None, steps: Optional[EpochProgress] = None,
+          trace: Optional[str] = None) -> RunResult:
     """Train once as ``cfg`` describes and return what was measured.
 
     Invalid configurations and missing data raise :class:`speedtrain.common.errors.SpeedtrainError`.
@@ -162,6 +164,7 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     epoch's clock stopped), eval_accuracy and run_stop happens (the MLPerf log keys).
     ``steps`` is told of every training step; a multi-process run (``nproc > 1``) does not call
     it: its ranks run in torchrun, and rank 0's epoch lines come back through ``log``.
+    ``trace``: a file for the Chrome trace of the breakdown's profiled steps (``cfg.breakdown_steps``).
     """
     if cfg.nproc > 1 and not ddp.inside_rank():  # torchrun starts the ranks, which come back here
         return distributed.launch(cfg, monitor=monitor is not None, log=log)
@@ -170,7 +173,8 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     release_memory(device)  # earlier runs' cached blocks and peaks are not this run's
     try:
         with BackendFlags():  # cudnn.benchmark and TF32 as they were before the run (issue 19)
-            _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None), steps)
+            _train(cfg, device, result, monitor, log or (lambda line: None), events or (lambda key, meta: None), steps,
+                   trace)
     except Exception as exc:  # noqa: BLE001 - only OOM is swallowed, see below
         # The traceback holds the failed run's model and activations, and pytest keeps the
         # traceback of a failed test: drop the frames' locals so the memory can be freed.
@@ -189,7 +193,7 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
 
 
 def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: Optional[Monitor], log: Log,
-           events: Events, steps: Optional[EpochProgress]) -> None:
+           events: Events, steps: Optional[EpochProgress], trace: Optional[str] = None) -> None:
     torch.backends.cudnn.benchmark = True  # autotuning happens in the warm-up, off the clock
     _set_matmul_precision(cfg.precision)
     half = cfg.precision == "half"
@@ -318,6 +322,12 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     if cfg.compile:  # the timed epochs and evaluations must not have compiled anything
         result.compile_graphs = graphs_compiled() - graphs_before
         result.compile_graphs_after_warmup = graphs_compiled() - graphs_warm
+    if cfg.breakdown_steps and result.status == "ok":  # after every figure above: never on the clock
+        trained = copy.deepcopy(net.state_dict())  # its steps train on: the run's model is put back
+        model.train()
+        result.breakdown = step_breakdown.after_run(cfg, device, train_loader, lambda x, y: step(
+            x, y, schedule(float(len(plan))), opt, scaler), log, trace)
+        net.load_state_dict(trained)
 
 
 def _one_per_shape(batches: list) -> list:

@@ -159,6 +159,8 @@ def test_an_unreadable_data_dir_stops_the_session_with_one_line(suite, pytester)
     (["--benchmark-json", "baselines.json"], "*--benchmark-json baselines.json would overwrite its input*"),
     (["--st-threads", "0"], "*--st-threads*"),
     (["--st-fail-on-regression"], "*--st-fail-on-regression needs 2+ seeds*"),  # smoke: one seed
+    (["--st-breakdown-steps", "-1"], "*--st-breakdown-steps must be a whole number of steps from 0 (off) to 100*"),
+    (["--st-trace", "traces", "--st-breakdown-steps", "0"], "*--st-trace*needs --st-breakdown-steps above 0*"),
 ])
 def test_bad_suite_options_are_usage_errors(suite, args, words):
     result = suite("test_precision.py", *args)
