@@ -14,9 +14,9 @@ a run:
   ``bn_bias_lr_scale`` times the learning rate with the same absolute weight decay;
 - :class:`RunHooks` is called at each epoch's start and end and after each optimiser step:
   the whitening bias is frozen after ``whiten_bias_epochs``, and lookahead updates its EMA
-  every ``lookahead_every`` steps and copies it into the model at the end of every epoch
-  (inside the timed epoch: it is training work, and the evaluated model is the one training
-  continues from; airbench does this once, after its last step).
+  every ``lookahead_every`` steps and, as airbench does, copies it into the model once,
+  after the run's last step (inside the timed epoch: it is training work). Epochs before
+  the last evaluate the live model, as airbench's per-epoch ``val_acc`` does.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class RunHooks:
     """
 
     def __init__(self, cfg: TrainConfig, net: nn.Module, total_steps: int) -> None:
-        self.cfg, self.net, self.steps = cfg, net, 0
+        self.cfg, self.net, self.steps, self.total_steps = cfg, net, 0, total_steps
         self.lookahead = Lookahead(net, total_steps, every=cfg.lookahead_every) if cfg.lookahead_every else None
 
     def start_epoch(self, epoch: int) -> None:
@@ -117,7 +117,8 @@ class RunHooks:
         self.steps += 1
         if self.lookahead is not None:
             self.lookahead.step(self.steps)
+            if self.steps == self.total_steps:  # airbench: update(net, decay=1.0) after the last step
+                self.lookahead.sync()
 
     def end_epoch(self) -> None:
-        if self.lookahead is not None:
-            self.lookahead.sync()
+        """After an epoch's last step (nothing now: lookahead copies back after the run's last)."""

@@ -1,6 +1,7 @@
 """``speedtrain``: train once, report on saved benchmark runs, compare runs.
 
     speedtrain train --dataset fashion-mnist --data-dir data --epochs 2 --json run.json
+    speedtrain train --recipe airbench94 --precision fp32   (a named recipe; explicit options override it)
     speedtrain report .benchmarks/*/0001_mine.json -o reports/mine/REPORT.md
     speedtrain compare OLD.json NEW.json          (exit 1 when something regressed)
     speedtrain compare --baselines baselines.json NEW.json
@@ -18,6 +19,7 @@ import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from speedtrain.atomic import check_writable, write_with_fallback
+from speedtrain.cli_recipes import add_recipe_options, apply_recipe, list_recipes
 from speedtrain.cli_results import add_commands, cmd_compare, cmd_history, cmd_report
 from speedtrain.config import FieldSpec, TrainConfig, choices, field_specs
 from speedtrain.errors import OutputError, SpeedtrainError, one_line
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = sub.add_parser("train", help="train once with one configuration and print per-epoch progress")
     run = _add_config_options(p_train)["run"]
+    add_recipe_options(run)  # --recipe NAME, --list-recipes (speedtrain.recipes)
     run.add_argument("--json", metavar="PATH", help="write the result (config, environment, per-epoch figures) as JSON")
     run.add_argument("--mllog", metavar="PATH", help="write an MLPerf-style event log (:::MLLOG lines) as the run goes")
     run.add_argument("--quiet", action="store_true", help="print only the summary, no per-epoch lines")
@@ -147,7 +150,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from speedtrain.resources import machine_limits, resource_warnings
     from speedtrain.train import format_summary, stderr_log, train
 
-    values = {k: v for k, v in vars(args).items() if k in field_specs()}
+    if args.list_recipes:
+        print(list_recipes())
+        return 0
+    values = apply_recipe(args, {k: v for k, v in vars(args).items() if k in field_specs()})
     cfg = TrainConfig(**values)
     if args.json:
         check_writable(args.json)

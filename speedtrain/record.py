@@ -107,6 +107,7 @@ class CaseRecord:
     # the case's precision: a rate the GPU showed it reaches, beside the datasheet's ceiling
     measured_peak_flops_per_s: Optional[float] = None
     whiten_s: list[Optional[float]] = field(default_factory=list)  # per seed: airbench whitening, before the clock
+    airbench_time_s: list[Optional[float]] = field(default_factory=list)  # per seed: whiten + train + final eval
     # --- accuracy studies: top-k, best epoch by validation, confusion (speedtrain.evaluation; issue 14) ---
     top2_acc: list[Optional[float]] = field(default_factory=list)  # per seed, test set, last epoch (fraction)
     top3_acc: list[Optional[float]] = field(default_factory=list)
@@ -174,6 +175,7 @@ class CaseRecord:
             achieved_flops_per_s=r.per_seed("achieved_flops_per_s"), mfu=r.per_seed("mfu"),
             mfu_reason=r.text("mfu_reason"), peak_flops_per_s=r.number("peak_flops_per_s"),
             measured_peak_flops_per_s=r.number("measured_peak_flops_per_s"), whiten_s=r.per_seed("whiten_s"),
+            airbench_time_s=r.per_seed("airbench_time_s"),
             top2_acc=r.per_seed("top2_acc"), top3_acc=r.per_seed("top3_acc"),
             best_epoch=[None if e is None else int(e) for e in r.per_seed("best_epoch")],
             val_acc=r.per_seed("val_acc"), best_train_acc=r.per_seed("best_train_acc"),
@@ -212,7 +214,7 @@ class CaseRecord:
             flops_per_image=first.flops_per_image, train_flops=[r.train_flops for r in results],
             achieved_flops_per_s=[r.achieved_flops_per_s for r in results], mfu=[r.mfu for r in results],
             mfu_reason=first.mfu_reason, peak_flops_per_s=first.peak_flops_per_s,
-            whiten_s=[r.whiten_s for r in results],
+            whiten_s=[r.whiten_s for r in results], airbench_time_s=[r.airbench_time_s for r in results],
             **study_figures([r.evaluation for r in results]),
         )
 

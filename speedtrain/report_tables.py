@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
-from speedtrain import noise
+from speedtrain import airbench_time, noise
 from speedtrain.errors import ReportError
 from speedtrain.noise import Noise
 from speedtrain.runs import RunCase, SavedRun
@@ -327,7 +327,7 @@ def notes(members: list[RunCase], many: bool) -> list[str]:
         throttled = [r for r in reasons if r != "gpu_idle"] if isinstance(reasons, list) else []
         if throttled:
             out.append(f"- {where}: GPU clocks throttled ({', '.join(map(str, throttled))})")
-    return out + _flops_notes(members)
+    return out + _flops_notes(members) + airbench_time.report_notes(members)
 
 
 def _flops_notes(members: list[RunCase]) -> list[str]:

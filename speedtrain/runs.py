@@ -198,7 +198,7 @@ PER_SEED = {
     "warmup_s": "warmup_s",
     # work done (speedtrain.flops): FLOPs of the run, achieved FLOP/s, MFU; airbench's whitening seconds
     "train_flops": "train_flops", "achieved_flops_per_s": "achieved_flops_per_s", "mfu_frac": "mfu",
-    "whiten_s": "whiten_s",
+    "whiten_s": "whiten_s", "airbench_time_s": "airbench_time_s",  # the latter: speedtrain.airbench_time
     # accuracy studies (speedtrain.evaluation): top-k of the last epoch, the best epoch by validation
     "top2_acc_frac": "top2_acc", "top3_acc_frac": "top3_acc", "best_epoch": "best_epoch",
     "val_acc_frac": "val_acc", "best_train_acc_frac": "best_train_acc", "best_test_acc_frac": "best_test_acc",

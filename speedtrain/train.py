@@ -42,6 +42,7 @@ from torch import nn
 
 from speedtrain import distributed, study
 from speedtrain import airbench_train, flops  # issue 12: the airbench-era steps; FLOPs and MFU
+from speedtrain import airbench_time  # issue 21: airbench's own timer rule, recorded beside ours
 from speedtrain.config import TrainConfig, resolve_device
 from speedtrain.data import load_dataset
 from speedtrain.loaders import make_test_batches, make_train_loader, memory_format
@@ -201,7 +202,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     model = distributed.wrap(net, device)  # DDP with nproc > 1
     model = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
 
-    schedule = lr_schedule(cfg)
+    schedule = lr_schedule(cfg, steps_per_epoch)  # triangle: airbench's per-step LambdaLR
     step = _Step(cfg, device, net, model)
     autocast = step.autocast
 
@@ -288,6 +289,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
 
     result.train_time_s = train_s
     result.eval_time_s = eval_s_total
+    result.airbench_time_s = airbench_time.airbench_time_s(cfg, result)  # airbench's timer, beside ours
     result.reached_target = result.time_to_target_s is not None
     result.final_acc = result.epochs[-1].test_acc if result.epochs else None
     result.evaluation = best.summary
