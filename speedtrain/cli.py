@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_recipe_options(run)  # --recipe NAME, --list-recipes (speedtrain.recipes)
     run.add_argument("--json", metavar="PATH", help="write the result (config, environment, per-epoch figures) as JSON")
     run.add_argument("--mllog", metavar="PATH", help="write an MLPerf-style event log (:::MLLOG lines) as the run goes")
+    run.add_argument("--mllog-org", metavar="NAME", help="with --mllog: MLPerf's submission_org (all three --mllog-* or none)")
+    run.add_argument("--mllog-platform", metavar="NAME", help="with --mllog: MLPerf's submission_platform (the system's name)")
+    run.add_argument("--mllog-division", metavar="{closed,open}", help="with --mllog: MLPerf's submission_division")
     run.add_argument("--quiet", action="store_true", help="print only the summary, no per-epoch lines")
     run.add_argument("--monitor", action=argparse.BooleanOptionalAction, default=True,
                      help="sample GPU telemetry with NVML while training (on a GPU) [default: on]")
@@ -145,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args: argparse.Namespace) -> int:
     from speedtrain.config import resolve_device
     from speedtrain.gpumonitor import GpuMonitor
-    from speedtrain.mllog import MlLog
+    from speedtrain.mllog import MlLog, submission_from_options
     from speedtrain.progress import epoch_progress
     from speedtrain.resources import machine_limits, resource_warnings
     from speedtrain.train import format_summary, stderr_log, train
@@ -164,11 +167,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     steps = None if args.quiet else epoch_progress(lambda line: log("    " + line), sys.stderr)
     # The monitor watches the GPU this run trains on (not NVML's GPU 0).
     monitor = GpuMonitor(resolve_device(cfg)) if args.monitor else None
+    submission = submission_from_options(args.mllog_org, args.mllog_platform, args.mllog_division, args.mllog)
     if args.mllog:
         check_writable(args.mllog)
         if getattr(cfg, "nproc", 1) > 1:
             raise SpeedtrainError("--mllog logs a single-process run; the nproc ranks run in torchrun")
-    with MlLog(args.mllog, cfg) if args.mllog else contextlib.nullcontext() as mllog:
+    with MlLog(args.mllog, cfg, submission) if args.mllog else contextlib.nullcontext() as mllog:
         result = train(cfg, monitor=monitor, log=log, events=mllog.event if mllog else None, steps=steps)
     print(format_summary(result))
     if args.json:

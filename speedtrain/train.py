@@ -151,7 +151,8 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     run's memory is released before returning or raising, so a suite can go on with its next case.
 
     ``events`` is called at the moment each of run_start, epoch_start, epoch_stop (after the
-    epoch's clock stopped), eval_accuracy and run_stop happens (the MLPerf log keys).
+    epoch's clock stopped), eval_start, eval_stop (around the evaluation's clock),
+    eval_accuracy and run_stop happens (the MLPerf log keys).
     ``steps`` is told of every training step; a multi-process run (``nproc > 1``) does not call
     it: its ranks run in torchrun, and rank 0's epoch lines come back through ``log``.
     """
@@ -265,11 +266,13 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
             log(f"{epoch:>5} diverged: the training loss is {train_loss}; stopping")
             break
 
+        events("eval_start", {"epoch_num": epoch})
         eval_timer.start()
         test = _evaluate(model, test_batches, cfg, autocast)
         val = _evaluate(model, val_batches, cfg, autocast) if val_batches else None
         test_acc = test.accuracy(1)
         eval_s = eval_timer.stop()
+        events("eval_stop", {"epoch_num": epoch})
         best.update(epoch, int(correct) / n_seen, val, test)
         eval_s_total += eval_s
         events("eval_accuracy", {"value": test_acc, "epoch_num": epoch})
