@@ -101,7 +101,9 @@ class RunHooks:
 
     ``total_steps`` is the run's optimiser steps (``airbench_optim.epoch_steps`` summed), the
     horizon of lookahead's decay schedule. Build it after the warm-up: lookahead's EMA must
-    start from the weights the timed run starts from.
+    start from the weights the timed run starts from. (airbench builds its EMA before it fills
+    the whitening conv, so at its first update, step 5 with rho = 0.95**5 * (5/476)**3 = 9e-7,
+    its frozen whitening filters take in 9e-7 of their random init; here they stay exact.)
     """
 
     def __init__(self, cfg: TrainConfig, net: nn.Module, total_steps: int) -> None:
