@@ -1,12 +1,12 @@
 """The airbench-era ladder (arXiv 2404.00498): from myrtle.ai's ResNet-9 to airbench94, each
 step cumulative (like test_architecture.py), and each step that is not a property of the
-airbench network alone on the ResNet-9 recipe. The steps are speedtrain.suite.airbench_recipe.LADDER.
+airbench network alone on the ResNet-9 recipe. The steps are speedtrain.recipes.airbench.LADDER.
 Measured per step: time, accuracy, and the training FLOPs (does a step save work, or run the
 same work faster?)."""
 
 import pytest
 
-from speedtrain.suite.airbench_recipe import ALONE, LADDER
+from speedtrain.recipes.airbench import ALONE, LADDER
 from speedtrain.suite.profiles import cumulative
 from speedtrain import Section
 

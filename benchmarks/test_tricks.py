@@ -4,15 +4,15 @@ cutout, so that "GPU preprocessing" and "cutout" are tricks like the others.
 Measured: time and accuracy (time to target in the full profile).
 
 ``test_tricks_journey`` is the notebook's own journey to its end, 75 s -> 26 s on a V100
-(speedtrain.suite.myrtle_recipe): each step cumulative, with the epochs, learning rate and peak the
-notebook gave it, and its published time and accuracy beside it (myrtle_recipe.PUBLISHED, saved in the case's
+(speedtrain.recipes.myrtle): each step cumulative, with the epochs, learning rate and peak the
+notebook gave it, and its published time and accuracy beside it (speedtrain.recipes.myrtle.PUBLISHED, saved in the case's
 ``extra_info['published']``).
 Run it with ``--st-profile full`` to compare time to 94% with those figures."""
 
 import pytest
 
 from speedtrain import Section
-from speedtrain.suite.myrtle_recipe import JOURNEY, PUBLISHED, journey
+from speedtrain.recipes.myrtle import JOURNEY, PUBLISHED, journey
 from speedtrain.suite.profiles import cumulative
 
 BASELINE = dict(loader="torch", workers=4, cutout=0)

@@ -27,6 +27,14 @@ EXIT_CODES: dict[str, dict[int, str]] = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The epilog's table as written, and help lines that never break a word at its hyphen
+    (recipe names such as ``myrtle-final``, URLs, ``--options`` stay whole)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+
 def epilog(codes: dict[int, str]) -> str:
     """The exit-code table of one command, with the codes every command shares."""
     rows = {**codes, 2: BAD_INPUT, 130: INTERRUPTED}
@@ -38,6 +46,6 @@ def add_exit_codes(parser: argparse.ArgumentParser, sub: Any) -> None:
     """Each command's exit codes under its --help, and all of them under the top-level --help."""
     for name, command in sub.choices.items():
         command.epilog = epilog(EXIT_CODES[name])
-        command.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the table's lines
+        command.formatter_class = HelpFormatter  # keep the table's lines
     parser.epilog = "exit codes: 2 bad input, 130 interrupted, for every command; 0 and 1 as each " \
                     "command's --help says (1: train status not ok, compare found a regression, doctor found a FAIL)"

@@ -1,6 +1,7 @@
 """``speedtrain``: train once, report on saved benchmark runs, compare runs.
 
     speedtrain train --dataset fashion-mnist --data-dir data --epochs 2 --json run.json
+    speedtrain train --recipe airbench94 --precision fp32   (a named recipe; explicit options override it)
     speedtrain report .benchmarks/*/0001_mine.json -o reports/mine/REPORT.md
     speedtrain compare OLD.json NEW.json          (exit 1 when something regressed)
     speedtrain compare --baselines baselines.json NEW.json
@@ -19,6 +20,7 @@ from typing import Any, Callable, NoReturn, Optional, Sequence
 
 from speedtrain.common.atomic import check_writable, write_json_atomic, write_with_fallback
 from speedtrain.cli.exit_codes import add_exit_codes
+from speedtrain.cli.recipes import add_recipe_options, apply_recipe, list_recipes
 from speedtrain.cli.results import add_commands, cmd_compare, cmd_history, cmd_report
 from speedtrain.config.fields import GROUPS
 from speedtrain.config.trainconfig import FieldSpec, TrainConfig, choices, field_specs
@@ -26,7 +28,7 @@ from speedtrain.common.errors import SpeedtrainError, one_line
 from speedtrain.common.output_paths import check_outputs
 from speedtrain.hw.device import resolve_device
 from speedtrain.hw.gpumonitor import GpuMonitor
-from speedtrain.report.mllog import MlLog
+from speedtrain.report.mllog import MlLog, submission_from_options
 from speedtrain.train.progress import epoch_progress
 from speedtrain.hw.resources import machine_limits, resource_warnings
 from speedtrain.records.merge import merge_files
@@ -130,10 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = sub.add_parser("train", help="train once with one configuration and print per-epoch progress")
     run = _add_config_options(p_train)["run"]
+    add_recipe_options(run)  # --recipe NAME, --list-recipes (speedtrain.recipes)
     run.add_argument("--json", metavar="PATH", help="write the result (config, environment, per-epoch figures) as JSON")
     run.add_argument("--mllog", metavar="PATH", help="write an MLPerf-style event log (:::MLLOG lines) as the run goes")
     run.add_argument("--trace", metavar="FILE", help="write the profiler's Chrome trace of the breakdown steps "
                      "(open in Perfetto or chrome://tracing); needs --breakdown above 0")
+    run.add_argument("--mllog-org", metavar="NAME", help="with --mllog: MLPerf's submission_org (all three --mllog-* or none)")
+    run.add_argument("--mllog-platform", metavar="NAME", help="with --mllog: MLPerf's submission_platform (the system's name)")
+    run.add_argument("--mllog-division", metavar="{closed,open}", help="with --mllog: MLPerf's submission_division")
     run.add_argument("--quiet", action="store_true", help="print only the summary, no per-epoch lines")
     run.add_argument("--monitor", action=argparse.BooleanOptionalAction, default=True,
                      help="sample GPU telemetry with NVML while training (on a GPU) [default: on]")
@@ -156,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_train(args: argparse.Namespace) -> int:
     from speedtrain.train.loop import format_summary, stderr_log, train
 
-    values = {k: v for k, v in vars(args).items() if k in field_specs()}
+    if args.list_recipes:
+        print(list_recipes())
+        return 0
+    values = apply_recipe(args, {k: v for k, v in vars(args).items() if k in field_specs()})
     cfg = TrainConfig(**values)
     check_outputs({"--json": args.json, "--mllog": args.mllog})  # before minutes of training
     if args.json:
@@ -172,11 +181,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     steps = None if args.quiet else epoch_progress(lambda line: log("    " + line), sys.stderr)
     # The monitor watches the GPU this run trains on (not NVML's GPU 0).
     monitor = GpuMonitor(resolve_device(cfg)) if args.monitor else None
+    submission = submission_from_options(args.mllog_org, args.mllog_platform, args.mllog_division, args.mllog)
     if args.mllog:
         check_writable(args.mllog)
         if getattr(cfg, "nproc", 1) > 1:
             raise SpeedtrainError("--mllog logs a single-process run; the nproc ranks run in torchrun")
-    with MlLog(args.mllog, cfg) if args.mllog else contextlib.nullcontext() as mllog:
+    with MlLog(args.mllog, cfg, submission) if args.mllog else contextlib.nullcontext() as mllog:
         result = train(cfg, monitor=monitor, log=log, events=mllog.event if mllog else None, steps=steps,
                        trace=args.trace)
     print(format_summary(result))

@@ -86,7 +86,7 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from speedtrain.report.dawnbench import Entrant, export_dawnbench
+    from speedtrain.report.dawnbench import Entrant, check_targets, export_dawnbench
     from speedtrain.report.markdown import build_report
 
     if not args.output and not args.dawnbench:
@@ -99,12 +99,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         check_writable(args.dawnbench, folder=True)
     runs = [resolve(run, args.storage) for run in args.runs]
     check_outputs({"-o": args.output, "--dawnbench": args.dawnbench}, {"RUN": runs, "--baselines": args.baselines})
+    entrant = Entrant(author=args.author, email=args.email, code_url=args.code_url, cost_per_hour=args.cost_per_hour)
+    if args.dawnbench:  # another case's entry in the way: refused before the report is built
+        check_targets(runs[0], args.dawnbench, case=args.case, entrant=entrant)
     if args.output:
         path = build_report(runs, args.output, baselines_path=args.baselines)
         print(f"report written to {path}")
     if args.dawnbench:
-        entrant = Entrant(author=args.author, email=args.email, code_url=args.code_url,
-                          cost_per_hour=args.cost_per_hour)
         try:
             paths = export_dawnbench(runs[0], args.dawnbench, case=args.case, entrant=entrant)
         except OSError as e:  # the saved run is untouched: nothing is lost, the export can be rerun

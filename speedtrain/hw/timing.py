@@ -70,12 +70,13 @@ def timer_policy(cfg: "TrainConfig", clock: str, progress: bool = False) -> dict
         "model construction",
     ]
     if cfg.lookahead_every:
-        includes.append("lookahead's weight averaging (every few steps and at each epoch's end)")
+        includes.append("lookahead's weight averaging (every few steps, and its copy into the model after the last)")
     if cfg.ema_every:  # cifar10-fast runs update_ema among its training steps
         includes.append("the weight EMA's updates (every few steps; the copy it starts from is made before the clock)")
     if cfg.whiten:  # airbench adds it to its run time; here it is a figure of its own
         excludes.append("patch whitening of the first conv from the training images (timed separately as whiten_s, "
-                        "after an untimed run of the same steps on 8 images, so cuSOLVER/cuBLAS start-up is not in it)")
+                        "after an untimed run of the same steps on 8 images, so cuSOLVER/cuBLAS start-up is not in it; "
+                        "airbench_time_s adds it and the final evaluation back, as airbench times its runs)")
     if cfg.warmup_steps:
         excludes.append(
             f"warm-up (one loader batch: kernel loading, buffers, worker start-up; {cfg.warmup_steps} steps on it: "

@@ -114,6 +114,7 @@ class CaseRecord:
     measured_peak_flops_per_s: Optional[float] = None
     measured_peak_matmul_n: Optional[int] = None  # ... measured on n x n matmuls (speedtrain.doctor.matmulpeak)
     whiten_s: list[Optional[float]] = field(default_factory=list)  # per seed: airbench whitening, before the clock
+    airbench_time_s: list[Optional[float]] = field(default_factory=list)  # per seed: whiten + train + final eval
     # --- accuracy studies: top-k, best epoch by validation, confusion (speedtrain.train.evaluation; issue 14) ---
     top2_acc: list[Optional[float]] = field(default_factory=list)  # per seed, test set, last epoch (fraction)
     top3_acc: list[Optional[float]] = field(default_factory=list)
@@ -192,6 +193,7 @@ class CaseRecord:
             mfu_reason=r.text("mfu_reason"), peak_flops_per_s=r.number("peak_flops_per_s"),
             measured_peak_flops_per_s=r.number("measured_peak_flops_per_s"), whiten_s=r.per_seed("whiten_s"),
             measured_peak_matmul_n=r.integer("measured_peak_matmul_n"),
+            airbench_time_s=r.per_seed("airbench_time_s"),
             top2_acc=r.per_seed("top2_acc"), top3_acc=r.per_seed("top3_acc"),
             best_epoch=[None if e is None else int(e) for e in r.per_seed("best_epoch")],
             val_acc=r.per_seed("val_acc"), best_train_acc=r.per_seed("best_train_acc"),
@@ -231,6 +233,7 @@ class CaseRecord:
             achieved_flops_per_s=[r.achieved_flops_per_s for r in results], mfu=[r.mfu for r in results],
             mfu_reason=first.mfu_reason, peak_flops_per_s=first.peak_flops_per_s,
             whiten_s=[r.whiten_s for r in results], breakdown=median_breakdown(results),
+            airbench_time_s=[r.airbench_time_s for r in results],
             **study_figures([r.evaluation for r in results]),
         )
 

@@ -100,7 +100,7 @@ def to_dataframe(paths: Sequence[str | Path] | str | Path) -> "pandas.DataFrame"
 PER_SEED = (
     "train_time_s", "time_to_target_s", "final_acc", "images_per_s", "epoch_time_s", "eval_time_s", "warmup_s",
     # work done (speedtrain.train.flops): FLOPs of the run, achieved FLOP/s, MFU; airbench's whitening seconds
-    "train_flops", "achieved_flops_per_s", "mfu", "whiten_s",
+    "train_flops", "achieved_flops_per_s", "mfu", "whiten_s", "airbench_time_s",  # the last: records.airbench_time
     # accuracy studies (speedtrain.train.evaluation): top-k of the last epoch, the best epoch by validation
     "top2_acc", "top3_acc", "best_epoch", "val_acc", "best_train_acc", "best_test_acc",
 )

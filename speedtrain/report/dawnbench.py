@@ -1,10 +1,15 @@
 """Export a time-to-target case as a DAWNBench CIFAR-10 training entry.
 
 DAWNBench (github.com/stanford-futuredata/dawn-bench-entries) takes two files per entry,
-named ``[author]_[model]_[hardware tag]_[framework]``:
+named ``[author]_[model]_[hardware tag]_[framework]``; the model part here is the case
+(``speedtrain_resnet9-24ep-half_1v100_pytorch``; a case id that does not start with its
+model's name gets it in front), so the cases of one run export side by side. A file of that
+name holding another case's entry (or no speedtrain entry) is not overwritten: the export
+stops with one line before writing anything. Re-exporting the same case replaces its files.
 
 * ``.json``: version ("v1.0"), author, authorEmail, framework, codeURL, model, hardware,
-  costPerHour (optional, USD), timestamp (``yyyy-mm-dd``), misc (free-form object);
+  costPerHour (USD; left out when not given, as entries without a cost do), timestamp
+  (``yyyy-mm-dd``), misc (free-form object);
 * ``.tsv``: ``epoch<TAB>hours<TAB>top1Accuracy``, one line per epoch, hours cumulative and
   accuracy in percent; the leaderboard time is the first line at or above 94%.
 
@@ -53,17 +58,52 @@ def export_dawnbench(run_path: str, out_dir: str, case: Optional[str] = None,
     curve = chosen.record.curves[seed]
 
     entry = _entry(run, chosen, seed, entrant)
-    name = "_".join(_slug(part) for part in (entrant.author, entry["model"], _hardware_tag(chosen), "pytorch"))
-    json_path, tsv_path = Path(out_dir) / f"{name}.json", Path(out_dir) / f"{name}.tsv"
-    for target in (json_path, tsv_path):
-        if target.resolve() == Path(run_path).resolve():
-            raise ReportError(f"{target}: the export would overwrite its input run; choose another folder")
+    json_path, tsv_path = _target_paths(run_path, chosen, out_dir, entrant)
 
     lines = ["epoch\thours\ttop1Accuracy"]
     lines += [f"{_epoch(p, i)}\t{p.train_s / 3600:.10f}\t{100 * p.test_acc:.2f}" for i, p in enumerate(curve)]
     write_text_atomic(json_path, json.dumps(entry, indent=4) + "\n")
     write_text_atomic(tsv_path, "\n".join(lines) + "\n")
     return [str(json_path), str(tsv_path)]
+
+
+def check_targets(run_path: str, out_dir: str, case: Optional[str] = None, entrant: Entrant = Entrant()) -> None:
+    """Refuse now (ReportError, one line) an export that :func:`export_dawnbench` would refuse,
+    so a command can check before its other work."""
+    _target_paths(run_path, _choose_case(load_run(run_path).cases, case, run_path), out_dir, entrant)
+
+
+def entry_name(case: RunCase, entrant: Entrant) -> str:
+    """``[author]_[model]_[hardware tag]_pytorch``, the model part named after the case."""
+    model = str(case.record.config.get("model") or "resnet")
+    case_id = case.name.split("[", 1)[1].rstrip("]") if "[" in case.name else (case.record.case or case.name)
+    part = case_id if _slug(case_id).startswith(_slug(model)) else f"{model}-{case_id}"
+    return "_".join(_slug(p) for p in (entrant.author, part, _hardware_tag(case), "pytorch"))
+
+
+def _target_paths(run_path: str, case: RunCase, out_dir: str, entrant: Entrant) -> tuple[Path, Path]:
+    name = entry_name(case, entrant)
+    json_path, tsv_path = Path(out_dir) / f"{name}.json", Path(out_dir) / f"{name}.tsv"
+    for target in (json_path, tsv_path):
+        if target.resolve() == Path(run_path).resolve():
+            raise ReportError(f"{target}: the export would overwrite its input run; choose another folder")
+    if json_path.exists() or tsv_path.exists():
+        other = _existing_case(json_path)
+        if other != case.name:
+            held = f"the entry of case {other!r}" if other else "no speedtrain entry of a case"
+            raise ReportError(f"{json_path if json_path.exists() else tsv_path} holds {held}, not {case.name!r}; "
+                              "export into another folder (or remove it)")
+    return json_path, tsv_path
+
+
+def _existing_case(json_path: Path) -> Optional[str]:
+    """The case a previously exported entry file belongs to (None: unreadable, or not ours)."""
+    try:
+        misc = json.loads(json_path.read_text(encoding="utf-8")).get("misc")
+    except (OSError, ValueError, AttributeError):
+        return None
+    case = misc.get("case") if isinstance(misc, dict) else None
+    return case if isinstance(case, str) else None
 
 
 def _epoch(point: CurvePoint, index: int) -> int:
@@ -119,7 +159,8 @@ def _entry(run: SavedRun, case: RunCase, seed: int, entrant: Entrant) -> dict[st
         "codeURL": entrant.code_url if entrant.code_url is not None else str(commit.get("url") or ""),
         "model": str(rec.config.get("model") or "resnet"),
         "hardware": _hardware(case),
-        "costPerHour": entrant.cost_per_hour,
+        # entries give a number or leave the key out; null is neither
+        **({"costPerHour": entrant.cost_per_hour} if entrant.cost_per_hour is not None else {}),
         # DAWNBench's timestamp is the entry's date: the run's, else today's.
         "timestamp": run.date or datetime.date.today().isoformat(),
         "misc": {

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from speedtrain.stats import noise
+from speedtrain.records import airbench_time
 from speedtrain.common.errors import ReportError
 from speedtrain.records.breakdown import Breakdown
 from speedtrain.report.breakdown import most_cut, reference_words
@@ -331,7 +332,7 @@ def notes(members: list[RunCase], many: bool) -> list[str]:
         throttled = [r for r in reasons if r != "gpu_idle"] if isinstance(reasons, list) else []
         if throttled:
             out.append(f"- {where}: GPU clocks throttled ({', '.join(map(str, throttled))})")
-    return out + _flops_notes(members)
+    return out + _flops_notes(members) + airbench_time.report_notes(members)
 
 
 def _flops_notes(members: list[RunCase]) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from speedtrain.hw.capability import PrecisionChoice, base_precision, device_capability
 from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.recipes.ladder import cumulative  # noqa: F401 (benchmark files import it from here)
 
 
 def base_choice(device_type: str) -> PrecisionChoice:
@@ -93,11 +94,3 @@ PROFILES: dict[str, Profile] = {
 def default_profile(cuda_available: bool) -> str:
     """No option given: a GPU machine measures (quick), any other machine checks plumbing (smoke)."""
     return "quick" if cuda_available else "smoke"
-
-
-def cumulative(ladder: list[tuple[str, dict[str, Any]]], step: int) -> dict[str, Any]:
-    """The config of a cumulative ladder at ``step``: the changes of steps 0..step merged."""
-    merged: dict[str, Any] = {}
-    for _, changes in ladder[: step + 1]:
-        merged.update(changes)
-    return merged

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1]
-LAYERS = ["common", "config", "stats", "records", "hw", "data", "models", "train", "verdicts", "report", "doctor", "suite",
+LAYERS = ["common", "config", "stats", "records", "hw", "data", "models", "train", "recipes", "verdicts", "report", "doctor", "suite",
           "cli"]
 # Libraries worth deferring to the call that needs them (seconds of import, or a GPU library).
 HEAVY = {"torch", "torchvision", "matplotlib", "pandas", "numpy", "pynvml", "tqdm", "PIL", "xdist", "yaml",

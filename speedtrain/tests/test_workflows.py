@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 PLUGIN = ROOT / "speedtrain" / "suite" / "plugin.py"
-SCALEOUT = ROOT / "speedtrain" / "scaleout.py"  # --st-gpus, --st-shard
+SCALEOUT = ROOT / "speedtrain" / "suite" / "scaleout.py"  # --st-gpus, --st-shard
 
 
 def load(name: str) -> dict:

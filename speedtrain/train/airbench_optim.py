@@ -21,7 +21,8 @@ The update itself is plain Nesterov SGD, so the trainer's units (mean-loss ``lr`
 ``lr / batch``, weight decay ``weight_decay * batch``) can express it (:func:`decoupled_sgd`
 stays as airbench's own spelling, the reference the tests hold the trainer's units to): airbench94 at batch
 1024 is ``lr = 11.5 * 1024 / kilostep = 1.50`` and ``weight_decay = 0.0153 / 11.5 = 0.00133``
-there. What the decoupled units change is which knobs move together when one is tuned.
+there (:func:`trainer_units` derives both; the recipe takes them from it, unrounded). What
+the decoupled units change is which knobs move together when one is tuned.
 
 Batch-norm shifts learn ``bias_scaler`` (64) times faster than the other weights, with the
 same absolute decay (:func:`param_groups`, usable in the trainer's units too): with frozen
@@ -37,7 +38,19 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["split_bn_biases", "param_groups", "decoupled_sgd", "epoch_steps"]
+__all__ = ["split_bn_biases", "param_groups", "decoupled_sgd", "epoch_steps", "trainer_units"]
+
+
+def trainer_units(lr: float, weight_decay: float, momentum: float, batch_size: int) -> tuple[float, float]:
+    """Airbench's decoupled ``lr`` and ``weight_decay`` (per 1024 examples) as the trainer's
+    mean-loss ``(lr, weight_decay)`` at ``batch_size``: the same torch SGD update.
+
+    torch's rate is ``lr / kilostep`` in both, and the trainer's is ``its lr / batch_size``; torch's
+    ``weight_decay`` is airbench's ``decay / torch_lr = weight_decay * batch_size / lr`` and
+    the trainer's ``its weight_decay * batch_size``.
+    """
+    kilostep = 1024 * (1 + 1 / (1 - momentum))
+    return lr * batch_size / kilostep, weight_decay / lr
 
 
 def split_bn_biases(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

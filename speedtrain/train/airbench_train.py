@@ -15,9 +15,9 @@ a run:
   the whitening bias is frozen after ``whiten_bias_epochs`` (by its group's learning rate, never
   by ``requires_grad``: DDP and torch.compile both fix the set of parameters that need a
   gradient when they are built, issue 19), and lookahead updates its EMA
-  every ``lookahead_every`` steps and copies it into the model at the end of every epoch
-  (inside the timed epoch: it is training work, and the evaluated model is the one training
-  continues from; airbench does this once, after its last step).
+  every ``lookahead_every`` steps and, as airbench does, copies it into the model once,
+  after the run's last step (inside the timed epoch: it is training work). Epochs before
+  the last evaluate the live model, as airbench's per-epoch ``val_acc`` does.
 """
 
 from __future__ import annotations
@@ -110,12 +110,15 @@ class RunHooks:
     ``total_steps`` is the run's optimiser steps (``airbench_optim.epoch_steps`` summed), the
     horizon of lookahead's decay schedule. Build it after the warm-up: lookahead's EMA must
     start from the weights the timed run starts from. ``opt`` is the timed run's optimiser,
-    whose ``whiten_bias`` group (:func:`param_groups`) :meth:`start_epoch` freezes.
+    whose ``whiten_bias`` group (:func:`param_groups`) :meth:`start_epoch` freezes. (airbench builds
+    its EMA before it fills the whitening conv, so at its first update, step 5 with
+    rho = 0.95**5 * (5/476)**3 = 9e-7, its frozen whitening filters take in 9e-7 of their random
+    init; here they stay exact.)
     """
 
     def __init__(self, cfg: TrainConfig, net: nn.Module, total_steps: int,
                  opt: Optional[torch.optim.Optimizer] = None) -> None:
-        self.cfg, self.net, self.steps = cfg, net, 0
+        self.cfg, self.net, self.steps, self.total_steps = cfg, net, 0, total_steps
         self.lookahead = Lookahead(net, total_steps, every=cfg.lookahead_every) if cfg.lookahead_every else None
         self.whiten_groups = [g for g in opt.param_groups if g.get("whiten_bias")] if opt is not None else []
         for group in self.whiten_groups:  # the learning rate and decay it has while it learns
@@ -140,6 +143,8 @@ class RunHooks:
         self.steps += 1
         if self.lookahead is not None:
             self.lookahead.step(self.steps)
+            if self.steps == self.total_steps:  # airbench: update(net, decay=1.0) after the last step
+                self.lookahead.sync()
         if self.ema is not None:
             self.ema.step()
 
@@ -148,5 +153,4 @@ class RunHooks:
         return self.ema.average if self.ema is not None else model
 
     def end_epoch(self) -> None:
-        if self.lookahead is not None:
-            self.lookahead.sync()
+        """After an epoch's last step (nothing now: lookahead copies back after the run's last)."""

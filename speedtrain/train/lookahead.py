@@ -4,19 +4,26 @@ Why: averaging weights over the last part of training gives a better network tha
 iterate, and copying the average back (Lookahead, Zhang et al. 2019) lets the optimiser
 continue from it rather than from a noisy point.
 
-Schedule, in optimiser steps (1-based, counted over the whole run): nothing happens until
-``start_step`` (airbench: the end of epoch 3). Then every ``every`` steps (airbench: 5):
+Schedule, in optimiser steps (1-based, counted over the whole run), as airbench94's
+``LookaheadState`` (KellerJordan/cifar10-airbench, ``legacy/airbench94.py``; since its commit
+74e145d of 2024-03-26, "only copy back with decay=1.0 at the very end of training rather than
+after every epoch"; the release before started at epoch 3 and copied back at every epoch's
+end, which is what speedtrain did until issue 21): the EMA starts
+as a copy of the model when the :class:`Lookahead` is built (airbench: at step 0, before
+the first step). Then every ``every`` steps (airbench: 5)::
 
-- the first time, the EMA is a copy of the model;
-- afterwards ``ema = rho * ema + (1 - rho) * model`` and then ``model = ema``, with
-  ``rho = decay_base ** every * (step / total_steps) ** decay_pow`` (airbench: 0.95 and 3):
-  near 0 at first, so the EMA follows the model, up to 0.95**5 = 0.77 at the last step,
-  so the end of training averages strongly.
+    ema = rho * ema + (1 - rho) * model;  model = ema
 
-:meth:`Lookahead.sync` copies the EMA into the model without updating it (airbench does so
-at the end of every epoch, before evaluation). Every floating-point tensor of the state dict
-is averaged, batch-norm running statistics included, as airbench does; integer buffers
-(``num_batches_tracked``) are left alone.
+with ``rho = decay_base ** every * (step / total_steps) ** decay_pow`` (airbench: 0.95 and 3):
+near 0 at first, so the EMA follows the model, up to 0.95**5 = 0.77 at the last step, so
+the end of training averages strongly. ``start_step`` > 0 (not airbench's) delays it: the
+first scheduled step after it takes a fresh copy of the model and the updates start there.
+
+:meth:`Lookahead.sync` copies the EMA into the model without updating it. airbench does so
+once, after the last step of the run (its ``update(net, decay=1.0)``), so the steps since the
+last scheduled update are dropped; between epochs it evaluates the live model. Every
+floating-point tensor of the state dict is averaged, batch-norm running statistics
+included, as airbench does; integer buffers (``num_batches_tracked``) are left alone.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ __all__ = ["Lookahead"]
 
 
 class Lookahead:
-    """``step(n)`` after optimiser step ``n``; ``sync()`` at the end of each epoch."""
+    """``step(n)`` after optimiser step ``n``; ``sync()`` after the run's last step."""
 
     def __init__(
         self,
@@ -49,7 +56,8 @@ class Lookahead:
         self.decay_base, self.decay_pow = decay_base, decay_pow
         # The state dict's tensors share storage with the model: copying into them updates it.
         self._live = [t for t in model.state_dict().values() if t.is_floating_point()]
-        self.ema: Optional[list[torch.Tensor]] = None
+        # airbench copies the model when it builds its LookaheadState, before the first step.
+        self.ema: Optional[list[torch.Tensor]] = None if start_step else [t.detach().clone() for t in self._live]
 
     def decay(self, step: int) -> float:
         """``rho`` at optimiser step ``step``: the EMA's weight on its old value."""

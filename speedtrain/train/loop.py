@@ -45,6 +45,7 @@ from speedtrain.train import study
 from speedtrain.train import airbench_train  # issue 12: the airbench-era steps; FLOPs and MFU
 from speedtrain.train import flops
 from speedtrain.train import breakdown as step_breakdown  # issue 20: where the step's time goes, after the clock
+from speedtrain.records import airbench_time  # issue 21: airbench's own timer rule, recorded beside ours
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.hw.device import resolve_device
 from speedtrain.data.datasets import holdout, load_dataset
@@ -161,7 +162,8 @@ def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[
     run's memory is released before returning or raising, so a suite can go on with its next case.
 
     ``events`` is called at the moment each of run_start, epoch_start, epoch_stop (after the
-    epoch's clock stopped), eval_accuracy and run_stop happens (the MLPerf log keys).
+    epoch's clock stopped), eval_start, eval_stop (around the evaluation's clock),
+    eval_accuracy and run_stop happens (the MLPerf log keys).
     ``steps`` is told of every training step; a multi-process run (``nproc > 1``) does not call
     it: its ranks run in torchrun, and rank 0's epoch lines come back through ``log``.
     ``trace``: a file for the Chrome trace of the breakdown's profiled steps (``cfg.breakdown_steps``).
@@ -219,7 +221,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     graphs_before = graphs_compiled()
     model = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
 
-    schedule = lr_schedule(cfg)
+    schedule = lr_schedule(cfg, steps_per_epoch)  # triangle: airbench's per-step LambdaLR
     step = _Step(cfg, device, net, model)
     autocast = step.autocast
 
@@ -285,12 +287,14 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
             log(f"{epoch:>5} diverged: the training loss is {train_loss}; stopping")
             break
 
+        events("eval_start", {"epoch_num": epoch})
         eval_timer.start()
         evaluated = hooks.evaluated(model)  # the weight EMA with ema_every (speedtrain.train.ema)
         test = _evaluate(evaluated, test_batches, cfg, autocast)
         val = _evaluate(evaluated, val_batches, cfg, autocast) if val_batches else None
         test_acc = test.accuracy(1)
         eval_s = eval_timer.stop()
+        events("eval_stop", {"epoch_num": epoch})
         best.update(epoch, int(correct) / n_seen, val, test)
         eval_s_total += eval_s
         events("eval_accuracy", {"value": test_acc, "epoch_num": epoch})
@@ -310,6 +314,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
 
     result.train_time_s = train_s
     result.eval_time_s = eval_s_total
+    result.airbench_time_s = airbench_time.airbench_time_s(cfg, result)  # airbench's timer, beside ours
     result.reached_target = result.time_to_target_s is not None
     result.final_acc = result.epochs[-1].test_acc if result.epochs else None
     result.evaluation = best.summary

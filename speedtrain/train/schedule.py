@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
 from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.airbench_schedule import TRIANGLE_END, TRIANGLE_START, StepTriangle  # noqa: F401 (re-exported)
 
 Schedule = Callable[[float], float]
-# airbench94's triangle: the LR starts at, and ends at, these fractions of the peak.
-TRIANGLE_START, TRIANGLE_END = 0.2, 0.07
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,9 @@ class WarmupCosine:
         return self.peak * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def lr_schedule(cfg: TrainConfig) -> Schedule:
-    """The schedule the config asks for, in epochs."""
+def lr_schedule(cfg: TrainConfig, steps_per_epoch: Optional[int] = None) -> Schedule:
+    """The schedule the config asks for, in epochs. ``triangle`` is airbench94's per-step
+    schedule (speedtrain.train.airbench_schedule) and needs the loader's ``steps_per_epoch``."""
     total, warm, peak = float(cfg.epochs), cfg.warmup_frac * cfg.epochs, cfg.lr
     if cfg.schedule == "piecewise" and (cfg.lr_floor or cfg.lr_floor_epochs):
         # cifar10-fast's EMA runs (bag_of_tricks.ipynb): knots [0, epochs/5, epochs - 2], values
@@ -71,7 +71,9 @@ def lr_schedule(cfg: TrainConfig) -> Schedule:
     if cfg.schedule == "step":  # the optimiser-grid study: flat, x step_factor at each milestone
         return StepSchedule(peak, tuple(float(m) for m in cfg.milestones), cfg.step_factor)
     if cfg.schedule == "triangle":  # airbench94: 0.2x peak -> peak at warmup_frac (0.23) -> 0.07x peak
-        return PiecewiseLinear((0.0, warm, total), (TRIANGLE_START * peak, peak, TRIANGLE_END * peak))
+        if steps_per_epoch is None:
+            raise ValueError("the triangle schedule is airbench's per optimiser step: pass steps_per_epoch")
+        return StepTriangle(peak, cfg.warmup_frac, total, steps_per_epoch)
     return PiecewiseLinear((0.0, warm, total), (0.0, peak, peak))
 
 

@@ -158,8 +158,8 @@ def test_mllog_lines_are_mlperf_events_in_time_order(trained) -> None:
     keys = [e["key"] for e in events]
     assert keys[0] == "init_start" and "global_batch_size" in keys
     run = keys[keys.index("init_stop"):]
-    assert run == ["init_stop", "run_start", "epoch_start", "epoch_stop", "eval_accuracy",
-                   "epoch_start", "epoch_stop", "eval_accuracy", "run_stop"]
+    assert run == ["init_stop", "run_start", "epoch_start", "epoch_stop", "eval_start", "eval_stop", "eval_accuracy",
+                   "epoch_start", "epoch_stop", "eval_start", "eval_stop", "eval_accuracy", "run_stop"]
     times = [e["time_ms"] for e in events]
     assert times == sorted(times) and times[-1] - times[0] < 600_000 and times[0] > 1.6e12  # real ms since 1970
     by_key = {e["key"]: e for e in events}

@@ -198,11 +198,21 @@ def test_lookahead_averages_and_syncs_every_k_steps() -> None:
     assert la.decay(10) == pytest.approx(0.95**2)
 
 
-def test_lookahead_sync_before_the_first_update_does_nothing() -> None:
+def test_lookahead_starts_from_the_model_it_was_built_on() -> None:
+    # airbench's LookaheadState copies the model when built: a sync before any update restores it.
     net = nn.Linear(2, 2)
     before = net.weight.detach().clone()
-    Lookahead(net, total_steps=5).sync()
+    la = Lookahead(net, total_steps=5)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    la.sync()
     assert torch.equal(net.weight, before)
+    # start_step > 0: no EMA until the first scheduled step after it, so nothing to copy back.
+    late = Lookahead(net, total_steps=5, start_step=2, every=1)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    late.sync()
+    assert torch.equal(net.weight, before + 1)
 
 
 # --- augmentation ---------------------------------------------------------------------------

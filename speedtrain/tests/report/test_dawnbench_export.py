@@ -34,12 +34,12 @@ def test_export_writes_json_and_tsv(dawnbench_run: Path, tmp_path: Path) -> None
 
     entry = json.loads(Path(paths[0]).read_text())
     for key in ("version", "author", "authorEmail", "framework", "codeURL", "model", "hardware",
-                "costPerHour", "timestamp", "misc"):
+                "timestamp", "misc"):
         assert key in entry
     assert entry["framework"] == "PyTorch 2.4.0"
     assert entry["hardware"] == "1 x Tesla V100-SXM2-16GB"
     assert entry["timestamp"] == "2024-05-01"
-    assert entry["costPerHour"] is None
+    assert "costPerHour" not in entry  # no cost given: left out, not null
     assert entry["misc"]["case"] == "test_dawnbench[resnet9]"
     assert entry["misc"]["profile"] == "quick" and entry["misc"]["synthetic"] is False
     assert entry["misc"]["config"]["model"] == "resnet9"
@@ -65,7 +65,7 @@ def test_named_case_and_entrant_fields(dawnbench_run: Path, tmp_path: Path) -> N
     named = export_dawnbench(str(dawnbench_run), str(tmp_path / "b"), case="fp16", entrant=entrant)
     entry = json.loads(Path(named[0]).read_text())
     assert entry["misc"]["case"] == "test_precision[fp16]"
-    assert Path(named[0]).name.startswith("jane-doe_resnet9_")
+    assert Path(named[0]).name.startswith("jane-doe_resnet9-fp16_")  # the case, after its model
     assert (entry["author"], entry["authorEmail"], entry["codeURL"], entry["costPerHour"]) == \
         ("Jane Doe", "jane@example.org", "https://example.org/code", 3.06)
 

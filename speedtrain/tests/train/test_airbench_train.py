@@ -11,7 +11,7 @@ from speedtrain.tests import conftest
 from speedtrain.train import airbench_train
 from speedtrain.models import airbench, registry
 from speedtrain.models.airbench import whitening_filters
-from speedtrain.suite.airbench_recipe import AIRBENCH94, ALONE, LADDER
+from speedtrain.recipes.airbench import AIRBENCH94, ALONE, LADDER
 from speedtrain.suite.profiles import cumulative
 from speedtrain.data.augment import normalize
 from speedtrain.config.trainconfig import TrainConfig
@@ -54,6 +54,8 @@ def test_whitening_fills_the_frozen_first_conv_from_the_training_images(captured
     cfg = TrainConfig(**TINY, whiten=True, whiten_images=64, whiten_bias_epochs=0)
     result = train(cfg)
     assert result.status == "ok" and result.whiten_s is not None and result.whiten_s >= 0
+    # airbench's timer (speedtrain.records.airbench_time): whitening + training + the final evaluation
+    assert result.airbench_time_s == result.whiten_s + result.train_time_s + result.epochs[-1].eval_s
     conv = captured["net"].whiten.conv
     data = load_dataset(cfg)
     mean, std = torch.tensor(data.mean), torch.tensor(data.std)
@@ -93,12 +95,12 @@ def weights(net):
 
 
 def test_lookahead_leaves_the_model_at_its_weight_average(captured):
-    cfg = TrainConfig(**{**TINY, "epochs": 2}, lookahead_every=2)  # 6 steps: EMA from step 2, updates at 4 and 6
+    cfg = TrainConfig(**{**TINY, "epochs": 2}, lookahead_every=2)  # 6 steps: EMA from the start, updates at 2, 4, 6
     train(cfg)
     lookahead = captured["hooks"].lookahead
     assert lookahead is not None and lookahead.ema is not None
     averaged = weights(captured["net"])
-    assert all(torch.equal(a, b) for a, b in zip(averaged.values(), lookahead.ema))  # synced at the epoch's end
+    assert all(torch.equal(a, b) for a, b in zip(averaged.values(), lookahead.ema))  # synced after the last step
     runs = []
     for _ in range(2):  # the same run without lookahead, twice: training on the CPU is repeatable
         train(cfg.replace(lookahead_every=0))
@@ -145,9 +147,12 @@ def test_alternating_flip_mirrors_each_image_in_alternate_epochs():
 
 
 def test_triangle_schedule_is_airbenchs():
-    schedule = lr_schedule(TrainConfig(schedule="triangle", lr=1.5, warmup_frac=0.23, epochs=9.9))
-    assert schedule(0) == pytest.approx(0.3) and schedule(0.23 * 9.9) == pytest.approx(1.5)
-    assert schedule(9.9) == pytest.approx(1.5 * 0.07)
+    # per step (the whole schedule step for step: test_airbench_faithful.py)
+    schedule = lr_schedule(TrainConfig(schedule="triangle", lr=1.5, warmup_frac=0.23, epochs=9.9), 48)
+    assert schedule(1 / 48) == pytest.approx(0.3) and schedule(110 / 48) == pytest.approx(1.5)
+    assert schedule(476 / 48) == pytest.approx(1.5 * (1 - 0.93 * 366 / 367))  # the last of 476 steps
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        lr_schedule(TrainConfig(schedule="triangle"))
 
 
 @pytest.mark.parametrize("changes, words", [

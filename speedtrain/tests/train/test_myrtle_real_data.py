@@ -1,4 +1,4 @@
-"""myrtle.ai's final recipe (speedtrain.suite.myrtle_recipe.MYRTLE_FINAL) on real CIFAR-10, on the CPU.
+"""myrtle.ai's final recipe (speedtrain.recipes.myrtle.MYRTLE_FINAL) on real CIFAR-10, on the CPU.
 
 Slow. Needs the CIFAR-10 JPEG archive (``$SPEEDTRAIN_TEST_DATA/cifar10-jpeg.tar.xz``); skipped
 with the reason when it is absent. Reduced to run on a CPU: ResNet-9 at width 0.25, the first
@@ -9,7 +9,7 @@ the recipe's 10 epochs, 1,000 test images.
 import pytest
 
 from speedtrain.config.trainconfig import TrainConfig
-from speedtrain.suite.myrtle_recipe import MYRTLE_FINAL
+from speedtrain.recipes.myrtle import MYRTLE_FINAL
 from speedtrain.tests.conftest import SHARED_DATA
 from speedtrain.train.loop import train
 

@@ -82,7 +82,7 @@ def test_sgd_form_needs_sgd():
 def test_the_step_difference_over_the_final_recipes_schedule():
     """The figures the README and the module quote: a constant gradient through both optimisers
     over MYRTLE_FINAL's 970 steps (97 a epoch): steps differ by up to 31%, the sums by 0.1%."""
-    from speedtrain.suite.myrtle_recipe import MYRTLE_FINAL
+    from speedtrain.recipes.myrtle import MYRTLE_FINAL
     from speedtrain.train.schedule import lr_schedule
 
     cfg = TrainConfig(**MYRTLE_FINAL)

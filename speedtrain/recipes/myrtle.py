@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
 
-from speedtrain.suite.profiles import cumulative as merge
+from speedtrain.recipes.ladder import cumulative as merge
 
 Step = tuple[str, dict[str, Any]]
 

@@ -6,16 +6,22 @@ to 94%) and the tests. Starting point: the ``TrainConfig`` defaults, myrtle.ai's
 ResNet-9 (batch 512, LR 0.4 piecewise, crop 4 + flip + cutout 8). Airbench94's values
 (KellerJordan/cifar10-airbench, arXiv 2404.00498) in the trainer's units: its decoupled
 ``lr`` 11.5 and ``weight_decay`` 0.0153 per 1024 examples at momentum 0.85 are the mean-loss
-``lr`` 1.50 and ``weight_decay`` 0.00133 here (see :mod:`speedtrain.train.airbench_optim`).
+``lr`` 1.50 and ``weight_decay`` 0.0153 / 11.5 = 0.0013304... here, derived by
+:func:`speedtrain.train.airbench_optim.trainer_units`, not rounded.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from speedtrain.suite.profiles import cumulative as merge
+from speedtrain.train.airbench_optim import trainer_units
+from speedtrain.recipes.ladder import cumulative as merge
 
 Step = tuple[str, dict[str, Any]]
+
+# airbench94's hyperparameters as it states them (decoupled: per 1024 examples, summed loss).
+AIRBENCH_BATCH, AIRBENCH_MOMENTUM = 1024, 0.85
+AIRBENCH_LR, AIRBENCH_WD = trainer_units(11.5, 0.0153, AIRBENCH_MOMENTUM, AIRBENCH_BATCH)
 
 LADDER: list[Step] = [
     ("resnet9-myrtle", {}),
@@ -23,8 +29,8 @@ LADDER: list[Step] = [
     ("patch-whitening", dict(whiten=True)),
     ("dirac-init", dict(dirac_init=True)),
     ("frozen-bn-64x-shift-lr", dict(freeze_bn_scale=True, bn_bias_lr_scale=64.0)),
-    ("nesterov-decoupled-hyperparameters", dict(batch_size=1024, lr=1.5, momentum=0.85, nesterov=True,
-                                                weight_decay=0.00133, label_smoothing=0.2, schedule="triangle",
+    ("nesterov-decoupled-hyperparameters", dict(batch_size=AIRBENCH_BATCH, lr=AIRBENCH_LR, momentum=AIRBENCH_MOMENTUM,
+                                                nesterov=True, weight_decay=AIRBENCH_WD, label_smoothing=0.2, schedule="triangle",
                                                 warmup_frac=0.23)),
     ("lookahead", dict(lookahead_every=5)),
     ("alternating-flip-translate-2", dict(alt_flip=True, crop_padding=2, cutout=0)),

@@ -1,4 +1,4 @@
-"""myrtle.ai's journey (speedtrain.suite.myrtle_recipe) against bag_of_tricks.ipynb's own numbers and
+"""myrtle.ai's journey (speedtrain.recipes.myrtle) against bag_of_tricks.ipynb's own numbers and
 schedules, and the validation of its fields (speedtrain.myrtle_config)."""
 
 import numpy as np
@@ -10,7 +10,7 @@ from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.common.errors import ConfigError
 from speedtrain.models.blocks import GhostBatchNorm2d
 from speedtrain.models.registry import build_model
-from speedtrain.suite.myrtle_recipe import JOURNEY, MYRTLE_FINAL, PUBLISHED, journey
+from speedtrain.recipes.myrtle import JOURNEY, MYRTLE_FINAL, PUBLISHED, journey
 from speedtrain.train.schedule import lr_schedule
 
 STEPS = 50_000 // 512  # the notebook's len(train_batches(512)): drop_last, 97 batches an epoch
