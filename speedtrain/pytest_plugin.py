@@ -30,7 +30,6 @@ import pytest
 
 from speedtrain import baselines as bl
 from speedtrain import stats
-from speedtrain.compare import format_rows
 from speedtrain.config import TrainConfig, check_device, choices
 from speedtrain.errors import ConfigError, DataError, SpeedtrainError
 from speedtrain.profiles import PROFILES, Profile, base_choice, suite_base
@@ -39,6 +38,7 @@ from speedtrain.record import CaseRecord
 from speedtrain.runs import RunMeta
 from speedtrain.seed_runner import case_identity, feed_benchmark, run_seeds
 from speedtrain.suite_output import epoch_steps, writer
+from speedtrain.suite_summary import noisy_line, verdict_lines
 from speedtrain.suite_session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
                                       check_baselines, check_data, check_doctor, choose_profile, explicit_args,
                                       judge, parse_seeds)
@@ -157,16 +157,17 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     cases = [item for item in session.items if "run_case" in getattr(item, "fixturenames", ())]
     if not cases or config.option.collectonly:
         return
-    _prepare(config, len(cases))
+    _prepare(config, cases)
 
 
-def _prepare(config: pytest.Config, n_cases: int) -> None:
+def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
     import torch
 
     from speedtrain.doctor import run_doctor
-    from speedtrain.progress import session_warning
     from speedtrain.resources import machine_limits, resource_warnings
     from speedtrain.runconditions import pin_threads
+    from speedtrain.scaleout import visible_gpu_count
+    from speedtrain.suite_plan import case_dataset, session_estimate, will_run
 
     st, opt, write = _state(config), config.getoption, writer(config)
     check_baselines(st, opt("--st-baselines"))
@@ -176,11 +177,21 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
     base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config)})
     for line in resource_warnings(base, machine_limits(base)):
         write(f"speedtrain: warning: {line}")
-    warning = session_warning(st.profile.name, st.device_type, n_cases)
+    base_fields = {**suite_base(st.device_type), **_session_fields(config)}
+    gpus = visible_gpu_count() if st.device_type == "cuda" else 0
+    running = [item.name for item in cases
+               if will_run(getattr(getattr(item, "callspec", None), "params", {}),
+                           {**base_fields, "dataset": case_dataset(item, opt("--st-dataset"))},
+                           st.device_type, gpus) is None]
+    warning = session_estimate(st.profile.name, st.device_type, running, len(cases) - len(running))
     if warning:
         write(warning)
     if not st.profile.synthetic:  # the smoke profile never reads (or downloads) a dataset
-        check_data(opt("--st-dataset"), opt("--st-data-dir"), opt("--st-download"))
+        for dataset in dict.fromkeys(case_dataset(item, opt("--st-dataset")) for item in cases):
+            check_data(dataset, opt("--st-data-dir"), opt("--st-download"))  # the selected cases' data
+    elif opt("--st-download"):
+        write("speedtrain: --st-download: nothing downloaded: the smoke profile trains on synthetic data "
+              "(the quick and full profiles read the dataset, and fetch it with --st-download)")
     report = run_doctor(torch.device(st.device_type), quick=True)
     st.machine["doctor"] = report.to_dict()
     st.matmul_peaks = report.matmul_peaks()  # each case's record carries its precision's (issue 12)
@@ -190,7 +201,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
         st.self_run_note = ("pytest-benchmark is off (--benchmark-disable, or under xdist): speedtrain runs every "
                             "seed itself; the per-seed figures are in the verdicts and in extra_info")
         write(f"speedtrain: {st.self_run_note}")
-    config.stash[PROGRESS] = Progress(n_cases, st.profile.name, st.device_type,
+    config.stash[PROGRESS] = Progress(len(cases), st.profile.name, st.device_type,
                                       write if st.profile.name != "smoke" else (lambda line: None))
     config.stash[STEPS] = epoch_steps(config, st.profile.name == "smoke", write)  # the TTY is read now
     catch_interrupts(st, write, config.add_cleanup)
@@ -218,12 +229,15 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
 
     def run(*, step: Optional[int] = None, monitor: bool = True, metric: Optional[str] = None,
             seeds: Optional[int] = None, **fields: Any) -> CaseRecord:
-        from speedtrain.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, usable_cpus
+        from speedtrain.runconditions import Conditions, gpu_clocks, load_average, physical_cores, usable_cpus
 
         if st.interrupted:
             pytest.skip("session interrupted (Ctrl-C)")
         try:
-            base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config), **fields})
+            from speedtrain.suite_plan import case_dataset  # a file's DATASET is its cases' default
+
+            session = {**_session_fields(config), "dataset": case_dataset(request.node, config.getoption("--st-dataset"))}
+            base = TrainConfig(**{**suite_base(st.device_type), **session, **fields})
             profile.apply(base, 0)  # the profile's changes must make a valid config too
         except ConfigError as exc:
             pytest.fail(f"invalid case configuration: {exc}", pytrace=False)
@@ -265,9 +279,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         feed_benchmark(benchmark, record)
         benchmark.extra_info.update(record.to_extra_info())
         st.records[benchmark.name] = record
-        noisy = noisy_reason(conditions)
-        if noisy:
-            warnings.warn(f"{benchmark.name}: noisy machine: {noisy}; its times are suspect", stacklevel=2)
+        # a noisy machine is one line over all cases at the end (suite_summary), not a warning each
         if not record.ok:
             warnings.warn(f"{benchmark.name}: {record.status}: {record.error}", stacklevel=2)
         if st.interrupted:
@@ -359,9 +371,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     if st.profile.synthetic:
         tr.write_line(f"profile {st.profile.name}: synthetic data and tiny runs; these times check plumbing, they measure nothing.")
-    if st.verdicts:
-        tr.write_line("changes: this run against the baseline (times: + = slower, ratio now / baseline; "
-                      "accuracies: in points, + = more accurate)")
-        tr.write_line(format_rows(st.verdicts))
+    for line in verdict_lines(st.verdicts, config.option.verbose > 0):
+        tr.write_line(line)
+    noisy = noisy_line({name: record.conditions for name, record in st.records.items()})
+    if noisy:
+        tr.write_line(noisy)
     for note in st.notes:
         tr.write_line(note)
