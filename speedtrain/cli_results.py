@@ -112,7 +112,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from speedtrain.benchstore import resolve
-    from speedtrain.compare import compare_runs, compare_with_baselines, format_rows, to_json, uncovered
+    from speedtrain.compare import compare_runs, compare_with_baselines, format_rows, partial_notes, to_json, uncovered
 
     if args.json and args.json != "-":
         check_writable(args.json)
@@ -129,6 +129,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise SpeedtrainError(f"compare takes two runs (OLD NEW) or --baselines PATH RUN; got {len(runs)} runs")
         rows, regressed = compare_runs(runs[0], runs[1], **options)
     text = json.dumps(to_json(rows, regressed), indent=2) + "\n"
+    for note in partial_notes(*runs):  # an interrupted run lacks cases: say so before its rows
+        print(note, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json == "-":
         sys.stdout.write(text)
     else:

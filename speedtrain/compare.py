@@ -40,7 +40,8 @@ def compare_runs(a_path: str, b_path: str, *, threshold: float = stats.THRESHOLD
         if only_common and name not in old:
             continue
         base = old[name].summary() if name in old else None
-        rows.append(_row(name, base, case, f"only in {Path(b_path).name}", threshold))
+        rows.append(_row(name, base, case, f"only in {Path(b_path).name}", threshold,
+                         old_conditions=old[name].record.conditions if name in old else None))
     if not only_common:
         rows += [_missing_row(name, case.summary(), f"only in {Path(a_path).name}")
                  for name, case in old.items() if name not in new]
@@ -103,10 +104,28 @@ def _cases_by_name(path: str) -> dict[str, RunCase]:
     return cases
 
 
+def partial_notes(*paths: str) -> list[str]:
+    """One line per run that was interrupted: its missing cases are not a dropped selection."""
+    notes = []
+    for path in paths:
+        run = load_run(path)
+        if run.partial:
+            notes.append(f"{Path(path).name}: partial run, interrupted: {run.partial}")
+    return notes
+
+
+def _noisy_either(new: Any, old: Any) -> Optional[str]:
+    """The noisy-machine reason of either side of a comparison: a busy machine spoils the old
+    run's times as surely as the new one's."""
+    reasons = [(side, noisy_reason(cond)) for side, cond in (("new", new), ("old", old)) if cond]
+    marked = [f"{side} run: {why}" if old else why for side, why in reasons if why]
+    return "; ".join(marked) or None
+
+
 def _row(name: str, base: Optional[CaseSummary], case: RunCase, missing_why: str,
-         threshold: float) -> VerdictRow:
+         threshold: float, old_conditions: Any = None) -> VerdictRow:
     row = stats.verdict_row(name, base, case.summary(), threshold=threshold,
-                            noisy_machine=noisy_reason(case.record.conditions))
+                            noisy_machine=_noisy_either(case.record.conditions, old_conditions))
     if base is None:
         row.detail = missing_why
     if not case.record.ok:

@@ -116,6 +116,10 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
     if smoke:
         which = f" (runs: {', '.join(smoke)})" if many else ""
         parts += [f"> **WARNING: {SMOKE_BANNER}.**{which}", ""]
+    for run in runs:  # an interrupted run holds only the cases that finished
+        if run.partial:
+            which = f" (run {run.label})" if many else ""
+            parts += [f"> **PARTIAL RUN, interrupted: {run.partial}.**{which}", ""]
     parts += ["## Environment", "", tables.environment_table(runs), ""]
     legend = LEGEND
     if baselines_path:

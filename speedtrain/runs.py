@@ -104,6 +104,7 @@ class SavedRun:
     datetime: Optional[str] = None  # ISO, from pytest-benchmark
     commit: dict[str, Any] = field(default_factory=dict)  # pytest-benchmark's commit_info
     version: Optional[str] = None  # pytest-benchmark's
+    partial: Optional[str] = None  # why the run holds only some of its cases (Ctrl-C), or None
 
     @property
     def smoke(self) -> bool:
@@ -164,6 +165,7 @@ def load_run(path: str | Path, label: Optional[str] = None) -> SavedRun:
         datetime=data["datetime"] if isinstance(data.get("datetime"), str) else None,
         commit=data["commit_info"] if isinstance(data.get("commit_info"), dict) else {},
         version=_text(data.get("version")),
+        partial=_text((machine.get("speedtrain") or {}).get("partial")) if isinstance(machine.get("speedtrain"), dict) else None,
     )
 
 
