@@ -146,18 +146,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from speedtrain.progress import epoch_progress
     from speedtrain.resources import machine_limits, resource_warnings
     from speedtrain.train import format_summary, stderr_log, train
+    from speedtrain.train_notice import header, slow_device_warnings
 
     values = {k: v for k, v in vars(args).items() if k in field_specs()}
     cfg = TrainConfig(**values)
     if args.json:
         check_writable(args.json)
-    for warning in resource_warnings(cfg, machine_limits(cfg)):
-        print(f"warning: {warning}", file=sys.stderr)
+    device = resolve_device(cfg)
+    if not args.quiet:  # before the data and the model: on a CPU they can take minutes
+        print(header(cfg, str(device)), file=sys.stderr, flush=True)
+    for warning in [*slow_device_warnings(cfg, device.type), *resource_warnings(cfg, machine_limits(cfg))]:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     log = (lambda line: None) if args.quiet else stderr_log
     # within an epoch: a bar on a terminal's stderr, else a line every 30 s under the epoch table
     steps = None if args.quiet else epoch_progress(lambda line: log("    " + line), sys.stderr)
     # The monitor watches the GPU this run trains on (not NVML's GPU 0).
-    monitor = GpuMonitor(resolve_device(cfg)) if args.monitor else None
+    monitor = GpuMonitor(device) if args.monitor else None
     if args.mllog:
         check_writable(args.mllog)
         if getattr(cfg, "nproc", 1) > 1:

@@ -165,15 +165,19 @@ def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
 
     from speedtrain.doctor import run_doctor
     from speedtrain.resources import machine_limits, resource_warnings
-    from speedtrain.runconditions import pin_threads
+    from speedtrain.runconditions import physical_cores, pin_threads
     from speedtrain.scaleout import visible_gpu_count
-    from speedtrain.suite_plan import case_dataset, session_estimate, will_run
+    from speedtrain.suite_plan import case_dataset, session_estimate, will_run, worker_threads
 
     st, opt, write = _state(config), config.getoption, writer(config)
     check_baselines(st, opt("--st-baselines"))
     choice = base_choice(st.device_type)
     st.machine["base_precision"] = {"precision": choice.precision, "reason": choice.reason}
-    st.machine["torch_threads"] = pin_threads(st.device_type, st.threads)
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))  # xdist: the cores are shared
+    threads, oversubscribed = worker_threads(st.device_type, st.threads, workers, physical_cores())
+    if oversubscribed:
+        write(f"speedtrain: warning: {oversubscribed}")
+    st.machine["torch_threads"] = pin_threads(st.device_type, threads)
     base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config)})
     for line in resource_warnings(base, machine_limits(base)):
         write(f"speedtrain: warning: {line}")

@@ -315,6 +315,12 @@ def _suite_records(config: pytest.Config) -> dict[str, CaseRecord]:
     return config.stash[STATE].records
 
 
+def _suite_machine(config: pytest.Config) -> dict[str, Any]:
+    from speedtrain.pytest_plugin import STATE
+
+    return config.stash[STATE].machine
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
     """In a worker, before the suite's own end-of-session: hand every case to the controller,
@@ -332,6 +338,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
         config.workeroutput[GATHER_KEY] = safe_dumps({  # type: ignore[attr-defined]
             "benchmarks": entries,
             "records": {name: record.to_extra_info() for name, record in records.items()},
+            "machine": _suite_machine(config),  # doctor, base precision, threads: as a serial run saves
         })
         records.clear()
         if bs is not None:
@@ -357,6 +364,11 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     gathered = config.stash[_GATHER]
     gathered.benchmarks.extend(payload["benchmarks"])
     gathered.records.update(payload["records"])
+    # The first worker's machine facts (doctor, base precision, threads) stand for the run, as
+    # a serial run's would: the workers share one box; each case's record keeps its own threads.
+    machine = _suite_machine(config)
+    for key, value in (payload.get("machine") or {}).items():
+        machine.setdefault(key, value)
     position = {nodeid: i for i, nodeid in enumerate(gathered.order or [])}
     gathered.benchmarks.sort(key=lambda b: position.get(b["fullname"], len(position)))
     bs = _benchmark_session(config)

@@ -72,3 +72,24 @@ def session_estimate(profile: str, device_type: str, names: Sequence[str], skipp
 def _param_id(name: str) -> str:
     """``test_precision[fp32]`` -> ``fp32`` (what -k matches); a name without one stays whole."""
     return name.split("[", 1)[1].rstrip("]") if "[" in name else name
+
+
+def worker_threads(device_type: str, requested: Optional[int], workers: int, cores: int) -> tuple[Optional[int], Optional[str]]:
+    """Torch threads for one of ``workers`` xdist workers sharing ``cores`` physical cores, and
+    a warning when the user's ``--st-threads`` oversubscribes them. On a CPU without
+    ``--st-threads`` the cores are divided among the workers (at least one each), so two
+    workers on two cores run one thread each instead of timing each other's two; a GPU run
+    keeps torch's default (None), its host threads only feed its GPU."""
+    if workers <= 1:
+        return requested, None
+    if requested is not None:
+        if device_type == "cpu" and requested * workers > cores:
+            return requested, (f"{workers} xdist workers x {requested} torch threads (--st-threads) exceed the "
+                               f"{cores} physical cores: the cases compete for them and their times are suspect")
+        return requested, None
+    if device_type != "cpu":
+        return None, None
+    share = max(1, cores // workers)
+    warning = None if workers <= cores else (f"{workers} xdist workers share {cores} physical cores: the cases "
+                                             f"compete for them and their times are suspect; use -n {cores}")
+    return share, warning

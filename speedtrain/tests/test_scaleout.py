@@ -103,6 +103,10 @@ def test_xdist_run_saves_one_run_with_the_serial_runs_cases(smoke_data, tmp_path
         assert bench["stats"]["rounds"] == len(bench["extra_info"]["seeds"])
     assert set(par["machine_info"]) - {"speedtrain_scaleout"} == set(smoke_data["machine_info"])
     assert par["machine_info"]["speedtrain_scaleout"]["workers"] == 2
+    # what a serial run saves of the machine, the workers' doctor and threads included
+    assert set(par["machine_info"]["speedtrain"]) == set(smoke_data["machine_info"]["speedtrain"])
+    assert par["machine_info"]["speedtrain"]["doctor"]["ok"] is True
+    assert par["machine_info"]["speedtrain"]["torch_threads"] == 1
     # verdicts and the baselines update happen once, at the controller, for every case
     assert proc.stdout.count("baselines for 4 cases") == 1
     stored = json.loads((tmp_path / "b.json").read_text())

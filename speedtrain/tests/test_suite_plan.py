@@ -5,7 +5,7 @@ import types
 import pytest
 
 from speedtrain.profiles import suite_base
-from speedtrain.suite_plan import case_dataset, session_estimate, will_run
+from speedtrain.suite_plan import case_dataset, session_estimate, will_run, worker_threads
 
 BASE = {**suite_base("cpu"), "dataset": "cifar10", "data_dir": "data", "device": "auto"}
 
@@ -47,3 +47,14 @@ def test_the_estimate_counts_what_runs_and_suggests_what_fits():
     gpu = session_estimate("quick", "cuda", many, 0)
     assert "about 60 of them fit in an hour, e.g. -k '0 or 1 or 2'" in gpu
     assert session_estimate("quick", "cuda", many[:10], 0).endswith("on this cuda")  # 10 min: no advice
+
+
+def test_xdist_workers_divide_the_cores_or_are_warned():
+    assert worker_threads("cpu", None, 1, 2) == (None, None)  # serial: the physical cores (pin_threads)
+    assert worker_threads("cpu", None, 2, 2) == (1, None)  # two workers on two cores: one thread each
+    assert worker_threads("cpu", None, 2, 8) == (4, None)
+    threads, warning = worker_threads("cpu", None, 4, 2)
+    assert threads == 1 and "4 xdist workers share 2 physical cores" in warning and "use -n 2" in warning
+    threads, warning = worker_threads("cpu", 2, 2, 2)  # the user's --st-threads is kept, with a warning
+    assert threads == 2 and "2 xdist workers x 2 torch threads (--st-threads) exceed the 2 physical cores" in warning
+    assert worker_threads("cuda", None, 2, 2) == (None, None)  # a GPU run's host threads feed its GPU
