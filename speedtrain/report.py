@@ -18,6 +18,7 @@ from speedtrain import report_tables as tables
 from speedtrain import study_report
 from speedtrain.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.errors import ReportError, exception_text
+from speedtrain.profiles import PROFILES
 from speedtrain.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.runs import RunCase, cases_frame, load_runs
 from speedtrain.stats import VerdictRow
@@ -77,6 +78,14 @@ SECTION_AXES = {
 SMOKE_BANNER = (
     "smoke profile / synthetic data: these numbers prove the plumbing, "
     "they are not measurements of training speed"
+)
+# What the smoke profile changed in every case (speedtrain.profiles): the names are the recipe's.
+_SMOKE = PROFILES["smoke"]
+SMOKE_CHANGES = (
+    f"*Smoke profile:* every case trained {_SMOKE.epochs} epochs of {_SMOKE.steps_per_epoch} batch, at "
+    f"{_SMOKE.width_scale:g}x its width and {_SMOKE.batch_scale:g}x its batch (a case named `b64` trained "
+    f"batches of {round(64 * _SMOKE.batch_scale)}): case names give the recipe's values, the config columns "
+    "what ran; speed-ups are left out, as one batch of each size compares nothing."
 )
 LEGEND = (
     "How to read the tables: *train s* is the timed training time of one run (one seed), "
@@ -189,7 +198,13 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
     parts = [f"## {title}", ""]
     ref_names = ", ".join(f"`{name}`" for name in sorted({c.record.case for c in members if c.record.reference}))
     against = f"the reference case {ref_names}" if ref_names else "nothing: no case is marked as the reference"
-    parts += [f"Section `{section}`; speed-ups are against {against}.", ""]
+    if tables.is_accuracy_study(members):
+        parts += [f"Section `{section}`: an accuracy study, ranked by final test accuracy (most accurate first); "
+                  f"the reference is {against.removeprefix('the reference case ')}.", ""]
+    else:
+        parts += [f"Section `{section}`; speed-ups are against {against}.", ""]
+    if any(c.profile == "smoke" for c in members):
+        parts += [SMOKE_CHANGES, ""]
     parts += [tables.section_table(members, figs, many, verdicts), ""]
 
     notes = tables.notes(members, many)
