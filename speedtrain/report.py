@@ -182,6 +182,23 @@ def _histories(members: list[RunCase], data: dict[str, Any]) -> dict[str, list["
     return out
 
 
+def _current(members: list[RunCase], trend: dict[str, list["HistoryPoint"]]) -> dict[str, "HistoryPoint"]:
+    """The reported run's own point of each case with a history, labelled as :func:`_histories` does."""
+    from speedtrain.history import HistoryPoint
+
+    machines = {c.machine for c in members}
+    out = {}
+    for c in members:
+        label = c.record.case + (f" ({c.machine})" if len(machines) > 1 else "")
+        if label not in trend or not c.record.ok:
+            continue
+        summary = c.summary()
+        values = summary.time_s
+        out[label] = HistoryPoint(date=None, commit=None, metric=summary.metric, median_s=summary.median_s,
+                                  spread_s=max(values) - min(values) if values else None, seeds=len(values))
+    return out
+
+
 def _ordered_sections(cases: list[RunCase]) -> dict[str, list[RunCase]]:
     sections: dict[str, list[RunCase]] = {}
     for c in cases:
@@ -222,7 +239,7 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
 
     spec = SectionPlot(title=title, axis=SECTION_AXES.get(section, "case"), many=many,
                        smoke=any(c.profile == "smoke" or c.record.synthetic or c.meta.synthetic for c in members))
-    drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec))]
+    drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec, _current(members, trend)))]
     for kind, png in drawn:
         if png is not None:
             name = f"{stem}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', section)}-{kind}.png"  # no path separators
