@@ -38,7 +38,7 @@ from speedtrain.record import CaseRecord
 from speedtrain.runs import RunMeta
 from speedtrain.seed_runner import case_identity, feed_benchmark, run_seeds
 from speedtrain.suite_output import epoch_steps, writer
-from speedtrain.suite_summary import noisy_line, verdict_lines
+from speedtrain.suite_summary import failed_line, noisy_line, verdict_lines
 from speedtrain.suite_session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
                                       check_baselines, check_data, check_doctor, choose_profile, explicit_args,
                                       judge, parse_seeds)
@@ -377,8 +377,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"profile {st.profile.name}: synthetic data and tiny runs; these times check plumbing, they measure nothing.")
     for line in verdict_lines(st.verdicts, config.option.verbose > 0):
         tr.write_line(line)
-    noisy = noisy_line({name: record.conditions for name, record in st.records.items()})
-    if noisy:
-        tr.write_line(noisy)
+    for line in (failed_line({name: (r.status, r.error) for name, r in st.records.items()}),
+                 noisy_line({name: record.conditions for name, record in st.records.items()})):
+        if line:
+            tr.write_line(line)
     for note in st.notes:
         tr.write_line(note)

@@ -66,6 +66,15 @@ def noisy_line(conditions: Mapping[str, Any]) -> Optional[str]:
             f"(worst: {worst}): their times are suspect ({shown}; each is marked in the saved run and the report)")
 
 
+def failed_line(statuses: Mapping[str, tuple[str, Optional[str]]]) -> Optional[str]:
+    """One line naming the cases (name -> (status, error)) that did not finish ok, or None.
+    Made from the records the controller gathered, so an xdist run lists them as a serial one
+    does, whatever became of the workers' warnings."""
+    bad = [f"{name} ({status}{': ' + ' '.join(error.split())[:80] if error else ''})"
+           for name, (status, error) in statuses.items() if status != "ok"]
+    return f"not ok: {len(bad)} of {len(statuses)} cases: {'; '.join(bad)}" if bad else None
+
+
 def _load_of(reason: str) -> float:
     """The load figure of a noisy reason ("load 5.2 > 2 CPUs"), for picking the worst; 0 if none."""
     try:

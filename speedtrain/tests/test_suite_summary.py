@@ -2,7 +2,7 @@
 
 from speedtrain import stats
 from speedtrain.stats import CaseSummary
-from speedtrain.suite_summary import can_judge, noisy_line, verdict_lines
+from speedtrain.suite_summary import can_judge, failed_line, noisy_line, verdict_lines
 
 
 def _row(base, new, name="test_precision[fp32]"):
@@ -39,3 +39,10 @@ def test_noisy_cases_collapse_into_one_line():
     assert line.startswith("noisy machine: 99 of 100 cases") and "load 5.2 > 2 CPUs" in line
     assert line.count("case") < 10  # names a few, not 99
     assert noisy_line({"calm": quiet}) is None
+
+
+def test_failed_cases_are_one_line_from_the_records():
+    line = failed_line({"a": ("ok", None), "b": ("oom", "CUDA out of memory.\n Tried to allocate"),
+                        "c": ("diverged", None)})
+    assert line == "not ok: 2 of 3 cases: b (oom: CUDA out of memory. Tried to allocate); c (diverged)"
+    assert failed_line({"a": ("ok", None)}) is None
