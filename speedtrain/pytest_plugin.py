@@ -178,10 +178,10 @@ def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
     if oversubscribed:
         write(f"speedtrain: warning: {oversubscribed}")
     st.machine["torch_threads"] = pin_threads(st.device_type, threads)
-    base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config)})
+    base_fields = {**suite_base(st.device_type), **_session_fields(config)}
+    base = TrainConfig(**base_fields)
     for line in resource_warnings(base, machine_limits(base)):
         write(f"speedtrain: warning: {line}")
-    base_fields = {**suite_base(st.device_type), **_session_fields(config)}
     gpus = visible_gpu_count() if st.device_type == "cuda" else 0
     running = [item.name for item in cases
                if will_run(getattr(getattr(item, "callspec", None), "params", {}),
