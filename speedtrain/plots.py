@@ -224,7 +224,7 @@ def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot,
         return None
     metric = next(iter(histories.values()))[-1].metric
     updates = sorted({(p.date or "", p.commit or "") for pts in histories.values() for p in pts})
-    fig = _figure(len(updates))
+    fig = _figure(len(updates) + 4)  # room for the title and the "this run" column
     ax = fig.add_subplot()
     for (case, points), color in zip(histories.items(), _colors(len(histories))):
         points = [p for p in points if p.metric == metric and p.median_s is not None]

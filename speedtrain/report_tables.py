@@ -275,7 +275,7 @@ def _best(mine: list[RunCase], figs: dict[Key, CaseFigures], refs: dict[str, flo
     timed = [c for c in mine if c.record.ok and figs[(c.run, c.index)].train_median is not None]
     fastest = min(timed, key=lambda c: figs[(c.run, c.index)].train_median) if timed else None
     return {"best case": f"{fastest.record.case} (fastest)" if fastest else MISSING,
-            "figure": fmt_seconds(figs[(fastest.run, fastest.index)].train_median) if fastest else MISSING,
+            "figure": f"{fmt_seconds(figs[(fastest.run, fastest.index)].train_median)} s train" if fastest else MISSING,
             "speed-up vs reference": fmt_ratio(_speedup(fastest, figs, refs) if fastest and not smoke else None)}
 
 
