@@ -7,7 +7,7 @@ same work faster?)."""
 import pytest
 
 from speedtrain.recipes.airbench import ALONE, LADDER
-from speedtrain.suite.profiles import cumulative
+from speedtrain.recipes.profiles import cumulative
 from speedtrain import Section
 
 

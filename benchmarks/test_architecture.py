@@ -3,7 +3,7 @@ Measured per step: time and accuracy, for the journey table."""
 
 import pytest
 
-from speedtrain.suite.profiles import cumulative
+from speedtrain.recipes.profiles import cumulative
 from speedtrain import Section
 
 LADDER = [

@@ -8,6 +8,7 @@ from speedtrain import Section
 
 SECTION = Section("Image size", parameter="image side", unit="pixels", order=30)
 REFERENCE = {"image_size": 24}  # the smallest: the cost of larger images against it
+DATASET = "fashion-mnist"  # what these cases train on: the check before the first case reads it
 
 
 @pytest.mark.parametrize("image_size", [24, 48, 72, 96])

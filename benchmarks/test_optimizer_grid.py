@@ -11,7 +11,6 @@ epoch, the confusion matrix, time; the report shows the study's table.
 
 import itertools
 
-import pytest
 
 from speedtrain import Section
 

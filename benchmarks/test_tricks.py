@@ -13,7 +13,7 @@ import pytest
 
 from speedtrain import Section
 from speedtrain.recipes.myrtle import JOURNEY, PUBLISHED, journey
-from speedtrain.suite.profiles import cumulative
+from speedtrain.recipes.profiles import cumulative
 
 BASELINE = dict(loader="torch", workers=4, cutout=0)
 TRICKS = [

@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from speedtrain.train.loop import format_summary, stderr_log, train
+    from speedtrain.train.notice import header, slow_device_warnings
 
     if args.list_recipes:
         print(list_recipes())
@@ -174,13 +175,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not cfg.breakdown_steps:
             raise SpeedtrainError("--trace writes the breakdown's profile; it needs --breakdown N above 0")
         check_writable(args.trace)
-    for warning in resource_warnings(cfg, machine_limits(cfg)):
-        print(f"warning: {warning}", file=sys.stderr)
+    device = resolve_device(cfg)
+    if not args.quiet:  # before the data and the model: on a CPU they can take minutes
+        print(header(cfg, str(device)), file=sys.stderr, flush=True)
+    for warning in [*slow_device_warnings(cfg, device.type), *resource_warnings(cfg, machine_limits(cfg))]:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     log = (lambda line: None) if args.quiet else stderr_log
     # within an epoch: a bar on a terminal's stderr, else a line every 30 s under the epoch table
     steps = None if args.quiet else epoch_progress(lambda line: log("    " + line), sys.stderr)
     # The monitor watches the GPU this run trains on (not NVML's GPU 0).
-    monitor = GpuMonitor(resolve_device(cfg)) if args.monitor else None
+    monitor = GpuMonitor(device) if args.monitor else None
     submission = submission_from_options(args.mllog_org, args.mllog_platform, args.mllog_division, args.mllog)
     if args.mllog:
         check_writable(args.mllog)

@@ -116,7 +116,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from speedtrain.report.compare import compare_runs, compare_with_baselines, format_rows, to_json
+    from speedtrain.report.compare import compare_runs, compare_with_baselines, format_rows, partial_notes, to_json
 
     if args.json and args.json != "-":
         check_writable(args.json)
@@ -141,6 +141,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if changes is not None:
         data["breakdown"] = changes
     text = json.dumps(data, indent=2) + "\n"
+    for note in partial_notes(*runs):  # an interrupted run lacks cases: say so before its rows
+        print(note, file=sys.stderr if args.json == "-" else sys.stdout)
     if args.json == "-":
         sys.stdout.write(text)  # stdout is the JSON alone; a failure is said on stderr too
         for failure in failures:

@@ -138,8 +138,15 @@ def _decode_tree(entries: Iterable[Entry], source: str) -> Arrays:
         # run PIL and numpy, as DataLoader's forked workers do. Executor.map submits chunks as
         # the archive is read, so decompression and decoding overlap.
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        try:
             decoded = list(pool.map(_decode_chunk, chunks()))
+        except BaseException:
+            # Ctrl-C (or a bad image): drop the queued chunks. A `with` block would wait for
+            # every submitted chunk to decode first, minutes for a whole dataset on a CPU.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     else:
         decoded = [_decode_chunk(c) for c in chunks()]
     if not meta:

@@ -7,20 +7,33 @@ ResNet-9 (batch 512, LR 0.4 piecewise, crop 4 + flip + cutout 8). Airbench94's v
 (KellerJordan/cifar10-airbench, arXiv 2404.00498) in the trainer's units: its decoupled
 ``lr`` 11.5 and ``weight_decay`` 0.0153 per 1024 examples at momentum 0.85 are the mean-loss
 ``lr`` 1.50 and ``weight_decay`` 0.0153 / 11.5 = 0.0013304... here, derived by
-:func:`speedtrain.train.airbench_optim.trainer_units`, not rounded.
+:func:`trainer_units`, not rounded.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from speedtrain.train.airbench_optim import trainer_units
 from speedtrain.recipes.ladder import cumulative as merge
 
 Step = tuple[str, dict[str, Any]]
 
 # airbench94's hyperparameters as it states them (decoupled: per 1024 examples, summed loss).
 AIRBENCH_BATCH, AIRBENCH_MOMENTUM = 1024, 0.85
+
+
+def trainer_units(lr: float, weight_decay: float, momentum: float, batch_size: int) -> tuple[float, float]:
+    """Airbench's decoupled ``lr`` and ``weight_decay`` (per 1024 examples) as the trainer's
+    mean-loss ``(lr, weight_decay)`` at ``batch_size``: the same torch SGD update.
+
+    torch's rate is ``lr / kilostep`` in both, and the trainer's is ``its lr / batch_size``; torch's
+    ``weight_decay`` is airbench's ``decay / torch_lr = weight_decay * batch_size / lr`` and
+    the trainer's ``its weight_decay * batch_size``.
+    """
+    kilostep = 1024 * (1 + 1 / (1 - momentum))
+    return lr * batch_size / kilostep, weight_decay / lr
+
+
 AIRBENCH_LR, AIRBENCH_WD = trainer_units(11.5, 0.0153, AIRBENCH_MOMENTUM, AIRBENCH_BATCH)
 
 LADDER: list[Step] = [

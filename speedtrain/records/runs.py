@@ -67,6 +67,7 @@ def load_run(path: str | Path, label: Optional[str] = None) -> SavedRun:
         datetime=data["datetime"] if isinstance(data.get("datetime"), str) else None,
         commit=data["commit_info"] if isinstance(data.get("commit_info"), dict) else {},
         version=_text(data.get("version")),
+        partial=_text((machine.get("speedtrain") or {}).get("partial")) if isinstance(machine.get("speedtrain"), dict) else None,
     )
 
 

@@ -98,6 +98,7 @@ class SavedRun:
     datetime: Optional[str] = None  # ISO, from pytest-benchmark
     commit: dict[str, Any] = field(default_factory=dict)  # pytest-benchmark's commit_info
     version: Optional[str] = None  # pytest-benchmark's
+    partial: Optional[str] = None  # why the run holds only some of its cases (Ctrl-C), or None
 
     @property
     def smoke(self) -> bool:

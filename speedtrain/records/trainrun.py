@@ -27,8 +27,11 @@ def is_train_result(data: Any) -> bool:
 
 
 def case_id(config: Mapping[str, Any]) -> str:
-    """e.g. ``resnet9 fp16 bs512 24ep``: what was trained, readable in a report table."""
-    parts = [config.get("model"), config.get("precision"),
+    """e.g. ``resnet9 x0.25 fashion-mnist fp16 bs512 24ep``: what was trained (model, width,
+    dataset, precision, batch, epochs), readable in a report table."""
+    width = f"x{config['width']:g}" if is_number(config.get("width")) and config["width"] != 1 else None
+    data = f"{config.get('dataset')}{' (synthetic)' if config.get('synthetic') else ''}" if config.get("dataset") else None
+    parts = [config.get("model"), width, data, config.get("precision"),
              f"bs{config['batch_size']}" if config.get("batch_size") else None,
              f"{config['epochs']:g}ep" if is_number(config.get("epochs")) else None]
     return " ".join(str(p) for p in parts if p) or CASE_NAME

@@ -111,6 +111,16 @@ def cases_by_name(path: str) -> dict[str, RunCase]:
     return cases
 
 
+def partial_notes(*paths: str) -> list[str]:
+    """One line per run that was interrupted: its missing cases are not a dropped selection."""
+    notes = []
+    for path in paths:
+        run = load_run(path)
+        if run.partial:
+            notes.append(f"{Path(path).name}: partial run, interrupted: {run.partial}")
+    return notes
+
+
 def _row(name: str, base: Optional[CaseSummary], case: RunCase, missing_why: str,
          threshold: float, base_conditions: Any = None) -> VerdictRow:
     row = judge_case(name, case.record, base, threshold=threshold, base_conditions=base_conditions,

@@ -60,7 +60,10 @@ def export_dawnbench(run_path: str, out_dir: str, case: Optional[str] = None,
     entry = _entry(run, chosen, seed, entrant)
     json_path, tsv_path = _target_paths(run_path, chosen, out_dir, entrant)
 
-    lines = ["epoch\thours\ttop1Accuracy"]
+    warning = entry["misc"].get("warning") if isinstance(entry.get("misc"), dict) else None
+    # A smoke entry's table says so too: the .tsv travels (and is read) without the .json.
+    lines = [f"# WARNING: {warning}"] if warning else []
+    lines += ["epoch\thours\ttop1Accuracy"]
     lines += [f"{_epoch(p, i)}\t{p.train_s / 3600:.10f}\t{100 * p.test_acc:.2f}" for i, p in enumerate(curve)]
     write_text_atomic(json_path, json.dumps(entry, indent=4) + "\n")
     write_text_atomic(tsv_path, "\n".join(lines) + "\n")

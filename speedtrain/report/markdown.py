@@ -19,6 +19,7 @@ from speedtrain.report import study_tables as study_report
 from speedtrain.common.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.common.errors import ReportError, exception_text
 from speedtrain.common.output_paths import check_outputs
+from speedtrain.recipes.profiles import PROFILES
 from speedtrain.report.breakdown_plot import plot_breakdown
 from speedtrain.report.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.records.saved_run import RunCase
@@ -85,6 +86,14 @@ SMOKE_BANNER = (
     "smoke profile / synthetic data: these numbers prove the plumbing, "
     "they are not measurements of training speed"
 )
+# What the smoke profile changed in every case (speedtrain.recipes.profiles): the names are the recipe's.
+_SMOKE = PROFILES["smoke"]
+SMOKE_CHANGES = (
+    f"*Smoke profile:* every case trained {_SMOKE.epochs} epochs of {_SMOKE.steps_per_epoch} batch, at "
+    f"{_SMOKE.width_scale:g}x its width and {_SMOKE.batch_scale:g}x its batch (a case named `b64` trained "
+    f"batches of {round(64 * _SMOKE.batch_scale)}): case names give the recipe's values, the config columns "
+    "what ran; speed-ups are left out, as one batch of each size compares nothing."
+)
 LEGEND = (
     "How to read the tables: *train s* is the timed training time of one run (one seed), "
     "median over seeds, with evaluation excluded (see the timer above); *spread* is min-max "
@@ -130,6 +139,10 @@ def build_report(run_paths: list[str], output: str, baselines_path: Optional[str
     if smoke:
         which = f" (runs: {', '.join(smoke)})" if many else ""
         parts += [f"> **WARNING: {SMOKE_BANNER}.**{which}", ""]
+    for run in runs:  # an interrupted run holds only the cases that finished
+        if run.partial:
+            which = f" (run {run.label})" if many else ""
+            parts += [f"> **PARTIAL RUN, interrupted: {run.partial}.**{which}", ""]
     parts += ["## Environment", "", tables.environment_table(runs), ""]
     legend = LEGEND + (BREAKDOWN_LEGEND if any(c.record.breakdown for c in cases) else "")
     if baselines_path:
@@ -182,6 +195,23 @@ def _histories(members: list[RunCase], data: dict[str, Any]) -> dict[str, list["
     return out
 
 
+def _current(members: list[RunCase], trend: dict[str, list["HistoryPoint"]]) -> dict[str, "HistoryPoint"]:
+    """The reported run's own point of each case with a history, labelled as :func:`_histories` does."""
+    from speedtrain.records.history import HistoryPoint
+
+    machines = {c.machine for c in members}
+    out = {}
+    for c in members:
+        label = c.record.case + (f" ({c.machine})" if len(machines) > 1 else "")
+        if label not in trend or not c.record.ok:
+            continue
+        summary = c.summary()
+        values = summary.time_s
+        out[label] = HistoryPoint(date=None, commit=None, metric=summary.metric, median_s=summary.median_s,
+                                  spread_s=max(values) - min(values) if values else None, seeds=len(values))
+    return out
+
+
 def _ordered_sections(cases: list[RunCase]) -> dict[str, list[RunCase]]:
     """Sections in their files' order (``Section.order``; a run saved before sections carried
     it: the journey's order of LEGACY_SECTION_ORDER), then in the order they first appear."""
@@ -216,7 +246,13 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
     parts = [f"## {title}", ""]
     ref_names = ", ".join(f"`{name}`" for name in sorted({c.record.case for c in members if c.record.reference}))
     against = f"the reference case {ref_names}" if ref_names else "nothing: no case is marked as the reference"
-    parts += [f"Section `{section}`; speed-ups are against {against}.", ""]
+    if tables.is_accuracy_study(members):
+        parts += [f"Section `{section}`: an accuracy study, ranked by final test accuracy (most accurate first); "
+                  f"the reference is {against.removeprefix('the reference case ')}.", ""]
+    else:
+        parts += [f"Section `{section}`; speed-ups are against {against}.", ""]
+    if any(c.profile == "smoke" for c in members):
+        parts += [SMOKE_CHANGES, ""]
     parts += [tables.section_table(members, figs, many, verdicts), ""]
 
     notes = tables.notes(members, many)
@@ -234,7 +270,7 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
 
     spec = SectionPlot(title=title, axis=_axis(section, members), many=many,
                        smoke=any(c.profile == "smoke" or c.record.synthetic or c.meta.synthetic for c in members))
-    drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec))]
+    drawn = [(kind, draw(members, figs, spec)) for kind, draw in PLOTS] + [("trend", plot_trend(trend, spec, _current(members, trend)))]
     drawn.append(("breakdown", plot_breakdown(members, spec)))  # where the step's time goes (issue 20)
     for kind, png in drawn:
         if png is not None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from speedtrain.records.history import HistoryPoint
 
 SMOKE_MARK = "SMOKE / SYNTHETIC DATA\nnot a measurement of training speed"
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # accuracy curves: one a case
+LINESTYLES = ("-", "--", "-.", ":")
 METRIC_LABELS = {"train_time_s": "median training time (s)", "time_to_target_s": "median time to target (s)",
                  "final_acc": "median final test accuracy (%)"}
 
@@ -49,9 +51,10 @@ def _png(fig: Any) -> bytes:
 
 
 def _finish(fig: Any, spec: SectionPlot) -> bytes:
-    if spec.smoke:
-        fig.text(0.5, 0.5, SMOKE_MARK, ha="center", va="center", rotation=18, fontsize=20, fontweight="bold",
-                 color="tab:red", alpha=0.3, zorder=10)
+    if spec.smoke:  # inside the axes: over the data, never over the tick labels around them
+        ax = fig.axes[0]
+        ax.text(0.5, 0.5, SMOKE_MARK, transform=ax.transAxes, ha="center", va="center", fontsize=15,
+                fontweight="bold", color="tab:red", alpha=0.3, zorder=10)
     return _png(fig)
 
 
@@ -114,13 +117,15 @@ def plot_curves(members: list[RunCase], figs: dict[Key, CaseFigures], spec: Sect
     fig = _figure(8)
     ax = fig.add_subplot()
     accs = []
-    for c, color in zip(with_curves, _colors(len(with_curves))):
+    for k, (c, color) in enumerate(zip(with_curves, _colors(len(with_curves)))):
         label = f"{c.run}: {c.record.case}" if spec.many else c.record.case
+        # a marker and a dash pattern of its own: a line that lies on another still shows
+        style = {"marker": MARKERS[k % len(MARKERS)], "linestyle": LINESTYLES[k // len(MARKERS) % len(LINESTYLES)]}
         for i, curve in enumerate(c.record.curves):
             ys = [100 * p.test_acc for p in curve]
             accs += ys
-            ax.plot([p.train_s for p in curve], ys, marker=".", color=color, alpha=0.85, linewidth=1.2,
-                    label=label if i == 0 else None)
+            ax.plot([p.train_s for p in curve], ys, color=color, alpha=0.85, linewidth=1.2, markersize=5,
+                    markerfacecolor="none", label=label if i == 0 else None, **style)
     lo, hi = min(accs), max(accs)
     pad = max(0.5, 0.08 * (hi - lo))
     lo, hi = max(0.0, lo - pad), min(100.0, hi + pad)
@@ -160,6 +165,9 @@ def plot_time_vs_flops(members: list[RunCase], figs: dict[Key, CaseFigures], spe
     ax.scatter(xs, ys, color=colors, zorder=3)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for set_lim, values in ((ax.set_xlim, xs), (ax.set_ylim, ys)):
+        if max(values) < 1.2 * min(values):  # one shared value: autoscale would span a whole decade
+            set_lim(min(values) / 1.25, max(values) * 1.25)
     for axis, limits in ((ax.xaxis, ax.get_xlim), (ax.yaxis, ax.get_ylim)):
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.3, not 3 x 10^-1
         # minor ticks named only on an axis spanning under a decade, where no major tick may fall
@@ -205,15 +213,18 @@ def place_labels(ax: Any, xs: list[float], ys: list[float], labels: list[str], c
                     fontsize=LABEL_FONT, color="black", arrowprops=arrow, va="bottom")
 
 
-def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot) -> Optional[bytes]:
+def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot,
+               current: Optional[dict[str, "HistoryPoint"]] = None) -> Optional[bytes]:
     """Each case's recorded baselines over time (asv's main view): median per update, bar =
-    the spread (max - min over seeds) centred on the median; x = the updates in date order.
-    None unless some case has 2+ points."""
-    if not any(len(points) >= 2 for points in histories.values()):
+    the spread (max - min over seeds) centred on the median; x = the updates in date order,
+    then the reported run itself (``current``, by the same labels), a hollow marker at the right.
+    None unless some case has 2+ points, the current run's counted."""
+    current = current or {}
+    if not any(len(points) + (label in current) >= 2 for label, points in histories.items()):
         return None
     metric = next(iter(histories.values()))[-1].metric
     updates = sorted({(p.date or "", p.commit or "") for pts in histories.values() for p in pts})
-    fig = _figure(len(updates))
+    fig = _figure(len(updates) + 4)  # room for the title and the "this run" column
     ax = fig.add_subplot()
     for (case, points), color in zip(histories.items(), _colors(len(histories))):
         points = [p for p in points if p.metric == metric and p.median_s is not None]
@@ -222,9 +233,16 @@ def plot_trend(histories: dict[str, list["HistoryPoint"]], spec: SectionPlot) ->
         ys = [scale * p.median_s for p in points]
         half = [scale * (p.spread_s or 0.0) / 2 for p in points]
         ax.errorbar(xs, ys, yerr=half, marker="o", color=color, capsize=3, linewidth=1.2, label=case)
-    ax.set_xticks(range(len(updates)), [f"{d[:10] or '?'}\n{c[:7]}" for d, c in updates], fontsize=7,
-                  rotation=30 if len(updates) > 6 else 0, ha="right" if len(updates) > 6 else "center")
-    ax.set_xlabel("baseline update (date, commit)")
+        now = current.get(case)
+        if now is not None and now.metric == metric and now.median_s is not None:
+            ax.errorbar([len(updates)], [scale * now.median_s], yerr=[scale * (now.spread_s or 0.0) / 2],
+                        marker="o", markerfacecolor="white", color=color, capsize=3, linestyle="none")
+            if ys:
+                ax.plot([xs[-1], len(updates)], [ys[-1], scale * now.median_s], color=color, linestyle=":", linewidth=1)
+    ticks = [f"{d[:10] or '?'}\n{c[:7]}" for d, c in updates] + (["this run"] if current else [])
+    ax.set_xticks(range(len(ticks)), ticks, fontsize=7,
+                  rotation=30 if len(ticks) > 6 else 0, ha="right" if len(ticks) > 6 else "center")
+    ax.set_xlabel("baseline update (date, commit)" + (", then this run (hollow)" if current else ""))
     ax.set_ylabel(METRIC_LABELS.get(metric, f"{metric} (s)"))
     ax.set_ylim(bottom=0)
     ax.set_title(f"{spec.title}: stored baselines over time\n(bars: spread over seeds, max - min)", fontsize=10)

@@ -215,8 +215,10 @@ def _environment(run: SavedRun) -> dict[str, str]:
     if monitor is not None:
         monitor_text = "NVML" if monitor.get("available") else f"unavailable ({monitor.get('reason') or 'no reason given'})"
     commit_text = MISSING
-    if commit.get("id"):
-        commit_text = f"{str(commit['id'])[:12]} ({commit.get('branch') or '?'}{', dirty' if commit.get('dirty') else ''})"
+    if commit.get("id"):  # the branch where it was recorded (a train --json result records none)
+        about = [f"branch {commit['branch']}" if commit.get("branch") else None,
+                 "uncommitted changes" if commit.get("dirty") else None]
+        commit_text = str(commit["id"])[:12] + (f" ({', '.join(a for a in about if a)})" if any(about) else "")
     return {
         "device": _text(meta.device), "GPU": _text(gpu_name), "driver": _text(gpu.get("driver")),
         "CUDA": _text(meta.cuda or gpu.get("cuda")), "cuDNN": _text(meta.cudnn or gpu.get("cudnn")),
@@ -252,19 +254,33 @@ def summary_table(sections: dict[str, list[RunCase]], titles: dict[str, str],
         refs = reference_times(members, figs)
         for run in dict.fromkeys(c.run for c in members):
             mine = [c for c in members if c.run == run]
-            timed = [c for c in mine if c.record.ok and figs[(c.run, c.index)].train_median is not None]
-            fastest = min(timed, key=lambda c: figs[(c.run, c.index)].train_median) if timed else None
             row = {"run": run} if many else {}
-            row.update({
-                "section": titles.get(section, section),
-                "cases": str(len(mine)),
-                "fastest case": fastest.record.case if fastest else MISSING,
-                "train s": fmt_seconds(figs[(fastest.run, fastest.index)].train_median if fastest else None),
-                "speed-up vs reference": fmt_ratio(_speedup(fastest, figs, refs) if fastest else None),
-                "not ok": ", ".join(f"{c.record.case} ({c.record.status})" for c in mine if not c.record.ok) or MISSING,
-            })
+            row.update({"section": titles.get(section, section), "cases": str(len(mine)),
+                        **_best(mine, figs, refs, smoke=any(c.profile == "smoke" for c in mine)),
+                        "not ok": ", ".join(f"{c.record.case} ({c.record.status})" for c in mine if not c.record.ok) or MISSING})
             rows.append(row)
-    return markdown(rows, numeric=("cases", "train s", "speed-up vs reference"))
+    return markdown(rows, numeric=("cases", "figure", "speed-up vs reference"))
+
+
+def is_accuracy_study(members: list[RunCase]) -> bool:
+    """A section whose compared figure is an accuracy (the optimiser grid, the 100-image study)."""
+    return bool(members) and all(c.record.metric in HIGHER_IS_BETTER for c in members)
+
+
+def _best(mine: list[RunCase], figs: dict[Key, CaseFigures], refs: dict[str, float], smoke: bool) -> dict[str, str]:
+    """A section's best case for the summary: the most accurate in an accuracy study, else the
+    fastest with its speed-up (left out in smoke, whose one-batch times compare nothing)."""
+    if is_accuracy_study(mine):
+        scored = [c for c in mine if c.record.ok and figs[(c.run, c.index)].final_acc is not None]
+        best = max(scored, key=lambda c: figs[(c.run, c.index)].final_acc) if scored else None
+        return {"best case": f"{best.record.case} (most accurate)" if best else MISSING,
+                "figure": fmt_pct(figs[(best.run, best.index)].final_acc) if best else MISSING,
+                "speed-up vs reference": MISSING}
+    timed = [c for c in mine if c.record.ok and figs[(c.run, c.index)].train_median is not None]
+    fastest = min(timed, key=lambda c: figs[(c.run, c.index)].train_median) if timed else None
+    return {"best case": f"{fastest.record.case} (fastest)" if fastest else MISSING,
+            "figure": f"{fmt_seconds(figs[(fastest.run, fastest.index)].train_median)} s train" if fastest else MISSING,
+            "speed-up vs reference": fmt_ratio(_speedup(fastest, figs, refs) if fastest and not smoke else None)}
 
 
 # Columns of the section tables that hold numbers (right-aligned).
@@ -283,24 +299,28 @@ def fmt_scaled(x: Optional[float], unit: float) -> str:
 def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bool,
                   verdicts: Optional[dict[Key, "VerdictRow"]]) -> str:
     refs = reference_times(members, figs)
+    accuracy = is_accuracy_study(members)  # judged by accuracy: no time to target, no speed-up
+    if accuracy and not many:  # ranked by what the study measures, most accurate first
+        members = sorted(members, key=lambda c: -(figs[(c.run, c.index)].final_acc or -1.0))
     rows = []
     for c in members:
         f = figs[(c.run, c.index)]
         spread = row_noise(c, verdicts)
+        speedup = None if accuracy or c.profile == "smoke" else _speedup(c, figs, refs)  # smoke: one batch each
         row = {"run": c.run} if many else {}
         row.update({
             "case": c.record.case + (" (ref)" if c.record.reference else ""),
             "status": c.record.status,
             "train s (median)": fmt_seconds(f.train_median),
             "spread (min-max)": fmt_range(f.train_time_s),
-            "time to target s": fmt_time_to_target(f),
+            "time to target s": MISSING if accuracy else fmt_time_to_target(f),
             "final acc": fmt_pct(f.final_acc),
             "images/s": fmt_int(f.images_per_s),
             "peak mem GiB": fmt_gib(f.peak_mem_allocated_bytes),
             "energy J": fmt_int(f.energy_j),
             "power W": fmt_int(f.power_mean_w),
             "GPU util": MISSING if f.util_mean_pct is None else f"{f.util_mean_pct:.0f}%",
-            "speed-up": fmt_ratio(_speedup(c, figs, refs)),
+            "speed-up": fmt_ratio(speedup),
             "noise": MISSING if spread is None else spread.spread_text(),
             "detects": MISSING if spread is None else spread.detectable_text(),
             "GFLOP/img": fmt_scaled(f.flops_per_image, 1e9),
@@ -369,6 +389,7 @@ def ladder_table(ladder: list[RunCase], figs: dict[Key, CaseFigures], many: bool
         for c in steps:
             f = figs[(c.run, c.index)]
             t = f.train_median
+            smoke = c.profile == "smoke"  # one batch a step: its speed-ups compare nothing
             first = first or t
             row = {"run": run} if many else {}
             row.update({
@@ -378,8 +399,8 @@ def ladder_table(ladder: list[RunCase], figs: dict[Key, CaseFigures], many: bool
                 "train s (median)": fmt_seconds(t),
                 "time to target s": fmt_time_to_target(f),
                 "final acc": fmt_pct(f.final_acc),
-                "vs previous": fmt_ratio(previous / t if previous and t else None),
-                "vs first": fmt_ratio(first / t if first and t else None),
+                "vs previous": fmt_ratio(previous / t if previous and t and not smoke else None),
+                "vs first": fmt_ratio(first / t if first and t and not smoke else None),
                 "cut most (ms/step)": most_cut(previous_bd, c.record.breakdown),
             })
             rows.append(row)

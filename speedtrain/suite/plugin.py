@@ -7,7 +7,7 @@ Installed with the package as a ``pytest11`` entry point, so the ``--st-*`` opti
     def test_precision(run_case, precision):
         run_case(precision=precision)
 
-``run_case`` builds the config (see speedtrain.suite.profiles for the order) and runs the shared
+``run_case`` builds the config (see speedtrain.recipes.profiles for the order) and runs the shared
 trainer once per seed itself (:func:`run_seeds`), so ``--benchmark-disable`` and xdist never
 drop seeds. pytest-benchmark's statistics of the case are then the per-seed values of the
 figure the verdicts compare (``train_time_s``, or ``time_to_target_s`` in the full profile),
@@ -30,27 +30,28 @@ import pytest
 
 from speedtrain.records import baselines as bl
 from speedtrain.verdicts import rule as stats
-from speedtrain.report.compare import format_rows
 from speedtrain.config.trainconfig import TrainConfig, choices
 from speedtrain.hw.device import check_device
 from speedtrain.common.errors import ConfigError, DataError, SpeedtrainError
 from speedtrain.stats.option_rules import AUTO_RANGE, threshold_fraction
 from speedtrain.common.output_paths import check_outputs
-from speedtrain.suite.profiles import PROFILES, Profile, base_choice, suite_base
-from speedtrain.train.progress import EpochProgress, Progress, session_warning
+from speedtrain.recipes.profiles import PROFILES, Profile, base_choice, suite_base
+from speedtrain.train.progress import EpochProgress, Progress
 from speedtrain.records.record import CaseRecord
 from speedtrain.records.saved_run import RunMeta
 from speedtrain.stats.seeding import MAX_SEEDS
+from speedtrain.suite.scaleout import visible_gpu_count
 from speedtrain.suite.seed_runner import case_identity, feed_benchmark, run_seeds
 from speedtrain.suite.output import session_steps, writer
-from speedtrain.suite.session import (BASELINE_MODES, SuiteSession, baseline_source, catch_interrupts,
+from speedtrain.suite.summary import failed_line, noisy_line, verdict_lines
+from speedtrain.suite.plan import case_dataset, session_estimate, will_run, worker_threads
+from speedtrain.suite.session import (BASELINE_MODES, STATE, SuiteSession, baseline_source, catch_interrupts,
                                       check_baselines, check_data, check_doctor, choose_profile, explicit_args,
                                       judge, parse_seeds)
 from speedtrain.hw.resources import machine_limits, resource_warnings
-from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, noisy_reason, physical_cores, pin_threads, usable_cpus
+from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, physical_cores, pin_threads, usable_cpus
 from speedtrain.common.atomic import check_writable
 
-STATE = pytest.StashKey[SuiteSession]()
 # pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13);
 # Ctrl-C under xdist (issue 22).
 pytest_plugins = ["speedtrain.suite.scaleout", "speedtrain.suite.xdist_interrupt"]
@@ -187,10 +188,10 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     cases = [item for item in session.items if "run_case" in getattr(item, "fixturenames", ())]
     if not cases or config.option.collectonly:
         return
-    _prepare(config, len(cases))
+    _prepare(config, cases)
 
 
-def _prepare(config: pytest.Config, n_cases: int) -> None:
+def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
     import torch
 
     from speedtrain.doctor.command import run_doctor
@@ -199,15 +200,29 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
     check_baselines(st, opt("--st-baselines"))
     choice = base_choice(st.device_type)
     st.machine["base_precision"] = {"precision": choice.precision, "reason": choice.reason}
-    st.machine["torch_threads"] = pin_threads(st.device_type, st.threads)
-    base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config)})
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))  # xdist: the cores are shared
+    threads, oversubscribed = worker_threads(st.device_type, st.threads, workers, physical_cores())
+    if oversubscribed:
+        write(f"speedtrain: warning: {oversubscribed}")
+    st.machine["torch_threads"] = pin_threads(st.device_type, threads)
+    base_fields = {**suite_base(st.device_type), **_session_fields(config)}
+    base = TrainConfig(**base_fields)
     for line in resource_warnings(base, machine_limits(base)):
         write(f"speedtrain: warning: {line}")
-    warning = session_warning(st.profile.name, st.device_type, n_cases)
+    gpus = visible_gpu_count() if st.device_type == "cuda" else 0
+    running = [item.name for item in cases
+               if will_run(getattr(getattr(item, "callspec", None), "params", {}),
+                           {**base_fields, "dataset": case_dataset(item, opt("--st-dataset"))},
+                           st.device_type, gpus) is None]
+    warning = session_estimate(st.profile.name, st.device_type, running, len(cases) - len(running))
     if warning:
         write(warning)
     if not st.profile.synthetic:  # the smoke profile never reads (or downloads) a dataset
-        check_data(opt("--st-dataset"), opt("--st-data-dir"), opt("--st-download"))
+        for dataset in dict.fromkeys(case_dataset(item, opt("--st-dataset")) for item in cases):
+            check_data(dataset, opt("--st-data-dir"), opt("--st-download"))  # the selected cases' data
+    elif opt("--st-download"):
+        write("speedtrain: --st-download: nothing downloaded: the smoke profile trains on synthetic data "
+              "(the quick and full profiles read the dataset, and fetch it with --st-download)")
     report = run_doctor(torch.device(st.device_type), quick=True)
     st.machine["doctor"] = report.to_dict()
     st.matmul_peaks = report.matmul_peaks()  # each case's record carries its precision's (issue 12)
@@ -218,7 +233,7 @@ def _prepare(config: pytest.Config, n_cases: int) -> None:
         st.self_run_note = ("pytest-benchmark is off (--benchmark-disable, or under xdist): speedtrain runs every "
                             "seed itself; the per-seed figures are in the verdicts and in extra_info")
         write(f"speedtrain: {st.self_run_note}")
-    config.stash[PROGRESS] = Progress(n_cases, st.profile.name, st.device_type,
+    config.stash[PROGRESS] = Progress(len(cases), st.profile.name, st.device_type,
                                       write if st.profile.name != "smoke" else (lambda line: None))
     config.stash[STEPS] = session_steps(config, st.profile.name == "smoke", write)  # the TTY is read now
     catch_interrupts(st, write, config.add_cleanup)
@@ -253,7 +268,8 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         if st.interrupted:
             pytest.skip("session interrupted (Ctrl-C)")
         try:
-            base = TrainConfig(**{**suite_base(st.device_type), **_session_fields(config), **fields})
+            session = {**_session_fields(config), "dataset": case_dataset(request.node, config.getoption("--st-dataset"))}
+            base = TrainConfig(**{**suite_base(st.device_type), **session, **fields})
             profile.apply(base, 0)  # the profile's changes must make a valid config too
         except ConfigError as exc:
             pytest.fail(f"invalid case configuration: {exc}", pytrace=False)
@@ -297,9 +313,7 @@ def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., Ca
         feed_benchmark(benchmark, record)
         benchmark.extra_info.update(record.to_extra_info())
         st.records[benchmark.name] = record
-        noisy = noisy_reason(conditions)
-        if noisy:
-            warnings.warn(f"{benchmark.name}: noisy machine: {noisy}; its times are suspect", stacklevel=2)
+        # a noisy machine is one line over all cases at the end (suite_summary), not a warning each
         if not record.ok:
             warnings.warn(f"{benchmark.name}: {record.status}: {record.error}", stacklevel=2)
         if st.interrupted:
@@ -391,9 +405,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     if st.profile.synthetic:
         tr.write_line(f"profile {st.profile.name}: synthetic data and tiny runs; these times check plumbing, they measure nothing.")
-    if st.verdicts:
-        tr.write_line("changes: this run against the baseline (times: + = slower, ratio now / baseline; "
-                      "accuracies: in points, + = more accurate)")
-        tr.write_line(format_rows(st.verdicts))
+    for line in verdict_lines(st.verdicts, config.option.verbose > 0):
+        tr.write_line(line)
+    for line in (failed_line({name: (r.status, r.error) for name, r in st.records.items()}),
+                 noisy_line({name: record.conditions for name, record in st.records.items()})):
+        if line:
+            tr.write_line(line)
     for note in st.notes:
         tr.write_line(note)

@@ -37,6 +37,7 @@ import pytest
 
 from speedtrain.suite.gpupin import GpuPin, pin_gpus, placement_label
 from speedtrain.records.record import CaseRecord, is_number
+from speedtrain.suite.session import STATE
 
 GATHER_KEY = "speedtrain_cases"  # what a worker hands back in workeroutput (a JSON string)
 GPU_ENV = "CUDA_VISIBLE_DEVICES"
@@ -311,9 +312,11 @@ def _placement(config: pytest.Config) -> dict[str, Any]:
 
 
 def _suite_records(config: pytest.Config) -> dict[str, CaseRecord]:
-    from speedtrain.suite.plugin import STATE
-
     return config.stash[STATE].records
+
+
+def _suite_machine(config: pytest.Config) -> dict[str, Any]:
+    return config.stash[STATE].machine
 
 
 @pytest.hookimpl(wrapper=True)
@@ -333,6 +336,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
         config.workeroutput[GATHER_KEY] = safe_dumps({  # type: ignore[attr-defined]
             "benchmarks": entries,
             "records": {name: record.to_extra_info() for name, record in records.items()},
+            "machine": _suite_machine(config),  # doctor, base precision, threads: as a serial run saves
         })
         records.clear()
         if bs is not None:
@@ -358,6 +362,11 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     gathered = config.stash[_GATHER]
     gathered.benchmarks.extend(payload["benchmarks"])
     gathered.records.update(payload["records"])
+    # The first worker's machine facts (doctor, base precision, threads) stand for the run, as
+    # a serial run's would: the workers share one box; each case's record keeps its own threads.
+    machine = _suite_machine(config)
+    for key, value in (payload.get("machine") or {}).items():
+        machine.setdefault(key, value)
     position = {nodeid: i for i, nodeid in enumerate(gathered.order or [])}
     gathered.benchmarks.sort(key=lambda b: position.get(b["fullname"], len(position)))
     bs = _benchmark_session(config)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 from speedtrain.verdicts import rule as stats
-from speedtrain.suite.profiles import Profile, default_profile
+from speedtrain.recipes.profiles import Profile, default_profile
 from speedtrain.records.record import CaseRecord
 from speedtrain.verdicts.case import judge_case
 from speedtrain.common.errors import ConfigError, SpeedtrainError
@@ -79,6 +79,10 @@ class SuiteSession:
     def measured_peak_size(self, precision: str) -> Optional[int]:
         """The n of the n x n matmuls :meth:`measured_peak` was measured with (issue 19, item 9)."""
         return self.matmul_sizes.get(matmul_format(precision))
+
+
+# Where the session lives on the pytest config (the plugin, scale-out and xdist hooks read it).
+STATE = pytest.StashKey[SuiteSession]()
 
 
 def parse_seeds(text: Optional[str]) -> Optional[int] | str:

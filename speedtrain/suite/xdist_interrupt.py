@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from speedtrain.suite.output import writer
+from speedtrain.suite.session import STATE
 
 INTERRUPTED_KEY = "speedtrain_interrupted"  # a worker's workeroutput: was it interrupted
 PARTIAL_NOTE = "interrupted (Ctrl-C): the finished cases were kept, this run is marked partial"
@@ -38,8 +39,6 @@ def _is_controller(config: pytest.Config) -> bool:
 
 
 def _session(config: pytest.Config) -> Any:
-    from speedtrain.suite.plugin import STATE
-
     return config.stash.get(STATE, None)
 
 

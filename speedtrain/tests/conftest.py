@@ -37,6 +37,22 @@ SMOKE_FILES = ["benchmarks/test_precision.py", "benchmarks/test_architecture.py"
 GPU = "Tesla V100-SXM2-16GB"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def temporary_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Decoded datasets go to a temporary cache (speedtrain.data.imagetree.cache_dir), not the user's
+    ~/.cache/speedtrain: the tests would leave 185 MB there. A SPEEDTRAIN_CACHE the user set is
+    kept (a developer may want the slow tests to reuse one); the suites the tests start in
+    subprocesses inherit the variable."""
+    if os.environ.get("SPEEDTRAIN_CACHE"):
+        yield
+        return
+    os.environ["SPEEDTRAIN_CACHE"] = str(tmp_path_factory.mktemp("speedtrain-cache"))
+    try:
+        yield
+    finally:
+        del os.environ["SPEEDTRAIN_CACHE"]
+
+
 def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
     """The benchmark suite in a fresh interpreter, exactly as a user runs it."""
     return subprocess.run(

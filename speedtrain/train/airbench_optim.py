@@ -38,19 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["split_bn_biases", "param_groups", "decoupled_sgd", "epoch_steps", "trainer_units"]
-
-
-def trainer_units(lr: float, weight_decay: float, momentum: float, batch_size: int) -> tuple[float, float]:
-    """Airbench's decoupled ``lr`` and ``weight_decay`` (per 1024 examples) as the trainer's
-    mean-loss ``(lr, weight_decay)`` at ``batch_size``: the same torch SGD update.
-
-    torch's rate is ``lr / kilostep`` in both, and the trainer's is ``its lr / batch_size``; torch's
-    ``weight_decay`` is airbench's ``decay / torch_lr = weight_decay * batch_size / lr`` and
-    the trainer's ``its weight_decay * batch_size``.
-    """
-    kilostep = 1024 * (1 + 1 / (1 - momentum))
-    return lr * batch_size / kilostep, weight_decay / lr
+__all__ = ["split_bn_biases", "param_groups", "decoupled_sgd", "epoch_steps"]
 
 
 def split_bn_biases(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -56,6 +56,7 @@ from speedtrain.records.evaluation import EvalMetrics
 from speedtrain.records.result import EpochStats, RunResult, format_summary  # noqa: F401 (re-exported)
 from speedtrain.train.progress import EpochProgress, NoSteps  # progress within an epoch
 from speedtrain.models.registry import build_model, count_parameters, prepare_for_precision
+from speedtrain.train.notice import plural  # "1 step", "2 steps"
 from speedtrain.train.optimizers import set_lr
 from speedtrain.hw.process_state import BackendFlags, graphs_compiled, reset_compiler
 from speedtrain.train.schedule import lr_schedule
@@ -243,8 +244,8 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     result.timer = timer_policy(cfg, warm_timer.clock, progress=steps is not None)
     steps = steps or NoSteps()  # called either way: a no-op call per step is ~40 ns
     log(f"{cfg.model} width {cfg.width:g} ({result.n_params / 1e6:.2f}M parameters) on {cfg.dataset} "
-        f"from {data.source}{' (SYNTHETIC)' if data.synthetic else ''}: {cfg.epochs} epochs x {steps_per_epoch} "
-        f"steps of {cfg.batch_size}, {cfg.precision}{', channels_last' if cfg.channels_last else ''}, "
+        f"from {data.source}{' (SYNTHETIC)' if data.synthetic else ''}: {plural(cfg.epochs, 'epoch')} x "
+        f"{plural(steps_per_epoch, 'step')} of {cfg.batch_size}, {cfg.precision}{', channels_last' if cfg.channels_last else ''}, "
         f"loader {cfg.loader}, {result.device}; warm-up {result.warmup_s:.1f} s (untimed), target {cfg.target:.1%}")
     log(f"{'epoch':>5} {'lr':>7} {'loss':>8} {'train':>7} {'test':>7} {'epoch s':>8} {'total s':>8}")
     timer, eval_timer = Timer(device), Timer(device)

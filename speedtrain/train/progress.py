@@ -44,19 +44,6 @@ def duration(seconds: float) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
-def session_warning(profile: str, device_type: str, n_cases: int) -> Optional[str]:
-    """The line printed before a measuring profile starts: its estimated duration, and on a
-    CPU the advice to use the smoke profile or a subset."""
-    if profile == "smoke" or n_cases == 0:
-        return None
-    total = ROUGH_CASE_S[(profile, device_type)] * n_cases
-    line = f"speedtrain: {n_cases} cases of the {profile} profile take roughly {duration(total)} on this {device_type}"
-    if device_type == "cpu":
-        line += ("; on a CPU quick and full take hours: use --st-profile smoke to check the plumbing, "
-                 "or a subset (pytest benchmarks/test_precision.py -k fp32)")
-    return line
-
-
 @dataclass
 class Progress:
     """The suite's progress: cases done, the time they took, and the line for a seed."""

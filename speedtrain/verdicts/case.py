@@ -18,11 +18,12 @@ def judge_case(name: str, record: CaseRecord, base: Optional[CaseSummary], *, th
     machine, or judged against a baseline that was, says so first; a failed case says its
     status, since it has no times to show. ``summary`` is ``record.summary()`` when a reader
     has already made it (a saved run's, whose errors name the file)."""
-    reasons = [noisy_reason(record.conditions)]
-    if base is not None and noisy_reason(base_conditions):
-        reasons.append(f"baseline: {noisy_reason(base_conditions)}")
+    # a busy machine spoils the old run's times as surely as the new one's
+    sides = [("new", record.conditions), ("old", base_conditions if base is not None else None)]
+    reasons = [(side, noisy_reason(cond)) for side, cond in sides if cond]
+    marked = [f"{side} run: {why}" if base_conditions else why for side, why in reasons if why]
     row = verdict_row(name, base, summary or record.summary(), threshold=threshold,
-                      noisy_machine="; ".join(r for r in reasons if r) or None)
+                      noisy_machine="; ".join(marked) or None)
     if not record.ok:
         row.detail = f"status {record.status}: {row.detail}"
     return row

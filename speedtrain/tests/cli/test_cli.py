@@ -53,7 +53,9 @@ def test_bad_input_is_one_error_line_and_exit_code_2(capsys, tmp_path, monkeypat
 def test_missing_dataset_names_where_it_looked(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--data-dir", str(tmp_path / "nowhere"), "--device", "cpu")
     assert code == 2
-    assert err.startswith("error: ") and "nowhere" in err and len(err.strip().splitlines()) == 1
+    lines = err.strip().splitlines()  # the run's header and warnings come first, before the data is read
+    assert lines[0].startswith("speedtrain train: resnet9") and [line for line in lines if "error" in line] == lines[-1:]
+    assert lines[-1].startswith("error: ") and "nowhere" in lines[-1]
 
 
 def test_train_prints_progress_and_writes_json(capsys, tmp_path):
@@ -74,7 +76,7 @@ def test_quiet_prints_only_the_summary(capsys):
 
 @pytest.mark.slow
 def test_console_script_runs_as_a_module():
-    proc = subprocess.run([sys.executable, "-m", "speedtrain.cli", "train", "--batch-size", "0"],
+    proc = subprocess.run([sys.executable, "-m", "speedtrain.cli.main", "train", "--batch-size", "0"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: batch_size must be a whole number of at least 1; got 0"
@@ -113,7 +115,8 @@ def test_cli_choices_are_the_config_choices():
 
 
 def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
+    # the run's header and its warnings come before the data is read: the error is the one other line
+    lines = [line for line in err.strip().splitlines() if not line.startswith(("speedtrain train: ", "warning: "))]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     return lines[0]
 
@@ -214,6 +217,8 @@ def test_resource_warnings_come_before_training(capsys, monkeypatch):
                            "--image-size", "512")
     lines = err.strip().splitlines()
     assert code == 2 and lines[-1] == "error: stopped where training would start"
+    assert lines[0].startswith("speedtrain train: ") and lines[1].startswith("warning: a GPU-scale run on a CPU")
+    lines = [line for line in lines if not line.startswith(("speedtrain train: ", "warning: a GPU-scale"))]
     assert lines[0].startswith("warning: workers 3 is more than the 2 CPUs")
     gb = 60_000 * 3 * 512 * 512 / 1e9  # CIFAR-10 train + test, uint8, at 512 px
     assert lines[1].startswith(f"warning: the dataset at 512 px takes about {gb:.1f} GB") and "image_size" in lines[1]

@@ -147,7 +147,7 @@ def test_a_train_result_is_a_one_case_run_for_report_and_compare(capsys, trained
     code, _, err = run_cli(capsys, "report", str(result), "-o", str(tmp_path / "R.md"))
     assert code == 0, err
     text = (tmp_path / "R.md").read_text()
-    assert "resnet9 fp32 bs32 2ep" in text and "WARNING" in text  # synthetic data is marked
+    assert "resnet9 x0.125 cifar10 (synthetic) fp32 bs32 2ep" in text and "WARNING" in text  # synthetic data is marked
 
 
 def test_mllog_lines_are_mlperf_events_in_time_order(trained) -> None:

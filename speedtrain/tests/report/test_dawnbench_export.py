@@ -115,5 +115,13 @@ def test_errors(fake_runs: "FakeRuns", tmp_path: Path) -> None:
 def test_smoke_run_entry_carries_a_warning(fake_runs: "FakeRuns", tmp_path: Path) -> None:
     dawn = fake_runs.bench("dawnbench", "resnet9", [26.0], test="test_dawnbench", profile="smoke")
     run = fake_runs.write("run.json", fake_runs.run([dawn], profile="smoke"))
-    entry = json.loads(Path(export_dawnbench(str(run), str(tmp_path / "out"))[0]).read_text())
+    json_path, tsv_path = export_dawnbench(str(run), str(tmp_path / "out"))
+    entry = json.loads(Path(json_path).read_text())
     assert "not a valid DAWNBench entry" in entry["misc"]["warning"]
+    first, header = Path(tsv_path).read_text().splitlines()[:2]  # the table says so too
+    assert first == f"# WARNING: {entry['misc']['warning']}" and header == "epoch\thours\ttop1Accuracy"
+
+
+def test_a_measured_entrys_table_has_no_warning(dawnbench_run: Path, tmp_path: Path) -> None:
+    tsv = Path(export_dawnbench(str(dawnbench_run), str(tmp_path / "out"))[1]).read_text()
+    assert tsv.startswith("epoch\thours\ttop1Accuracy\n")

@@ -51,7 +51,7 @@ def test_report_has_environment_sections_tables_and_no_banner(quick_run: Path, t
     # Sections in the journey's order, not the file's.
     assert text.index("## Batch size") < text.index("## Numeric precision") < text.index("## Bag of tricks")
     assert _table_row(text, "GPU")[1] == "Tesla V100-SXM2-16GB"
-    assert _table_row(text, "commit")[1].startswith("0123456789ab (main")
+    assert _table_row(text, "commit")[1] == "0123456789ab (branch main)"
     assert "evaluation" in _table_row(text, "not timed (excludes)")[1]
     assert _header(text, "## Numeric precision")[0] == "case"  # a single run has no run column
 

@@ -63,13 +63,16 @@ def test_a_gpu_run_keeps_its_cuda_lines_and_figures(quick_run: Path, tmp_path: P
 def test_every_plot_of_a_smoke_run_carries_the_mark(fake_runs: "FakeRuns", tmp_path: Path, figures) -> None:
     build_report([str(cpu_run(fake_runs))], str(tmp_path / "R.md"))
     assert len(figures) == 2
-    for fig in figures:
-        assert any(t.get_text() == plots.SMOKE_MARK for t in fig.texts)
+    for fig in figures:  # inside the axes, so it never covers the tick labels around them
+        ax = fig.axes[0]
+        (mark,) = [t for t in ax.texts if t.get_text() == plots.SMOKE_MARK]
+        assert mark.get_transform() == ax.transAxes and mark.get_position() == (0.5, 0.5)
+        assert not fig.texts
 
 
 def test_a_measured_run_has_no_mark_and_axes_name_parameter_and_unit(quick_run: Path, tmp_path: Path, figures) -> None:
     build_report([str(quick_run)], str(tmp_path / "R.md"))
-    assert figures and all(not fig.texts for fig in figures)
+    assert figures and all(plots.SMOKE_MARK not in [t.get_text() for t in fig.axes[0].texts] for fig in figures)
     ax = by_title(figures, "Batch size: median training time").axes[0]
     assert ax.get_xlabel() == "batch size (images per step)" and ax.get_ylabel() == "training time per run (s)"
     ax = by_title(figures, "Batch size: test accuracy").axes[0]
@@ -114,10 +117,12 @@ def test_the_trend_plot_draws_the_recorded_history(fake_runs: "FakeRuns", quick_
     text = Path(build_report([str(quick_run)], str(tmp_path / "R.md"), baselines_path=str(file))).read_text()
     assert "(R-precision-trend.png)" in text and "R-batch_size-trend.png" not in text  # no history there
     ax = by_title(figures, "Numeric precision: stored baselines over time").axes[0]
-    (line,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+    line, now = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
     assert list(line.get_ydata()) == pytest.approx([6.0, 5.5, 5.0])
+    # the reported run itself, hollow, after the stored updates
+    assert list(now.get_xdata()) == [3] and list(now.get_ydata()) == pytest.approx([5.0]) and now.get_markerfacecolor() == "white"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2024-04-01\n0000000", "2024-04-02\n1111111",
-                                                             "2024-04-03\n2222222"]
+                                                             "2024-04-03\n2222222", "this run"]
     assert ax.get_ylabel() == "median training time (s)"
 
 
@@ -143,3 +148,33 @@ def test_point_labels_of_a_crowded_spot_do_not_overlap():
     boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the text alone, not its leader line
     assert [t.get_text() for t in ax.texts] == labels
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_the_trend_plot_draws_with_one_stored_baseline_and_this_run(fake_runs: "FakeRuns", quick_run: Path,
+                                                                    tmp_path: Path, figures) -> None:
+    file = tmp_path / "baselines.json"
+    bench = fake_runs.bench("precision", "fp16", [6.0, 6.2, 5.8])
+    bl.update(file, "Tesla V100-SXM2-16GB", "quick", {"test_precision[fp16]": CaseRecord.from_extra_info(bench["extra_info"])},
+              {"date": "2024-04-01T00:00:00+00:00", "commit": "0" * 12})
+    build_report([str(quick_run)], str(tmp_path / "R.md"), baselines_path=str(file))
+    ax = by_title(figures, "Numeric precision: stored baselines over time").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2024-04-01\n0000000", "this run"]
+
+
+def test_the_flops_plot_of_one_shared_work_does_not_span_a_decade(fake_runs: "FakeRuns", tmp_path: Path,
+                                                                 figures) -> None:
+    cases = [fake_runs.bench("precision", p, [t], reference=p == "fp32", flops_per_image=2.27e9, train_flops=[2.71e15])
+             for p, t in (("fp32", 10.0), ("fp16", 5.0), ("half", 4.0))]
+    build_report([str(fake_runs.write("f.json", fake_runs.run(cases)))], str(tmp_path / "R.md"))
+    ax = by_title(figures, "Numeric precision: time against work").axes[0]
+    lo, hi = ax.get_xlim()
+    assert lo < 2710 < hi and hi / lo < 2  # around the one value, not a decade of empty log axis
+
+
+def test_accuracy_curves_of_different_cases_have_their_own_marker_and_dashes(quick_run: Path, tmp_path: Path,
+                                                                            figures) -> None:
+    build_report([str(quick_run)], str(tmp_path / "R.md"))
+    ax = by_title(figures, "Numeric precision: test accuracy").axes[0]
+    styles = {line.get_label(): (line.get_marker(), line.get_linestyle()) for line in ax.get_lines()
+              if not line.get_label().startswith("_")}
+    assert set(styles) == {"fp32", "fp16"} and styles["fp32"] != styles["fp16"]

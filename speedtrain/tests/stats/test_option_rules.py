@@ -12,7 +12,7 @@ from _pytest.config.argparsing import Parser
 from speedtrain.suite import plugin as pytest_plugin
 from speedtrain.common.errors import ConfigError
 from speedtrain.stats.option_rules import AUTO_RANGE, compact_seeds, seed_count, threshold_fraction
-from speedtrain.suite.profiles import PROFILES
+from speedtrain.recipes.profiles import PROFILES
 from speedtrain.stats.seeding import MAX_SEEDS, MIN_SEEDS
 from speedtrain.suite.session import SuiteSession, parse_seeds
 

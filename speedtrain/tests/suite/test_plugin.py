@@ -81,7 +81,9 @@ def test_header_skip_reason_and_verdict_table(suite, pytester):
     result = suite("test_precision.py", "-k", "fp32 or tf32", "-rs", "--st-baselines", "update",
                    "--st-download", "--st-data-dir", "no-such-folder")
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["speedtrain: profile smoke*", "*speedtrain verdicts*", "test_precision[[]fp32[]]*no baseline*",
+    result.stdout.fnmatch_lines(["speedtrain: profile smoke*",
+                                 "speedtrain: --st-download: nothing downloaded: the smoke profile trains on synthetic data*",
+                                 "*speedtrain verdicts*", "nothing to judge yet: 1 cases, 1 without a baseline*",
                                  "baselines for 1 cases on * (smoke) written to *", "SKIPPED*tf32*CUDA*"])
     assert not (pytester.path / "no-such-folder").exists()
     data = bl.load(pytester.path / "baselines.json")  # the default file: at the root
@@ -89,9 +91,14 @@ def test_header_skip_reason_and_verdict_table(suite, pytester):
     assert set(data["machines"][machine]["smoke"]) == {"test_precision[fp32]"}
     assert data["machines"][machine]["smoke"]["test_precision[fp32]"]["source"]["profile"] == "smoke"
 
-    # a second session compares with what the first stored: one seed a side is not judged
+    # a second session compares with what the first stored: one seed a side is not judged, so
+    # the verdicts are one line, no table of meaningless changes ...
     result = suite("test_precision.py", "-k", "fp32")
     result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*speedtrain verdicts*", "nothing to judge yet: 1 cases, 1 with one seed on a side*"])
+    assert "this run against the baseline" not in result.stdout.str()
+    # ... and -v shows the table
+    result = suite("test_precision.py", "-k", "fp32", "-v")
     result.stdout.fnmatch_lines(["*speedtrain verdicts*", "*this run against the baseline (times: + = slower*",
                                  "test_precision[[]fp32[]]*train_time_s*s*s*not judged*one seed*"])
     assert "no baseline" not in result.stdout.str().split("speedtrain verdicts")[1]
@@ -134,6 +141,19 @@ def test_a_missing_dataset_stops_the_session_with_one_line(suite, pytester):
     assert len(errors) == 1 and errors[0].startswith("ERROR: no CIFAR-10 found")
     assert "--st-download" in errors[0] and "--st-data-dir" in errors[0]
     assert "passed" not in result.stdout.str()
+
+
+def test_the_data_checked_is_the_selected_cases_own(suite, pytester):
+    # -k image_size selects Fashion-MNIST cases: the check before the first case asks for that, not CIFAR-10
+    pytester.makepyfile(test_image_size=(ROOT / "benchmarks" / "test_image_size.py").read_text())
+    (pytester.path / "empty").mkdir()
+    result = suite("test_precision.py", "test_image_size.py", "-k", "image_size", "--st-data-dir", "empty",
+                   profile="quick")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1 and "Fashion-MNIST" in errors[0] and "CIFAR-10" not in errors[0], errors
+    # the estimate counted the 4 selected cases
+    result.stdout.fnmatch_lines(["speedtrain: 4 cases of the quick profile take roughly*"])
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any folder")

@@ -112,6 +112,10 @@ def test_xdist_run_saves_one_run_with_the_serial_runs_cases(smoke_data, tmp_path
         assert bench["stats"]["rounds"] == len(bench["extra_info"]["seeds"])
     assert set(par["machine_info"]) - {"speedtrain_scaleout"} == set(smoke_data["machine_info"])
     assert par["machine_info"]["speedtrain_scaleout"]["workers"] == 2
+    # what a serial run saves of the machine, the workers' doctor and threads included
+    assert set(par["machine_info"]["speedtrain"]) == set(smoke_data["machine_info"]["speedtrain"])
+    assert par["machine_info"]["speedtrain"]["doctor"]["ok"] is True
+    assert par["machine_info"]["speedtrain"]["torch_threads"] == 1
     # verdicts and the baselines update happen once, at the controller, for every case
     assert proc.stdout.count("baselines for 4 cases") == 1
     stored = json.loads((tmp_path / "b.json").read_text())
@@ -173,7 +177,7 @@ def fake_gpu_suite(pytester: pytest.Pytester):
     """)
 
     def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "speedtrain.pytest_plugin",
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "speedtrain.suite.plugin",
                                              "--st-profile", "smoke", *args, timeout=300)
     return run
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from speedtrain.suite.profiles import PROFILES
-from speedtrain.train.progress import Progress, duration, session_warning
+from speedtrain.recipes.profiles import PROFILES
+from speedtrain.train.progress import Progress, duration
 from speedtrain.records.record import CaseRecord
 from speedtrain.records.section import Section
 from speedtrain.hw.runconditions import Conditions, gpu_clocks, noisy_reason, physical_cores
@@ -122,10 +122,6 @@ def test_noisy_machine_reasons():
 
 def test_progress_lines_and_estimates():
     assert duration(42) == "42 s" and duration(185) == "3 min 05 s" and duration(7620) == "2 h 07 min"
-    assert session_warning("smoke", "cpu", 10) is None
-    cpu = session_warning("quick", "cpu", 10)
-    assert "take roughly" in cpu and "hours" in cpu and "--st-profile smoke" in cpu
-    assert "hours" not in session_warning("quick", "cuda", 10)
     lines: list[str] = []
     progress = Progress(3, "quick", "cuda", lines.append)
     assert progress.case_estimate(None, 2) == 60.0  # nothing known: the profile's rough figure

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from speedtrain.train.airbench_optim import epoch_steps, trainer_units
+from speedtrain.recipes.airbench import trainer_units
+from speedtrain.train.airbench_optim import epoch_steps
 from speedtrain.recipes.airbench import AIRBENCH94
 from speedtrain.train.airbench_schedule import StepTriangle, airbench_factor
 from speedtrain.records.airbench_time import PUBLISHED, airbench_time_s, report_notes

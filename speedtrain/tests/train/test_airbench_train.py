@@ -12,14 +12,14 @@ from speedtrain.train import airbench_train
 from speedtrain.models import airbench, registry
 from speedtrain.models.airbench import whitening_filters
 from speedtrain.recipes.airbench import AIRBENCH94, ALONE, LADDER
-from speedtrain.suite.profiles import cumulative
+from speedtrain.recipes.profiles import cumulative
 from speedtrain.data.augment import normalize
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.data.datasets import load_dataset
 from speedtrain.train.loaders import make_train_loader
 from speedtrain.common.errors import ConfigError
 from speedtrain.train.flops import flop_count
-from speedtrain.suite.profiles import PROFILES
+from speedtrain.recipes.profiles import PROFILES
 from speedtrain.records.record import CaseRecord
 from speedtrain.train.schedule import lr_schedule
 from speedtrain.tests.conftest import SHARED_DATA

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from speedtrain.config.trainconfig import TrainConfig
-from speedtrain.suite.profiles import base_choice, suite_base
+from speedtrain.recipes.profiles import base_choice, suite_base
 
 
 @pytest.fixture
