@@ -69,7 +69,7 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     Memoised in-process on the fields that change the result, because a benchmark session
     builds dozens of cases over the same data.
     """
-    picked = (cfg.classes, cfg.per_class)  # the 100-image study's class subset (speedtrain.train.study)
+    picked = (cfg.classes, cfg.per_class)  # the 100-image study's class subset (speedtrain.data.selection)
     if cfg.synthetic:
         return _prepared(cfg.dataset, "", False, True, cfg.seed, cfg.train_subset, cfg.test_subset, cfg.image_size, *picked)
     root = str(Path(cfg.data_dir).expanduser().resolve())

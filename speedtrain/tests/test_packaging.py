@@ -47,7 +47,7 @@ def test_installed_torch_has_every_api_used() -> None:
         obj = torch
         for part in dotted.split(".")[1:]:
             obj = getattr(obj, part)
-    # Fused SGD on the CPU (torch >= 2.4) is what train.make_sgd asks for there.
+    # Fused SGD on the CPU (torch >= 2.4) is what train.optimizers.make_sgd asks for there.
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, fused=True)
 
 

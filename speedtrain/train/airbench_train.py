@@ -9,8 +9,6 @@ a run:
 - :func:`whiten_first_layer` fills the whitening conv before the warm-up and the clock (the
   paper counts its seconds in the run; here they are ``RunResult.whiten_s``, apart from
   ``train_time_s``, like the warm-up);
-- :func:`param_groups` and :func:`scale_groups` give the batch-norm shifts
-  ``bn_bias_lr_scale`` times the learning rate with the same absolute weight decay;
 - :class:`RunHooks` is called at each epoch's start and end and after each optimiser step:
   the whitening bias is frozen after ``whiten_bias_epochs`` (by its group's learning rate, never
   by ``requires_grad``: DDP and torch.compile both fix the set of parameters that need a
@@ -22,7 +20,7 @@ a run:
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -30,12 +28,12 @@ from torch import nn
 from speedtrain.data import augment
 from speedtrain.models.airbench import init_whitening, whitening_filters
 from speedtrain.models.whitening import init_patch_whitening, myrtle_whitening_filters
-from speedtrain.train.airbench_optim import epoch_steps, split_bn_biases
+from speedtrain.train.airbench_optim import epoch_steps
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.ema import WeightEMA
 from speedtrain.train.lookahead import Lookahead
 
-__all__ = ["whiten_first_layer", "param_groups", "scale_groups", "epoch_plan", "RunHooks"]
+__all__ = ["whiten_first_layer", "epoch_plan", "RunHooks"]
 
 
 def whiten_first_layer(net: nn.Module, cfg: TrainConfig, train_images: torch.Tensor, mean: tuple[float, ...],
@@ -62,41 +60,6 @@ def whiten_first_layer(net: nn.Module, cfg: TrainConfig, train_images: torch.Ten
 WHITEN_WARM_UP_IMAGES = 8
 
 
-def param_groups(net: nn.Module, cfg: TrainConfig) -> list[Any]:
-    """What the trainer's optimiser steps: the trainable parameters, or groups of them: with a
-    ``bn_bias_lr_scale`` other than 1 the batch-norm shifts (marked ``bn_shift``), and with
-    ``whiten`` the whitening conv's bias on its own (marked ``whiten_bias``), so that
-    :class:`RunHooks` can freeze it by its learning rate."""
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    whiten_bias = cfg.whiten and cfg.model == "airbench"  # resnet9's whitening conv has no bias
-    if cfg.bn_bias_lr_scale == 1 and not whiten_bias:
-        return trainable
-    shifts, _ = split_bn_biases(net)
-    shift_ids = {id(p) for p in shifts} if cfg.bn_bias_lr_scale != 1 else set()
-    bias = net.whiten.conv.bias if whiten_bias else None
-    groups: list[dict[str, Any]] = []
-    if bias is not None:
-        groups.append({"params": [bias], "whiten_bias": True})
-    if shift_ids:
-        groups.append({"params": [p for p in trainable if id(p) in shift_ids], "bn_shift": True})
-    groups.append({"params": [p for p in trainable if id(p) not in shift_ids and p is not bias]})
-    return groups
-
-
-def scale_groups(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Give every group the ``lr_scale`` that ``optimizers.set_lr`` reads (the summed-loss SGD's
-    ``1 / batch`` where the optimiser did not set one), and the ``bn_shift`` group
-    ``bn_bias_lr_scale`` times its rate and ``1 / bn_bias_lr_scale`` times its weight decay:
-    SGD's decay per step is ``lr * weight_decay``, so the shifts decay as much as before
-    (airbench's 64x bias rate, "scales up learning rate but not weight decay")."""
-    for group in opt.param_groups:
-        group.setdefault("lr_scale", 1.0 / cfg.batch_size)
-        if group.get("bn_shift"):
-            group["lr_scale"] *= cfg.bn_bias_lr_scale
-            group["weight_decay"] /= cfg.bn_bias_lr_scale
-    return opt
-
-
 def epoch_plan(cfg: TrainConfig, steps_per_epoch: int) -> list[int]:
     """Optimiser steps of each epoch: ``cfg.epochs`` may be a float (airbench trains 9.9), and
     then the last epoch stops after its share of the loader's batches."""
@@ -110,7 +73,7 @@ class RunHooks:
     ``total_steps`` is the run's optimiser steps (``airbench_optim.epoch_steps`` summed), the
     horizon of lookahead's decay schedule. Build it after the warm-up: lookahead's EMA must
     start from the weights the timed run starts from. ``opt`` is the timed run's optimiser,
-    whose ``whiten_bias`` group (:func:`param_groups`) :meth:`start_epoch` freezes. (airbench builds
+    whose ``whiten_bias`` group (``optimizers.param_groups``) :meth:`start_epoch` freezes. (airbench builds
     its EMA before it fills the whitening conv, so at its first update, step 5 with
     rho = 0.95**5 * (5/476)**3 = 9e-7, its frozen whitening filters take in 9e-7 of their random
     init; here they stay exact.)

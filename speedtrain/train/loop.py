@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from speedtrain.train import ddp, distributed
-from speedtrain.train import study
+from speedtrain.train import mixing
 from speedtrain.train import airbench_train  # issue 12: the airbench-era steps; FLOPs and MFU
 from speedtrain.train import flops
 from speedtrain.train import breakdown as step_breakdown  # issue 20: where the step's time goes, after the clock
@@ -57,7 +57,7 @@ from speedtrain.records.result import EpochStats, RunResult, format_summary  # n
 from speedtrain.train.progress import EpochProgress, NoSteps  # progress within an epoch
 from speedtrain.models.registry import build_model, count_parameters, prepare_for_precision
 from speedtrain.train.notice import plural  # "1 step", "2 steps"
-from speedtrain.train.optimizers import set_lr
+from speedtrain.train.optimizers import build_optimizer, optimizer_impl, set_lr
 from speedtrain.hw.process_state import BackendFlags, graphs_compiled, reset_compiler
 from speedtrain.train.schedule import lr_schedule
 from speedtrain.hw.timing import Timer, peak_memory, release_memory, reset_peak_memory, synchronize, timer_policy
@@ -71,9 +71,6 @@ AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # fp16 warm-up steps allowed beyond cfg.warmup_steps to find a scale that does not overflow:
 # each overflow halves the scale, so 16 cover a start 65536 times too high.
 MAX_CALIBRATION_STEPS = 16
-
-# Devices with a fused SGD kernel in torch >= 2.5 (torch.utils._foreach_utils lists them).
-FUSED_SGD_DEVICES = ("cuda", "cpu")
 
 # Allocation failures that do not arrive as torch.OutOfMemoryError, as torch 2.14 words them
 # (strings of libtorch_cuda, cuDNN 9 and cuDNN 8 status names).
@@ -131,26 +128,6 @@ def initial_grad_scale(batch_size: int) -> float:
     ``batch_size`` times larger, so start that much lower (rounded to a power of two, so
     scaling stays exact) rather than halve the scale on overflow for ~log2(batch) skipped steps."""
     return 2.0 ** max(0, 16 - math.ceil(math.log2(batch_size)))
-
-
-def make_sgd(params: list[torch.Tensor], cfg: TrainConfig, device: torch.device) -> torch.optim.SGD:
-    """The trainer's SGD (summed-loss convention: the lr is set per step), fused where the device
-    has the kernel, else torch's own default (foreach on CUDA, a for-loop elsewhere)."""
-    if cfg.sgd_form == "cifar10-fast":  # the LR inside the momentum buffer (speedtrain.train.sgd_forms)
-        from speedtrain.train.sgd_forms import LrInBufferSGD
-
-        return LrInBufferSGD(params, momentum=cfg.momentum, weight_decay=cfg.weight_decay * cfg.batch_size,
-                             nesterov=cfg.nesterov)  # type: ignore[return-value]
-    fused = device.type in FUSED_SGD_DEVICES
-    return torch.optim.SGD(params, lr=0.0, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay * cfg.batch_size,
-                           fused=fused, foreach=None if fused else device.type == "cuda")
-
-
-def sgd_implementation(opt: torch.optim.Optimizer) -> str:
-    """Which step implementation ``opt`` runs: fused, foreach or for-loop."""
-    group = opt.param_groups[0]
-    return "fused" if group.get("fused") else "foreach" if group.get("foreach") else "for-loop"
 
 
 def train(cfg: TrainConfig, *, monitor: Optional[Monitor] = None, log: Optional[Log] = None,
@@ -234,7 +211,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     result.warmup_s = warm_timer.stop()
     graphs_warm = graphs_compiled()
     opt, scaler = step.optimizer(init_scale=calibrated)
-    result.optimizer_impl = sgd_implementation(opt)
+    result.optimizer_impl = optimizer_impl(opt)
     result.grad_scale_init = scaler.get_scale() if step.scaling else None
     plan = airbench_train.epoch_plan(cfg, steps_per_epoch)  # steps per epoch; a fractional last one is short
     hooks = airbench_train.RunHooks(cfg, net, sum(plan), opt)  # whitening bias, lookahead (no-ops when off)
@@ -357,26 +334,24 @@ class _Step:
         self.amp_dtype = AUTOCAST_DTYPES.get(cfg.precision)
         self.scaling = cfg.precision == "fp16"
         # image mixing (mix_ratio), None when off; partners drawn per rank (issue 19)
-        self.mix = study.ImageMix.build(cfg.replace(seed=ddp.rank_seed(cfg.seed)), device)
+        self.mix = mixing.ImageMix.build(cfg.replace(seed=ddp.rank_seed(cfg.seed)), device)
 
     def autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def optimizer(self, init_scale: Optional[float] = None) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
-        params = airbench_train.param_groups(self.net, self.cfg)  # bn_bias_lr_scale: shifts in a group
         scale = init_scale if init_scale is not None else initial_grad_scale(self.cfg.batch_size)
         scaler = torch.amp.GradScaler(self.device.type, init_scale=scale, enabled=self.scaling)
-        opt = study.make_optimizer(params, self.cfg, self.device)  # cfg.optimizer; sgd: make_sgd
-        return airbench_train.scale_groups(opt, self.cfg), scaler
+        return build_optimizer(self.net, self.cfg, self.device), scaler
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, lr: float, opt: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
-        set_lr(opt, lr)  # each group's lr_scale (airbench_train.scale_groups): SGD's 1 / batch, as ever
+        set_lr(opt, lr)  # each group's lr_scale (optimizers.build_optimizer): SGD's 1 / batch, as ever
         mixed = self.mix(x) if self.mix is not None else None
         with self.autocast():
             logits = self.model(x if mixed is None else mixed.images)
-            loss = study.cross_entropy(logits.float(), y, mixed, cfg.label_smoothing)
+            loss = mixing.cross_entropy(logits.float(), y, mixed, cfg.label_smoothing)
         scaler.scale(loss).backward()
         scaler.step(opt)  # fused SGD takes the scale and the overflow flag on the device: no sync
         scaler.update()

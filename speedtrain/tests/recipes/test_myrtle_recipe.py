@@ -53,8 +53,7 @@ def test_the_floor_holds_for_the_last_two_epochs():
 def test_bias_group_rate_and_decay_are_the_notebooks():
     """cells 66-85: opt_params_bias = lr x 64, weight decay 5e-4 * batch / 64, on the parameters
     whose name holds 'bias' (ResNet-9's only biases are the batch norms')."""
-    from speedtrain.train.airbench_train import param_groups, scale_groups
-    from speedtrain.train.loop import make_sgd
+    from speedtrain.train.optimizers import make_sgd, param_groups, scale_groups
 
     cfg = TrainConfig(**{**MYRTLE_FINAL, "width": 0.125})
     net = build_model(cfg)

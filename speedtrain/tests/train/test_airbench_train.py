@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from speedtrain.tests import conftest
-from speedtrain.train import airbench_train
+from speedtrain.train import airbench_train, optimizers
 from speedtrain.models import airbench, registry
 from speedtrain.models.airbench import whitening_filters
 from speedtrain.recipes.airbench import AIRBENCH94, ALONE, LADDER
@@ -113,8 +113,8 @@ def test_lookahead_leaves_the_model_at_its_weight_average(captured):
 def test_bn_shifts_get_the_scaled_rate_and_the_same_decay_per_step():
     cfg = TrainConfig(**TINY, freeze_bn_scale=True, bn_bias_lr_scale=64.0)
     net = airbench.build_airbench(cfg)
-    opt = airbench_train.scale_groups(torch.optim.SGD(airbench_train.param_groups(net, cfg), lr=0.0,
-                                                      weight_decay=cfg.weight_decay * cfg.batch_size), cfg)
+    opt = optimizers.scale_groups(torch.optim.SGD(optimizers.param_groups(net, cfg), lr=0.0,
+                                                  weight_decay=cfg.weight_decay * cfg.batch_size), cfg)
     shifts, others = opt.param_groups
     assert shifts["bn_shift"] and all(p.ndim == 1 for p in shifts["params"])
     assert shifts["lr_scale"] == pytest.approx(64 / cfg.batch_size) and others["lr_scale"] == pytest.approx(1 / cfg.batch_size)

@@ -61,14 +61,13 @@ def test_a_zero_rate_still_moves_the_weights_by_the_buffer():
 
 
 def test_the_trainer_uses_it_with_sgd_form_and_the_shift_group_scaling():
-    from speedtrain.train.airbench_train import param_groups, scale_groups
     from speedtrain.models.registry import build_model
-    from speedtrain.train.loop import make_sgd, sgd_implementation
+    from speedtrain.train.optimizers import make_sgd, optimizer_impl, param_groups, scale_groups
 
     cfg = TrainConfig(sgd_form="cifar10-fast", freeze_bn_scale=True, bn_bias_lr_scale=64.0, width=0.125)
     net = build_model(cfg)
     opt = scale_groups(make_sgd(param_groups(net, cfg), cfg, torch.device("cpu")), cfg)
-    assert isinstance(opt, LrInBufferSGD) and sgd_implementation(opt) == "foreach"
+    assert isinstance(opt, LrInBufferSGD) and optimizer_impl(opt) == "foreach"
     shifts, rest = opt.param_groups
     assert shifts["lr_scale"] == 64 / 512 and shifts["weight_decay"] == pytest.approx(5e-4 * 512 / 64)
     assert rest["lr_scale"] == 1 / 512 and rest["weight_decay"] == pytest.approx(5e-4 * 512)

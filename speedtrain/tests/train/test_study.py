@@ -12,7 +12,7 @@ from speedtrain.data import augment
 from speedtrain.data.augment import ExtraAugment
 from speedtrain.data.datasets import holdout
 from speedtrain.data.selection import select_classes
-from speedtrain.train import study
+from speedtrain.train import mixing, optimizers
 from speedtrain.train import loop as train_module
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.data.datasets import load_dataset
@@ -116,8 +116,8 @@ def test_mixed_loss_equals_the_soft_target_loss():
     logits, labels = torch.randn(8, 3), torch.randint(0, 3, (8,))
     mixed = augment.mix_images(torch.randn(8, 3, 4, 4), 0.3, torch.Generator().manual_seed(1))
     soft = F.cross_entropy(logits, mixed.targets(labels, 3), reduction="sum")
-    assert torch.allclose(study.cross_entropy(logits, labels, mixed, 0.0), soft, atol=1e-5)
-    assert torch.equal(study.cross_entropy(logits, labels, None, 0.0), F.cross_entropy(logits, labels, reduction="sum"))
+    assert torch.allclose(mixing.cross_entropy(logits, labels, mixed, 0.0), soft, atol=1e-5)
+    assert torch.equal(mixing.cross_entropy(logits, labels, None, 0.0), F.cross_entropy(logits, labels, reduction="sum"))
 
 
 def test_a_mixing_run_is_the_same_with_and_without_the_warm_up():
@@ -130,8 +130,8 @@ def test_a_mixing_run_is_the_same_with_and_without_the_warm_up():
 
 def _trained_optimizer(monkeypatch, **changes):
     made = []
-    real = study.make_optimizer
-    monkeypatch.setattr(study, "make_optimizer", lambda *a: made.append(real(*a)) or made[-1])
+    real = optimizers.build_optimizer
+    monkeypatch.setattr(train_module, "build_optimizer", lambda *a: made.append(real(*a)) or made[-1])
     result = train(TrainConfig(**{**TINY, **changes}))
     assert result.status == "ok"
     return made[-1], result  # the last one made is the timed run's (the warm-up's comes first)
@@ -158,7 +158,7 @@ def test_the_optimizer_switch_changes_the_optimizer_that_trained(monkeypatch, na
 
 def test_the_default_sgd_path_is_unchanged(monkeypatch):
     made = []
-    monkeypatch.setattr(train_module, "make_sgd", lambda *a: made.append(a) or torch.optim.SGD(a[0], lr=0.0))
+    monkeypatch.setattr(optimizers, "make_sgd", lambda *a: made.append(a) or torch.optim.SGD(a[0], lr=0.0))
     train(TrainConfig(**TINY))
     assert len(made) == 2  # warm-up and timed run, both through the trainer's make_sgd
 

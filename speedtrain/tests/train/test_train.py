@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from speedtrain.train import loop as train_module
+from speedtrain.train import optimizers
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.common.errors import ConfigError
 from speedtrain.train.loop import RunResult, train
@@ -281,11 +282,11 @@ def test_the_fused_step_matches_foreach_on_the_cpu(dtype, scaled):
     for implementation in ("fused", "foreach"):
         params = [p.clone().to(dtype).requires_grad_() for p in start]
         if implementation == "fused":
-            opt = train_module.make_sgd(params, cfg, torch.device("cpu"))
+            opt = optimizers.make_sgd(params, cfg, torch.device("cpu"))
         else:
             opt = torch.optim.SGD(params, lr=0.0, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                   weight_decay=cfg.weight_decay * cfg.batch_size, foreach=True)
-        assert train_module.sgd_implementation(opt) == implementation
+        assert optimizers.optimizer_impl(opt) == implementation
         scaler = torch.amp.GradScaler("cpu", init_scale=train_module.initial_grad_scale(8), enabled=scaled)
         for step_grads in grads:
             opt.param_groups[0]["lr"] = 0.4 / cfg.batch_size

@@ -1,17 +1,10 @@
-"""What the two accuracy studies add to the shared trainer (issue 14), called from a few lines
-of ``data.py`` and ``train.py``:
-
-- the 100-image regime: a class subset with at most N training images per class
-  (:func:`select_classes`), the extra uint8 augmentations run by both loaders' pipeline
-  (:class:`ExtraAugment`: 90-degree rotations, patch shuffle, colour-channel isolation) and
-  image mixing, which needs a whole batch and its labels and so runs in the training step
-  (:class:`ImageMix`, :func:`cross_entropy`);
-- the optimiser grid: the optimiser switch (:func:`make_optimizer`: the trainer's fused SGD
-  unchanged, or Adam / AdamW from :mod:`speedtrain.train.optimizers`) and the held-out validation
-  images (:func:`holdout`).
-
-Kept out of the trainer and the loaders so that the speed path reads as before: with the
-fields at their defaults every function here is a no-op or returns the old object.
+"""Image mixing in the training step (the 100-image study): every image blended with a partner
+from its batch (:class:`ImageMix`), and the summed loss that blends the two labels' losses
+alike (:func:`cross_entropy`). With ``mix_ratio`` 0 nothing is mixed and the loss is the plain
+summed cross-entropy. The study's other parts live by concern: the class subset in
+:mod:`speedtrain.data.selection`, its augmentations in :mod:`speedtrain.data.augment`, the
+validation hold-out in :mod:`speedtrain.data.datasets`, the optimiser switch in
+:mod:`speedtrain.train.optimizers`.
 """
 
 from __future__ import annotations
@@ -60,19 +53,3 @@ def cross_entropy(logits: Tensor, labels: Tensor, mixed: Optional[augment.MixedB
         return loss
     other = F.cross_entropy(logits, labels[mixed.partner], reduction="sum", label_smoothing=label_smoothing)
     return torch.lerp(loss, other, mixed.ratio)
-
-
-def make_optimizer(params: list[torch.Tensor], cfg: "TrainConfig", device: torch.device) -> torch.optim.Optimizer:
-    """The optimiser ``cfg.optimizer`` names, in the trainer's summed-loss convention. SGD is the
-    trainer's own :func:`speedtrain.train.loop.make_sgd` (fused where the device has the kernel), so
-    the default path is unchanged; ``airbench_train.scale_groups`` gives its groups the
-    ``lr_scale`` of ``lr / batch``. Adam and AdamW set their own (see :mod:`speedtrain.train.optimizers`)."""
-    if cfg.optimizer == "sgd":
-        from speedtrain.train.loop import make_sgd  # the trainer imports this module
-
-        return make_sgd(params, cfg, device)
-    from speedtrain.train.optimizers import FUSED_ADAM_DEVICES, make_optimizer as textbook
-
-    # fused where the device has it, as SGD: with fp16's GradScaler no overflow read-back per step
-    return textbook(cfg.optimizer, params, cfg.lr, cfg.weight_decay, summed_over=cfg.batch_size,
-                    fused=device.type in FUSED_ADAM_DEVICES)
