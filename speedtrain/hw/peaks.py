@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,16 @@ def _normalise(gpu_name: str) -> str:
 
 def lookup_peak(gpu_name: str) -> Optional[PeakSpec]:
     """The datasheet peaks of the GPU torch or NVML calls ``gpu_name``; None when unknown."""
+    return _lookup(gpu_name, _TABLE)
+
+
+def _lookup(gpu_name: str, table: list) -> Any:
     name = _normalise(gpu_name)
     # A laptop part shares a desktop name but not its clocks or chip; a MIG slice has a
-    # fraction of the GPU's SMs. Neither has a datasheet peak of its own.
+    # fraction of the GPU's SMs. Neither has a datasheet figure of its own.
     if re.search(r"\b(LAPTOP|MOBILE|MAX-Q|MIG)\b", name):
         return None
-    for pattern, spec in _TABLE:
-        if re.search(pattern, name):
-            return spec
-    return None
+    return next((spec for pattern, spec in table if re.search(pattern, name)), None)
 
 
 def matmul_format(precision: str) -> str:
@@ -146,13 +147,7 @@ _BANDWIDTH: tuple[tuple[str, BandwidthSpec], ...] = (
 def lookup_bandwidth(gpu_name: str) -> Optional[BandwidthSpec]:
     """The datasheet memory bandwidth of the GPU torch or NVML calls ``gpu_name``; None when
     unknown, a laptop part or a MIG slice (the same exclusions as :func:`lookup_peak`)."""
-    name = _normalise(gpu_name)
-    if re.search(r"\b(LAPTOP|MOBILE|MAX-Q|MIG)\b", name):
-        return None
-    for pattern, spec in _BANDWIDTH:
-        if re.search(pattern, name):
-            return spec
-    return None
+    return _lookup(gpu_name, _BANDWIDTH)
 
 
 def known_gpus() -> list[str]:

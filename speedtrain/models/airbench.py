@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.models.blocks import Scale, dirac_init_
 from speedtrain.models.registry import register
-from speedtrain.hw.timing import Timer
+from speedtrain.models.whitening import fill_timed
 
 __all__ = [
     "AIRBENCH_WIDTHS",
@@ -157,12 +157,11 @@ def init_whitening(conv: nn.Conv2d, images: Tensor, eps: float = 5e-4) -> float:
     if conv.out_channels != 2 * images.shape[1] * k * k:
         raise ValueError(f"a whitening conv for {images.shape[1]}-channel images and kernel {k} needs "
                          f"{2 * images.shape[1] * k * k} filters; got {conv.out_channels}")
-    timer = Timer(images.device)
-    timer.start()
-    filters = whitening_filters(images, k, eps)
-    with torch.no_grad():
-        conv.weight.copy_(torch.cat((filters, -filters)))
-    return timer.stop()
+    def both_signs(x: Tensor) -> Tensor:
+        filters = whitening_filters(x, k, eps)
+        return torch.cat((filters, -filters))
+
+    return fill_timed(conv, images, both_signs)
 
 
 def set_whitening_bias_trainable(net: nn.Module, trainable: bool) -> None:

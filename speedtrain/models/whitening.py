@@ -24,6 +24,7 @@ old ``torch.symeig``); a filter and its negative whiten alike and the next conv 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -81,9 +82,15 @@ def init_patch_whitening(conv: nn.Conv2d, images: Tensor, eps: float = WHITEN_EP
     if conv.out_channels != c * WHITEN_KERNEL**2 or conv.kernel_size != (WHITEN_KERNEL, WHITEN_KERNEL):
         raise ValueError(f"a 3x3 whitening conv for {c}-channel images needs {c * WHITEN_KERNEL**2} filters of 3x3; "
                          f"got {conv.out_channels} of {conv.kernel_size}")
+    return fill_timed(conv, images, lambda x: myrtle_whitening_filters(x, WHITEN_KERNEL, eps))
+
+
+def fill_timed(conv: nn.Conv2d, images: Tensor, make_filters: Callable[[Tensor], Tensor]) -> float:
+    """Set ``conv``'s weight to ``make_filters(images)``; the seconds it took, timed on the
+    images' device (the whitening's own figure, ``whiten_s``)."""
     timer = Timer(images.device)
     timer.start()
-    filters = myrtle_whitening_filters(images, WHITEN_KERNEL, eps)
+    filters = make_filters(images)
     with torch.no_grad():
         conv.weight.copy_(filters)
     return timer.stop()
