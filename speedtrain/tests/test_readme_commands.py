@@ -36,10 +36,6 @@ README = ROOT / "README.md"
 GPU_MARK = "needs a gpu"
 SUBSET = '-k "test_precision or test_dawnbench"'
 BIN = Path(sys.executable).parent
-# Lines issue 23 fixes in its own branch (no ./data folder; a run no step creates; the full-profile
-# DAWNBench run, 120 h on a CPU, not yet marked): until both are merged they fail here, and are
-# expected to; once marked they are skipped, once fixed they pass (xfail is not strict).
-ISSUE_23 = ("--data-dir data ", "0002_second", "test_dawnbench.py --st-profile full")
 
 
 def shell_blocks(text: str) -> list[list[str]]:
@@ -90,7 +86,7 @@ def test_the_readme_has_shell_blocks_and_each_line_is_marked_or_run() -> None:
     for _, line in LINES:
         command, comment = split_comment(line)
         assert command, line
-        if re.search(r"--st-profile (quick|full)", command) and not any(o in command for o in ISSUE_23):
+        if re.search(r"--st-profile (quick|full)", command):
             assert GPU_MARK in comment, f"{line}: trains for hours on a CPU and does not say it needs a GPU"
         if "pip install" in command:  # the install targets exist
             extras = re.findall(r"\.\[(\w+)\]", command)
@@ -117,8 +113,6 @@ def test_readme_line_runs_on_a_cpu(sandbox: Path, line: str) -> None:
     command, comment = split_comment(line)
     if GPU_MARK in comment:
         pytest.skip("the README says it needs a GPU")
-    if any(owned in command for owned in ISSUE_23):
-        pytest.xfail("issue 23 makes this line run on a CPU or say what it needs (merged separately)")
     # a measuring profile trains for hours on a CPU: such a line must say it needs a GPU
     assert not re.search(r"--st-profile (quick|full)", command), f"{line}: hours on a CPU, and says nothing of a GPU"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(ROOT),
