@@ -69,6 +69,9 @@ class CaseRecord:
     section_order: Optional[float] = None
     ladder: bool = False  # a step of a cumulative ladder
     step: Optional[int] = None
+    # what the step's source published for it (the benchmark file's extra_info["published"]:
+    # seconds on its GPU, accuracy as a fraction, where it says so), shown beside the measurement
+    published: Optional[dict[str, Any]] = None
     profile: Optional[str] = None
     synthetic: Optional[bool] = None
     dataset: Optional[str] = None
@@ -172,7 +175,7 @@ class CaseRecord:
         return cls(
             section=str(r.get("section")), case=str(r.get("case") or (bracket.group(1) if bracket else name)),
             section_title=r.text("section_title"), section_axis=r.text("section_axis"),
-            section_order=r.number("section_order"),
+            section_order=r.number("section_order"), published=r.mapping("published"),
             reference=r.get("reference") is True, ladder=r.get("ladder") is True, step=r.integer("step"),
             profile=r.text("profile"), synthetic=r.flag("synthetic"), dataset=r.text("dataset"),
             data_source=r.text("data_source"), device=r.text("device"),

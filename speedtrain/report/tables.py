@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
 
 from speedtrain.stats import noise
 from speedtrain.records import airbench_time
@@ -377,6 +377,16 @@ def _flops_notes(members: list[RunCase]) -> list[str]:
     return out
 
 
+def fmt_published(published: Optional[Mapping[str, Any]]) -> str:
+    """A step's published figures, e.g. ``46 s, 94.1%`` (what its source measured, not this run)."""
+    if not published:
+        return MISSING
+    seconds, acc = published.get("seconds"), published.get("accuracy")
+    parts = ([f"{seconds:g} s"] if isinstance(seconds, (int, float)) else []) + \
+            ([f"{100 * acc:.1f}%"] if isinstance(acc, (int, float)) else [])
+    return ", ".join(parts) or MISSING
+
+
 def ladder_table(ladder: list[RunCase], figs: dict[Key, CaseFigures], many: bool) -> str:
     """Each step's time and accuracy, with speed-ups over the previous step and over the first
     step of the same run (the myrtle.ai table)."""
@@ -403,6 +413,8 @@ def ladder_table(ladder: list[RunCase], figs: dict[Key, CaseFigures], many: bool
                 "vs first": fmt_ratio(first / t if first and t and not smoke else None),
                 "cut most (ms/step)": most_cut(previous_bd, c.record.breakdown),
             })
+            if any(s.record.published for s in steps):
+                row["published (source's GPU)"] = fmt_published(c.record.published)
             rows.append(row)
             previous = t or previous
             previous_bd = c.record.breakdown

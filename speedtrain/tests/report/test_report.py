@@ -300,3 +300,22 @@ def test_mfu_against_the_measured_peak_beside_the_datasheet(fake_runs: FakeRuns,
     assert load_run(run).cases[1].record.measured_peak_matmul_n == 8192
     assert ("`speedtrain doctor` measured on this GPU at the session's start, at the case's precision "
             "(240 TFLOP/s at 8192^3;") in text  # the size beside the figure (issue 19, item 9)
+
+
+def test_a_journey_step_shows_what_its_source_published(fake_runs: FakeRuns, tmp_path: Path) -> None:
+    """The myrtle.ai journey's cases carry the notebook's figures (extra_info["published"]): the
+    ladder table sets them beside the measured step; a run without them has no such column."""
+    steps = [fake_runs.bench("tricks_journey", "baseline-24ep", [10.0, 10.2], ladder=True, step=0, reference=True,
+                             published={"seconds": 75.0, "accuracy": 0.941, "source": "cell 15"}),
+             fake_runs.bench("tricks_journey", "ghost-bn-18ep", [8.0, 8.1], ladder=True, step=1,
+                             published={"seconds": 46.0, "accuracy": None, "source": "cell 57"})]
+    run = fake_runs.write("journey.json", fake_runs.run(steps))
+    text = Path(build_report([str(run)], str(tmp_path / "R.md"))).read_text()
+    ladder = text[text.index("### Cumulative journey"):]
+    header = _header(ladder, "### Cumulative journey")
+    assert "published (source's GPU)" in header
+    first = dict(zip(header, _table_row(ladder, "0")))
+    second = dict(zip(header, _table_row(ladder, "1")))
+    assert first["published (source's GPU)"] == "75 s, 94.1%" and second["published (source's GPU)"] == "46 s"
+    plain = fake_runs.write("plain.json", fake_runs.run([fake_runs.bench("architecture", "a", [1.0, 1.1], ladder=True, step=0)]))
+    assert "published" not in Path(build_report([str(plain)], str(tmp_path / "P.md"))).read_text()
