@@ -177,7 +177,7 @@ def fake_gpu_suite(pytester: pytest.Pytester):
     """)
 
     def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "speedtrain.suite.plugin",
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "speedtrain.pytest_plugin",
                                              "--st-profile", "smoke", *args, timeout=300)
     return run
 
