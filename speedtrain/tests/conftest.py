@@ -92,32 +92,39 @@ class FakeRuns:
     def bench(self, section: str, case: str, times: Optional[list[float]], *, test: Optional[str] = None,
               reference: bool = False, ladder: bool = False, step: Optional[int] = None, status: str = "ok",
               profile: str = "quick", synthetic: bool = False, drop: tuple[str, ...] = (), **extra: Any) -> dict:
-        """One benchmark entry; ``drop`` removes extra_info fields, as an older run would lack them."""
+        """One benchmark entry, saved the way the plugin saves one (``CaseRecord.to_extra_info``).
+
+        ``extra`` sets record fields to raw saved values (a malformed one tests the tolerant
+        reader); a key the record does not have is refused, so this fixture cannot drift from
+        the schema. ``drop`` removes saved keys, as an older run would lack them."""
+        from speedtrain.records.record import CaseRecord, CurvePoint
+
         test = test or f"test_{section}"
         times = times or []
-        info: dict[str, Any] = {
-            "section": section, "case": case, "reference": reference, "ladder": ladder, "step": step,
-            "profile": profile, "synthetic": synthetic, "dataset": "cifar10", "device": GPU,
-            "seeds": list(range(len(times))) or [0], "status": status,
-            "error": None if status == "ok" else "CUDA out of memory",
-            "metric": "train_time_s", "train_time_s": times,
-            "time_to_target_s": [t * 0.9 for t in times], "reached_target": [True] * len(times),
-            "reached_fraction": 1.0, "target_acc": 0.94, "final_acc": [0.941] * len(times),
-            "images_per_s": [50_000 * 24 / t for t in times], "epoch_time_s": [t / 24 for t in times],
-            "eval_time_s": [0.5] * len(times), "peak_mem_allocated_bytes": 2**30,
-            "peak_mem_reserved_bytes": 2**31, "diverged": status == "diverged",
-            "timer": {"clock": "cuda_events", "includes": ["forward", "backward", "step"],
-                      "excludes": ["evaluation", "data upload"]},
-            "config": {"model": "resnet9", "epochs": 24, "batch_size": 512, "precision": "fp16"},
-            "gpu": {"available": True, "reason": None, "gpu_name": GPU, "util_mean_pct": 97.0,
-                    "power_mean_w": 250.0, "energy_j": 250.0 * sum(times), "throttle_reasons": []},
-            "curves": self.curves(times),
-        }
+        n = len(times)
+        record = CaseRecord(
+            section=section, case=case, reference=reference, ladder=ladder, step=step, profile=profile,
+            synthetic=synthetic, dataset="cifar10", device=GPU, seeds=list(range(n)) or [0], status=status,
+            error=None if status == "ok" else "CUDA out of memory", train_time_s=list(times),
+            time_to_target_s=[t * 0.9 for t in times], reached_target=[True] * n, target_acc=0.94,
+            final_acc=[0.941] * n, images_per_s=[50_000 * 24 / t for t in times],
+            epoch_time_s=[t / 24 for t in times], eval_time_s=[0.5] * n, peak_mem_allocated_bytes=2**30,
+            peak_mem_reserved_bytes=2**31, diverged=status == "diverged",
+            timer={"clock": "cuda_events", "includes": ["forward", "backward", "step"],
+                   "excludes": ["evaluation", "data upload"]},
+            config={"model": "resnet9", "epochs": 24, "batch_size": 512, "precision": "fp16"},
+            gpu={"available": True, "reason": None, "gpu_name": GPU, "util_mean_pct": 97.0,
+                 "power_mean_w": 250.0, "energy_j": 250.0 * sum(times), "throttle_reasons": []},
+            curves=[[CurvePoint(**p) for p in curve] for curve in self.curves(times)],
+        )
+        info = record.to_extra_info()
+        unknown = set(extra) - set(info)
+        assert not unknown, f"not fields of a CaseRecord: {sorted(unknown)}"
         info.update(extra)
         for key in drop:
             info.pop(key, None)
         stats = {"min": min(times), "max": max(times), "mean": statistics.mean(times),
-                 "median": statistics.median(times), "rounds": len(times), "iterations": 1} if times else {}
+                 "median": statistics.median(times), "rounds": n, "iterations": 1} if times else {}
         return {"group": section, "name": f"{test}[{case}]", "fullname": f"benchmarks/{test}.py::{test}[{case}]",
                 "params": {"case": case}, "param": case, "extra_info": info, "options": {}, "stats": stats}
 

@@ -3,7 +3,7 @@
 
 Each command line of each ```bash block is one test, run in order in one sandbox (a copy of
 the project's benchmarks, baselines and configuration, as a fresh clone has them), so a line
-may use what an earlier one saved (``.benchmarks/*/0001_first.json``). A line whose comment
+may use what an earlier one saved (``.benchmarks/*/*_first.json``). A line whose comment
 says "needs a GPU" is not run here. Python blocks that name their file in a first-line comment
 (``# test_mine.py``) are written into the sandbox first, as a reader would save them.
 

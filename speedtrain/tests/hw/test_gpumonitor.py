@@ -87,8 +87,10 @@ def test_monitor_reads_the_gpu_torch_trains_on(monkeypatch: pytest.MonkeyPatch, 
     gpu = box.nvml.gpus[nvml_index]
     assert s["gpu"]["nvml_index"] == nvml_index and s["gpu"]["uuid"] == gpu.uuid
     assert s["gpu_name"] == gpu.name
-    # energy over time from the counter (the fake's advances at the GPU's power)
-    assert s["power_mean_w"] == pytest.approx(100.0 * (nvml_index + 1), rel=1e-3)
+    # energy over time from the counter (the fake's advances at the GPU's power). The fake and
+    # the monitor read the clock a moment apart, which a loaded machine stretches: 5% still
+    # tells 100, 200 and 300 W apart.
+    assert s["power_mean_w"] == pytest.approx(100.0 * (nvml_index + 1), rel=0.05)
     assert s["power_mean_source"] == "energy_counter"
 
 

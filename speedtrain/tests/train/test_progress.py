@@ -66,9 +66,19 @@ def test_the_bar_draws_on_its_file_and_is_cleared_at_the_end_of_the_epoch():
     text = out.getvalue()
     assert "epoch 3/24" in text and "0/5" in text and "step/s" in text
     assert text.endswith("\r") and bar.bar is None  # leave=False: the line is wiped
+
+def test_the_bar_starts_no_monitor_thread():
+    # Other tests' tqdm bars (torchvision's downloads) may have started tqdm's own monitor:
+    # only a monitor for this bar's class would redraw it from a thread.
     from tqdm.std import TMonitor
 
-    assert not any(isinstance(t, TMonitor) for t in threading.enumerate())  # no redraws from a thread
+    bar = BarSteps(io.StringIO(), ncols=80)
+    bar.start_epoch(1, 1, 2)
+    bar_cls = type(bar.bar)
+    bar.step()
+    bar.end_epoch()
+    assert bar_cls.monitor_interval == 0
+    assert not any(isinstance(t, TMonitor) and issubclass(t.tqdm_cls, bar_cls) for t in threading.enumerate())
 
 
 @pytest.mark.parametrize("stream, env, expected", [
