@@ -25,7 +25,7 @@ gives maps of 31 -> 15 -> 7 -> 3.
 
 The whitening conv's weight is always frozen; its bias learns for the first few epochs
 (airbench: 3) and is then frozen; the trainer freezes it by its optimiser group's learning
-rate (``airbench_train.RunHooks``), since DDP and torch.compile are built with the set of
+rate (``hooks.RunHooks``), since DDP and torch.compile are built with the set of
 parameters that need a gradient; :func:`set_whitening_bias_trainable` is for eager use. Like
 :mod:`speedtrain.models.resnets`, the network is an ``nn.Sequential`` of named stages ending in
 ``head``.

@@ -42,7 +42,7 @@ from torch import nn
 
 from speedtrain.train import ddp, distributed
 from speedtrain.train import mixing
-from speedtrain.train import airbench_train  # issue 12: the airbench-era steps; FLOPs and MFU
+from speedtrain.train import hooks as run_hooks  # whitening, the epoch plan, per-step hooks
 from speedtrain.train import flops
 from speedtrain.train import breakdown as step_breakdown  # issue 20: where the step's time goes, after the clock
 from speedtrain.records import airbench_time  # issue 21: airbench's own timer rule, recorded beside ours
@@ -191,7 +191,7 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     net = build_model(cfg)
     result.n_params = count_parameters(net)
     net = prepare_for_precision(net.to(device=device, memory_format=layout), cfg.precision)
-    result.whiten_s = airbench_train.whiten_first_layer(net, cfg, data.train_images, data.mean, data.std, device)
+    result.whiten_s = run_hooks.whiten_first_layer(net, cfg, data.train_images, data.mean, data.std, device)
     model = ddp.wrap(net, device)  # DDP with nproc > 1
     result.batch_norm = ddp.batch_norm_policy()
     if cfg.compile:
@@ -213,8 +213,8 @@ def _train(cfg: TrainConfig, device: torch.device, result: RunResult, monitor: O
     opt, scaler = step.optimizer(init_scale=calibrated)
     result.optimizer_impl = optimizer_impl(opt)
     result.grad_scale_init = scaler.get_scale() if step.scaling else None
-    plan = airbench_train.epoch_plan(cfg, steps_per_epoch)  # steps per epoch; a fractional last one is short
-    hooks = airbench_train.RunHooks(cfg, net, sum(plan), opt)  # whitening bias, lookahead (no-ops when off)
+    plan = run_hooks.epoch_plan(cfg, steps_per_epoch)  # steps per epoch; a fractional last one is short
+    hooks = run_hooks.RunHooks(cfg, net, sum(plan), opt)  # whitening bias, lookahead (no-ops when off)
     reset_peak_memory(device)
 
     result.target_acc = cfg.target

@@ -1,12 +1,12 @@
-"""The optimisers of the optimiser-grid study: SGD with momentum, Adam (L2) and AdamW.
+"""The one optimiser builder: SGD with momentum, Adam (L2) and AdamW, their parameter groups
+(batch-norm shifts, the whitening bias) and each group's ``lr_scale``.
 
 The trainer sums the loss over the batch (myrtle.ai's convention, see ``speedtrain.train.loop``),
-so its gradient is ``batch`` times the mean-loss gradient. ``make_optimizer(...,
-summed_over=batch)`` sets each optimiser up so that one step with the summed loss is the
-same update as the textbook optimiser with the mean loss, ``lr`` and ``weight_decay``:
+so its gradient is ``batch`` times the mean-loss gradient. :func:`build_optimizer` sets each
+optimiser up so that one step with the summed loss is the same update as the textbook
+optimiser with the mean loss, ``lr`` and ``weight_decay``:
 
-- SGD: lr / batch and weight decay * batch (exactly the trainer's SGD set-up before this
-  module existed, so the default path is unchanged);
+- SGD: lr / batch and weight decay * batch;
 - Adam, L2 added to the gradient (coupled): weight decay * batch, so the L2 term keeps its
   share of the scaled gradient, and eps * batch; Adam divides the scale out, so lr stays;
 - AdamW, decay applied to the weights (decoupled, ``p -= lr * wd * p``): lr and weight decay
@@ -26,7 +26,6 @@ from torch import nn
 
 from speedtrain.common.errors import ConfigError
 from speedtrain.config.trainconfig import TrainConfig
-from speedtrain.train.airbench_optim import split_bn_biases
 from speedtrain.train.sgd_forms import LrInBufferSGD
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -35,45 +34,34 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 # flag to the kernel on the device; otherwise GradScaler._maybe_opt_step reads the flag back to
 # the host every step.
 FUSED_DEVICES = ("cuda", "cpu")
-OptimizerName = Literal["sgd", "adam", "adamw"]
+AdamName = Literal["adam", "adamw"]
 
 
-def make_optimizer(
-    name: OptimizerName,
-    params: Iterable[torch.nn.Parameter],
+def make_adam(
+    name: AdamName,
+    params: Iterable[Any],
     lr: float,
     weight_decay: float,
     *,
-    momentum: float = 0.9,
-    nesterov: bool = False,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     summed_over: int = 1,
     fused: bool = False,
 ) -> torch.optim.Optimizer:
-    """The optimiser ``name`` at learning rate ``lr`` (per mean-loss gradient).
-
-    ``summed_over`` is the number of images the loss is summed over (1 for a mean loss);
-    ``momentum`` and ``nesterov`` are SGD's, ``betas`` and ``eps`` Adam's and AdamW's.
-    ``fused`` asks for Adam's and AdamW's fused kernels (see :data:`FUSED_DEVICES`).
-    """
+    """Adam (L2 through the gradient) or AdamW (decay on the weights) at learning rate ``lr``
+    (per mean-loss gradient), for a loss summed over ``summed_over`` images (1: a mean loss).
+    ``fused`` asks for the fused kernels (see :data:`FUSED_DEVICES`)."""
     b = summed_over
-    if name == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            params, lr=lr / b, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay * b)
-        scale = 1.0 / b
-    elif name == "adam":
-        opt = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps * b, weight_decay=weight_decay * b,
-                               fused=fused or None)
-        scale = 1.0
+    if name == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, betas=betas, eps=eps * b,
+                                                      weight_decay=weight_decay * b, fused=fused or None)
     elif name == "adamw":
         opt = torch.optim.AdamW(params, lr=lr, betas=betas, eps=eps * b, weight_decay=weight_decay,
                                 fused=fused or None)
-        scale = 1.0
     else:
-        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
+        raise ConfigError(f"make_adam builds adam or adamw; got {name!r}")
     for group in opt.param_groups:
-        group["lr_scale"] = scale
+        group["lr_scale"] = 1.0  # Adam divides the gradient's scale out
     return opt
 
 
@@ -86,15 +74,15 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 def build_optimizer(net: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """The one optimiser the trainer steps, for ``cfg.optimizer``, in its summed-loss convention,
     on :func:`param_groups` of ``net``. SGD is :func:`make_sgd` (fused where the device has the
-    kernel, or cifar10-fast's form); Adam and AdamW are :func:`make_optimizer`'s, fused where the
+    kernel, or cifar10-fast's form); Adam and AdamW are :func:`make_adam`'s, fused where the
     device has it (with fp16's GradScaler no overflow read-back per step). Every group then gets
     the ``lr_scale`` :func:`set_lr` reads (:func:`scale_groups`)."""
     params = param_groups(net, cfg)
     if cfg.optimizer == "sgd":
         opt: torch.optim.Optimizer = make_sgd(params, cfg, device)
     else:
-        opt = make_optimizer(cfg.optimizer, params, cfg.lr, cfg.weight_decay, summed_over=cfg.batch_size,
-                             fused=device.type in FUSED_DEVICES)
+        opt = make_adam(cfg.optimizer, params, cfg.lr, cfg.weight_decay, summed_over=cfg.batch_size,
+                        fused=device.type in FUSED_DEVICES)
     return scale_groups(opt, cfg)
 
 
@@ -149,3 +137,14 @@ def scale_groups(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.Op
             group["lr_scale"] *= cfg.bn_bias_lr_scale
             group["weight_decay"] /= cfg.bn_bias_lr_scale
     return opt
+
+
+def split_bn_biases(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(batch-norm shifts, every other parameter) of ``model``, each parameter once.
+
+    Frozen parameters are included: they get no gradient, so SGD skips them, and one frozen
+    for a while (the whitening bias) can be unfrozen without rebuilding the optimiser.
+    """
+    shifts = [m.bias for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.bias is not None]
+    ids = {id(p) for p in shifts}
+    return shifts, [p for p in model.parameters() if id(p) not in ids]

@@ -99,3 +99,17 @@ class StepSchedule:
 
     def __call__(self, t: float) -> float:
         return self.lr * self.factor ** sum(m < t for m in self.milestones)
+
+
+def epoch_steps(epochs: float, steps_per_epoch: int) -> list[int]:
+    """Optimiser steps in each epoch of a run of ``epochs`` (a float: airbench trains 9.9).
+
+    The run takes ``ceil(epochs * steps_per_epoch)`` steps; every epoch is whole except the
+    last, which stops early: 9.9 epochs of 48 steps is nine of 48 and one of 44.
+    """
+    if epochs <= 0 or steps_per_epoch < 1:
+        raise ValueError(f"epoch_steps needs epochs > 0 and steps_per_epoch >= 1; got {epochs}, {steps_per_epoch}")
+    # round() first so 0.1 * 30 = 3.0000000000000004 does not become 4 steps.
+    total = math.ceil(round(epochs * steps_per_epoch, 9))
+    whole, rest = divmod(total, steps_per_epoch)
+    return [steps_per_epoch] * whole + ([rest] if rest else [])

@@ -14,7 +14,10 @@ from speedtrain.models.airbench import (
     airbench_net, dirac_init_, init_whitening, set_whitening_bias_trainable, whitening_filters,
 )
 from speedtrain.data.airbench_augment import alternating_flip, alternating_flip_mask, flip_bits, multicrop_logits
-from speedtrain.train.airbench_optim import decoupled_sgd, epoch_steps, param_groups, split_bn_biases
+from speedtrain.recipes.airbench import AIRBENCH_MOMENTUM, trainer_units
+from speedtrain.tests.airbench_reference import airbench_sgd
+from speedtrain.train.optimizers import build_optimizer, set_lr, split_bn_biases
+from speedtrain.train.schedule import epoch_steps
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.flops import count_flops, train_flops_per_image
 from speedtrain.train.lookahead import Lookahead
@@ -123,16 +126,29 @@ def test_airbench_flops_are_a_third_of_resnet9() -> None:
 # --- optimiser ------------------------------------------------------------------------------
 
 
-def test_param_groups_split_batch_norm_shifts() -> None:
+def trainer_sgd(net: nn.Module, batch_size: int, lr: float = 11.5) -> torch.optim.Optimizer:
+    """The trainer's optimiser for airbench's decoupled ``lr`` (and its weight decay 0.0153) at
+    ``batch_size``, through the trainer's units, at the schedule's peak."""
+    mean_lr, wd = trainer_units(lr, 0.0153, AIRBENCH_MOMENTUM, batch_size)
+    cfg = TrainConfig(model="airbench", batch_size=batch_size, lr=mean_lr, weight_decay=wd, momentum=AIRBENCH_MOMENTUM,
+                      nesterov=True, bn_bias_lr_scale=64.0, device="cpu")
+    opt = build_optimizer(net, cfg, torch.device("cpu"))
+    set_lr(opt, cfg.lr)
+    return opt
+
+
+def test_the_trainers_groups_are_airbenchs_batch_norm_shifts_and_rates() -> None:
     net = airbench_net((8, 16, 16))
     shifts, others = split_bn_biases(net)
     assert len(shifts) == 6 and all(p.ndim == 1 for p in shifts)
     assert len(shifts) + len(others) == len(list(net.parameters()))
-    opt = decoupled_sgd(net, batch_size=1024)
+    opt = trainer_sgd(net, batch_size=1024)
     kilostep = 1024 * (1 + 1 / 0.15)
-    bias_group, other_group = opt.param_groups
+    shift_group = next(g for g in opt.param_groups if g.get("bn_shift"))
+    other_group = next(g for g in opt.param_groups if not g.get("bn_shift"))
+    assert {id(p) for p in shift_group["params"]} == {id(p) for p in shifts}
     assert other_group["lr"] == pytest.approx(11.5 / kilostep)
-    assert bias_group["lr"] == pytest.approx(64 * 11.5 / kilostep)
+    assert shift_group["lr"] == pytest.approx(64 * 11.5 / kilostep)
     # Decoupled: the decay per step (torch lr x wd) is the same in both groups, whatever the lr.
     for group in opt.param_groups:
         assert group["lr"] * group["weight_decay"] == pytest.approx(0.0153 * 1024 / kilostep)
@@ -142,7 +158,7 @@ def test_param_groups_split_batch_norm_shifts() -> None:
 def _one_step(lr: float, zero_loss: bool) -> nn.Module:
     torch.manual_seed(0)
     net = airbench_net((4, 8, 8))
-    opt = decoupled_sgd(net, batch_size=8, lr=lr)
+    opt = trainer_sgd(net, batch_size=8, lr=lr)
     loss = net(torch.randn(8, 3, 16, 16)).sum() * (0.0 if zero_loss else 1.0)
     loss.backward()
     opt.step()
@@ -275,7 +291,7 @@ def test_the_blocks_train_a_tiny_network() -> None:
     x, y = correlated_images(32, 16), torch.arange(32) % 10
     init_whitening(net.whiten.conv, x)
     # A high lr: airbench's 11.5 is per 1024 examples, and this batch is 32 images.
-    opt = decoupled_sgd(net, batch_size=32, lr=100.0)
+    opt = trainer_sgd(net, batch_size=32, lr=100.0)
     la = Lookahead(net, total_steps=30, start_step=10, every=5)
     losses = []
     for step in range(1, 31):
@@ -288,12 +304,18 @@ def test_the_blocks_train_a_tiny_network() -> None:
     assert losses[-1] < 0.75 * losses[0]  # measured: 2.30 -> 1.43
 
 
-def test_param_groups_in_the_trainers_units_match_decoupled_sgd() -> None:
-    # The same update, two spellings: airbench's units and the trainer's (lr / batch, wd * batch).
-    net, batch = airbench_net((4, 8, 8)), 1024
-    kilostep = 1024 * (1 + 1 / 0.15)
-    lr, wd = 11.5 * batch / kilostep, 0.0153 / 11.5
-    ours = param_groups(net, lr / batch, lr * wd, bias_scaler=64)
-    theirs = decoupled_sgd(net, batch).param_groups
-    for a, b in zip(ours, theirs):
-        assert a["lr"] == pytest.approx(b["lr"]) and a["weight_decay"] == pytest.approx(b["weight_decay"])
+def test_the_trainers_step_is_airbenchs_step() -> None:
+    # The same update, two spellings: airbench's own (the test reference) and the trainer's units.
+    torch.manual_seed(0)
+    ours, theirs = airbench_net((4, 8, 8)), airbench_net((4, 8, 8))
+    theirs.load_state_dict(ours.state_dict())
+    start = ours.block1.conv1.weight.detach().clone()
+    x, y = correlated_images(16, 16), torch.arange(16) % 10
+    for net, opt in ((ours, trainer_sgd(ours, 16)), (theirs, airbench_sgd(theirs, 16))):
+        for _ in range(3):
+            F.cross_entropy(net(x), y, reduction="sum").backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    assert not torch.allclose(ours.block1.conv1.weight, start)  # it stepped
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

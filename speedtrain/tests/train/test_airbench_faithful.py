@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from speedtrain.recipes.airbench import trainer_units
-from speedtrain.train.airbench_optim import epoch_steps
+from speedtrain.train.schedule import epoch_steps
 from speedtrain.recipes.airbench import AIRBENCH94
 from speedtrain.train.airbench_schedule import StepTriangle, airbench_factor
 from speedtrain.records.airbench_time import PUBLISHED, airbench_time_s, report_notes
-from speedtrain.train.airbench_train import RunHooks
+from speedtrain.train.hooks import RunHooks
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.records.record import CaseRecord
 from speedtrain.records.result import EpochStats, RunResult

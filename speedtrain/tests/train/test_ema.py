@@ -6,7 +6,7 @@ from itertools import count
 import torch
 from torch import nn
 
-from speedtrain.train.airbench_train import RunHooks
+from speedtrain.train.hooks import RunHooks
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.ema import WeightEMA
 from speedtrain.train.lookahead import Lookahead

@@ -1,4 +1,5 @@
-"""The optimiser switch changes the optimiser: its state and its update, checked by hand."""
+"""The optimiser switch changes the optimiser: its state and its update, checked by hand, all
+through the trainer's one builder (``build_optimizer``)."""
 
 import pytest
 import torch
@@ -6,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from speedtrain.common.errors import ConfigError
-from speedtrain.train.optimizers import OPTIMIZERS, make_optimizer, set_lr
+from speedtrain.config.trainconfig import TrainConfig
+from speedtrain.train.optimizers import OPTIMIZERS, build_optimizer, make_adam, set_lr
 from speedtrain.train.schedule import StepSchedule
 
 LR, WD, MOMENTUM, EPS = 0.1, 0.01, 0.9, 1e-8
@@ -22,10 +24,20 @@ def batch(seed: int = 0, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 3, generator=gen), torch.randint(0, 2, (n,), generator=gen)
 
 
-def one_step(name: str, **kw) -> tuple[nn.Module, dict, dict, torch.optim.Optimizer]:
+def trainer_optimizer(model: nn.Module, name: str, batch_size: int, lr: float = LR,
+                      nesterov: bool = False) -> torch.optim.Optimizer:
+    """What the trainer steps for ``name``, for a loss summed over ``batch_size`` images (1: a mean loss)."""
+    cfg = TrainConfig(optimizer=name, lr=lr, weight_decay=WD, momentum=MOMENTUM, nesterov=nesterov,
+                      batch_size=batch_size, device="cpu")
+    opt = build_optimizer(model, cfg, torch.device("cpu"))
+    set_lr(opt, lr)  # as the schedule does before every step
+    return opt
+
+
+def one_step(name: str, nesterov: bool = False) -> tuple[nn.Module, dict, dict, torch.optim.Optimizer]:
     """One mean-loss step; returns the model, its weights and gradients before the step, the optimiser."""
     model = tiny_model()
-    opt = make_optimizer(name, model.parameters(), LR, WD, momentum=MOMENTUM, eps=EPS, **kw)
+    opt = trainer_optimizer(model, name, 1, nesterov=nesterov)
     x, y = batch()
     F.cross_entropy(model(x), y).backward()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -72,7 +84,7 @@ def test_optimizer_state_is_the_optimisers_own(name, state_keys):
 
 def train_steps(name: str, summed_over: int, steps: int = 3) -> nn.Module:
     model = tiny_model()
-    opt = make_optimizer(name, model.parameters(), 0.0, WD, nesterov=name == "sgd", summed_over=summed_over)
+    opt = trainer_optimizer(model, name, summed_over, nesterov=name == "sgd")
     for i in range(steps):
         set_lr(opt, LR * (i + 1) / steps)  # a changing rate, as a schedule gives it
         x, y = batch(seed=i, n=16)
@@ -90,30 +102,28 @@ def test_summed_loss_with_summed_over_batch_is_the_mean_loss_update(name):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_sgd_path_is_the_trainers_previous_set_up_exactly():
-    # Before this module the trainer built SGD(lr=0, momentum, nesterov, weight_decay=wd * batch)
-    # and set group["lr"] = lr / batch each step; the same step must come out bit for bit.
+def test_sgd_is_torchs_sgd_in_the_summed_loss_units():
+    # torch's SGD at lr / batch and weight decay * batch, stepped on the summed loss: the
+    # trainer's convention (myrtle.ai's), checked against torch's own for-loop SGD.
     bsz, lr = 16, 0.4
     ours, theirs = tiny_model(), tiny_model()
-    opt = make_optimizer("sgd", ours.parameters(), 0.0, 5e-4, momentum=0.9, nesterov=True, summed_over=bsz)
-    ref = torch.optim.SGD(theirs.parameters(), lr=0.0, momentum=0.9, nesterov=True, weight_decay=5e-4 * bsz)
+    opt = trainer_optimizer(ours, "sgd", bsz, lr=lr, nesterov=True)
+    ref = torch.optim.SGD(theirs.parameters(), lr=lr / bsz, momentum=MOMENTUM, nesterov=True, weight_decay=WD * bsz)
     for i in range(2):
-        set_lr(opt, lr)
-        for g in ref.param_groups:
-            g["lr"] = lr / bsz
         x, y = batch(seed=i, n=bsz)
         for model, o in ((ours, opt), (theirs, ref)):
             F.cross_entropy(model(x), y, reduction="sum").backward()
             o.step()
             o.zero_grad(set_to_none=True)
-    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters()))
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
     group = opt.param_groups[0]
-    assert (group["lr"], group["weight_decay"], group["momentum"], group["nesterov"]) == (lr / bsz, 5e-4 * bsz, 0.9, True)
+    assert (group["lr"], group["weight_decay"], group["momentum"], group["nesterov"]) == (lr / bsz, WD * bsz, MOMENTUM, True)
 
 
-def test_unknown_optimizer_is_a_config_error():
-    with pytest.raises(ConfigError, match="sgd, adam, adamw"):
-        make_optimizer("lamb", tiny_model().parameters(), 0.1, 0.0)  # type: ignore[arg-type]
+def test_make_adam_builds_only_adam_and_adamw():
+    with pytest.raises(ConfigError, match="adam or adamw"):
+        make_adam("sgd", tiny_model().parameters(), 0.1, 0.0)  # type: ignore[arg-type]
 
 
 # --- the study's step schedule (speedtrain.train.schedule.StepSchedule) -----------------------------

@@ -1,10 +1,10 @@
-"""How the trainer runs the airbench-era steps (issue 12): the few calls ``train.py`` makes.
+"""The moments of a run outside the training step: the few calls ``loop.py`` makes.
 
-The blocks live in :mod:`speedtrain.models.airbench` (network, whitening, dirac init),
-:mod:`speedtrain.train.airbench_optim` (batch-norm shift groups, fractional epochs),
-:mod:`speedtrain.train.lookahead` and :mod:`speedtrain.data.airbench_augment`; this module turns
-``TrainConfig`` fields into them, so the shared trainer only gains one call per moment of
-a run:
+Recipes switch these on through ``TrainConfig`` fields (airbench94's whitening and
+lookahead, myrtle.ai's 3x3 whitening and weight EMA); the blocks live in
+:mod:`speedtrain.models.airbench`, :mod:`speedtrain.models.whitening`,
+:mod:`speedtrain.train.lookahead` and :mod:`speedtrain.train.ema`, and this module turns the
+fields into them, so the shared trainer gains one call per moment of a run:
 
 - :func:`whiten_first_layer` fills the whitening conv before the warm-up and the clock (the
   paper counts its seconds in the run; here they are ``RunResult.whiten_s``, apart from
@@ -28,10 +28,10 @@ from torch import nn
 from speedtrain.data import augment
 from speedtrain.models.airbench import init_whitening, whitening_filters
 from speedtrain.models.whitening import init_patch_whitening, myrtle_whitening_filters
-from speedtrain.train.airbench_optim import epoch_steps
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.train.ema import WeightEMA
 from speedtrain.train.lookahead import Lookahead
+from speedtrain.train.schedule import epoch_steps
 
 __all__ = ["whiten_first_layer", "epoch_plan", "RunHooks"]
 
@@ -70,7 +70,7 @@ class RunHooks:
     """The per-epoch and per-step moments of the airbench steps and of myrtle.ai's weight EMA
     (no-ops when they are off).
 
-    ``total_steps`` is the run's optimiser steps (``airbench_optim.epoch_steps`` summed), the
+    ``total_steps`` is the run's optimiser steps (``schedule.epoch_steps`` summed), the
     horizon of lookahead's decay schedule. Build it after the warm-up: lookahead's EMA must
     start from the weights the timed run starts from. ``opt`` is the timed run's optimiser,
     whose ``whiten_bias`` group (``optimizers.param_groups``) :meth:`start_epoch` freezes. (airbench builds

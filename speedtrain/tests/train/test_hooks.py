@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from speedtrain.tests import conftest
-from speedtrain.train import airbench_train, optimizers
+from speedtrain.train import hooks as run_hooks, optimizers
 from speedtrain.models import airbench, registry
 from speedtrain.models.airbench import whitening_filters
 from speedtrain.recipes.airbench import AIRBENCH94, ALONE, LADDER
@@ -32,7 +32,7 @@ TINY = dict(conftest.TINY, model="airbench", train_subset=96, test_subset=32, ep
 def captured(monkeypatch):
     """The network and the per-run hooks of the next train() call, for looking at the weights after it."""
     seen = {}
-    build, hooks = airbench.build_airbench, airbench_train.RunHooks
+    build, hooks = airbench.build_airbench, run_hooks.RunHooks
 
     def keep_net(cfg):
         net = build(cfg)
@@ -46,7 +46,7 @@ def captured(monkeypatch):
             seen["hooks"] = self
 
     monkeypatch.setitem(registry.MODELS, "airbench", keep_net)
-    monkeypatch.setattr(airbench_train, "RunHooks", KeptHooks)
+    monkeypatch.setattr(run_hooks, "RunHooks", KeptHooks)
     return seen
 
 
@@ -250,5 +250,5 @@ def test_whitening_warms_up_the_eigensolver_before_its_clock_starts(monkeypatch)
     cfg = TrainConfig(**TINY, whiten=True, whiten_images=64)
     net = airbench.build_airbench(cfg)
     data = load_dataset(cfg)
-    seconds = airbench_train.whiten_first_layer(net, cfg, data.train_images, data.mean, data.std, torch.device("cpu"))
+    seconds = run_hooks.whiten_first_layer(net, cfg, data.train_images, data.mean, data.std, torch.device("cpu"))
     assert seconds is not None and order == ["eigh", "clock", "eigh"]
