@@ -54,37 +54,12 @@ from speedtrain.hw.nvmldevice import (  # noqa: F401  (GpuIdentity, find_nvml_de
 )
 from speedtrain.hw.nvmlpower import PowerReader, mean_power
 from speedtrain.hw.nvmlprobe import NvmlProbe, nvml_environment, probe_nvml  # noqa: F401  (public here too)
+from speedtrain.records.telemetry import (  # noqa: F401  (SUMMARY_KEYS: public here too)
+    SUMMARY_KEYS, WHOLE_GPU_KEYS, GpuSummary, unavailable_summary,
+)
 
 NVML_CLOCK_SM = 1  # nvml.h enum values, so a fake module need not define them
 NVML_TEMPERATURE_GPU = 0
-
-SUMMARY_KEYS = (
-    "available", "reason", "gpu_name", "gpu", "samples", "duration_s",
-    "util_mean_pct", "util_max_pct", "mem_used_max_bytes",
-    "power_mean_w", "power_max_w", "energy_j", "energy_source",
-    "power_sample_source", "power_mean_source",  # nvmlpower: instant/power_usage, energy_counter/samples
-    "sm_clock_mean_mhz", "sm_clock_min_mhz", "temp_max_c",
-    "throttle_reasons", "interval_s", "windows", "whole_gpu",
-)
-# What NVML reports only for a whole GPU: read from the parent while the run used a MIG slice.
-WHOLE_GPU_KEYS = (
-    "util_mean_pct", "util_max_pct", "power_mean_w", "power_max_w", "energy_j",
-    "sm_clock_mean_mhz", "sm_clock_min_mhz", "temp_max_c", "throttle_reasons",
-)
-
-
-def unavailable_summary(reason: str, cuda_index: Optional[int] = None) -> dict[str, Any]:
-    """The summary of a monitor that could not watch a GPU: every figure None.
-
-    ``gpu`` still names the CUDA device that was asked for, when there was one.
-    """
-    summary: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS)
-    summary["available"] = False
-    summary["reason"] = reason
-    if cuda_index is not None:
-        summary["gpu"] = {"cuda_index": cuda_index}
-    return summary
-
 
 class _Stat:
     """Running count, sum, maximum and minimum: constant memory however long the run."""
@@ -140,7 +115,7 @@ class GpuMonitor:
         self._lock_timeout_s = max(2.0, 10 * self.interval_s)
         self._started = False
         self._stopped = False
-        self.summary: Optional[dict[str, Any]] = None
+        self.summary: Optional[GpuSummary] = None
         self._reset()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -211,7 +186,7 @@ class GpuMonitor:
         self._mem_handle = device.slice_handle if device.slice_handle is not None else device.handle
         return None
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> GpuSummary:
         """Stop sampling, shut NVML down and return the summary (also kept in ``summary``)."""
         if self._stopped and self.summary is not None:
             return self.summary
@@ -368,7 +343,7 @@ class GpuMonitor:
             self._unsupported.add("energy")
             return None
 
-    def _summarise(self) -> dict[str, Any]:
+    def _summarise(self) -> GpuSummary:
         if self._energy_counter_j is not None:
             energy_j: Optional[float] = self._energy_counter_j
             source: Optional[str] = "counter"
@@ -380,7 +355,7 @@ class GpuMonitor:
         mem_max = self._mem.max
         identity = self.identity
         assert identity is not None
-        summary = {
+        summary: GpuSummary = {
             "available": True,
             "reason": None,
             "gpu_name": identity.name,
@@ -403,11 +378,12 @@ class GpuMonitor:
                                        if n != "gpu_idle"),
             "interval_s": self.interval_s,
             "windows": self._windows,
+            "whole_gpu": None,
         }
         summary["whole_gpu"] = self._whole_gpu_keys(summary)
         return summary
 
-    def _whole_gpu_keys(self, summary: dict[str, Any]) -> list[str]:
+    def _whole_gpu_keys(self, summary: GpuSummary) -> list[str]:
         """The figures that cover the whole GPU although the run used only a MIG slice of it."""
         if self.identity is None or not self.identity.mig:
             return []
@@ -417,4 +393,4 @@ class GpuMonitor:
             keys.append("mem_used_max_bytes")
         if not self._throttle_reads:
             keys.remove("throttle_reasons")  # an empty list here would mean "none seen", not "not read"
-        return [k for k in SUMMARY_KEYS if k in keys and summary[k] is not None]
+        return [k for k in SUMMARY_KEYS if k in keys and summary[k] is not None]  # type: ignore[literal-required]

@@ -27,6 +27,7 @@ from speedtrain.common.errors import BaselineError
 from speedtrain.records.breakdown import Breakdown
 from speedtrain.records.section import Section
 from speedtrain.stats.samples import METRICS, CaseSummary, lower_median, median_or_none
+from speedtrain.records.telemetry import GpuSummary
 
 if TYPE_CHECKING:
     from speedtrain.records.evaluation import EvalMetrics, EvalSummary
@@ -96,7 +97,7 @@ class CaseRecord:
     diverged: bool = False
     timer: dict[str, Any] = field(default_factory=dict)  # what the clock includes/excludes
     config: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict() of seed 0
-    gpu: Optional[dict[str, Any]] = None  # telemetry of the median-time seed (gpumonitor)
+    gpu: Optional[GpuSummary] = None  # telemetry of the median-time seed (a saved run's may lack newer keys)
     curves: list[list[CurvePoint]] = field(default_factory=list)  # per seed, per epoch
     monitor: Optional[bool] = None  # whether NVML sampling was asked for
     # --- how the case ran (pytest plugin: seeds, whole-call time, machine state) ---

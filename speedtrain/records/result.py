@@ -14,6 +14,7 @@ from typing import Any, Optional
 from speedtrain.common.atomic import write_json_atomic
 from speedtrain.records.breakdown import Breakdown, describe, fmt_ms
 from speedtrain.records.evaluation import EvalSummary
+from speedtrain.records.telemetry import GpuSummary
 
 
 @dataclass
@@ -52,7 +53,7 @@ class RunResult:
     peak_mem_reserved_bytes: Optional[int] = None
     diverged: bool = False
     timer: dict[str, Any] = field(default_factory=dict)
-    gpu: Optional[dict[str, Any]] = None
+    gpu: Optional[GpuSummary] = None  # hw.gpumonitor's summary of the timed epochs
     optimizer_impl: Optional[str] = None  # optimiser step that ran (SGD, Adam, AdamW): fused | foreach | for-loop
     grad_scale_init: Optional[float] = None  # fp16 GradScaler's initial scale (None: no scaler)
     grad_scale_final: Optional[float] = None  # its scale after the last step

@@ -14,7 +14,8 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from speedtrain.report.tables import CaseFigures, Key, fmt_seconds
+from speedtrain.report.cells import fmt_seconds
+from speedtrain.report.tables import CaseFigures, Key
 from speedtrain.records.saved_run import RunCase
 from speedtrain.stats.samples import HIGHER_IS_BETTER
 

@@ -22,7 +22,7 @@ import statistics
 from typing import Optional
 
 from speedtrain.records.record import CaseRecord
-from speedtrain.report.tables import MISSING, fmt_pct, fmt_seconds, markdown
+from speedtrain.report.cells import MISSING, fmt_pct, fmt_seconds, markdown
 from speedtrain.records.saved_run import RunCase
 from speedtrain.stats.samples import beyond_noise, median_or_none
 

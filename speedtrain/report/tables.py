@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from speedtrain.stats import noise
 from speedtrain.records import airbench_time
@@ -21,13 +21,15 @@ from speedtrain.stats.noise import Noise
 from speedtrain.records.saved_run import RunCase, SavedRun
 from speedtrain.hw.runconditions import noisy_reason
 from speedtrain.stats.samples import HIGHER_IS_BETTER, fmt_delta
+from speedtrain.report.cells import (
+    MISSING, fmt_gib, fmt_int, fmt_pct, fmt_range, fmt_ratio, fmt_scaled, fmt_seconds, markdown, seeds_text,
+)
 
 if TYPE_CHECKING:
     import pandas
 
     from speedtrain.verdicts.rule import VerdictRow
 
-MISSING = "-"
 Key = tuple[str, int]  # (run label, case index in the run)
 
 
@@ -98,41 +100,6 @@ def _first(column: "pandas.Series") -> Optional[float]:
 # --------------------------------------------------------------------------- formatting
 
 
-def fmt_seconds(x: Optional[float]) -> str:
-    if x is None:
-        return MISSING
-    return f"{x:.1f}" if x >= 100 else f"{x:.2f}" if x >= 1 else f"{x:.3f}"
-
-
-def fmt_pct(fraction: Optional[float]) -> str:
-    return MISSING if fraction is None else f"{100 * fraction:.2f}%"
-
-
-def fmt_ratio(x: Optional[float]) -> str:
-    return MISSING if x is None else f"{x:.2f}x"
-
-
-def fmt_int(x: Optional[float]) -> str:
-    return MISSING if x is None else f"{x:,.0f}"
-
-
-def fmt_gib(n_bytes: Optional[float]) -> str:
-    return MISSING if n_bytes is None else f"{n_bytes / 2**30:.2f}"
-
-
-def seeds_text(n: int) -> str:
-    return f"{n} seed" if n == 1 else f"{n} seeds"
-
-
-def fmt_range(values: list[float]) -> str:
-    """min-max over the seeds with a time, and how many; one seed has no spread."""
-    if not values:
-        return MISSING
-    if len(values) == 1:
-        return seeds_text(1)
-    return f"{fmt_seconds(min(values))}-{fmt_seconds(max(values))} ({seeds_text(len(values))})"
-
-
 def fmt_time_to_target(f: CaseFigures) -> str:
     """Median over the seeds that reached the target, with k/n when not all of them did."""
     k, n = len(f.time_to_target_s), f.target_seeds
@@ -164,19 +131,6 @@ def row_noise(c: RunCase, verdicts: Optional[dict[Key, "VerdictRow"]]) -> Option
         return noise.case_noise(c.summary())
     except ReportError:  # a malformed figure: the report shows the case without it, as elsewhere
         return None
-
-
-def markdown(rows: list[dict[str, str]], numeric: Iterable[str] = ()) -> str:
-    """A pipe table; cells are pre-formatted strings, so tabulate must not re-parse numbers.
-    A column that is ``-`` in every row (energy on a CPU) is left out."""
-    import pandas as pd
-
-    # A '|' inside a cell would end the cell early.
-    df = pd.DataFrame([{k: str(v).replace("|", "\\|") for k, v in row.items()} for row in rows])
-    df = df[[c for c in df.columns if not (df[c] == MISSING).all()]]
-    numeric = set(numeric)
-    align = ["right" if c in numeric else "left" for c in df.columns]
-    return df.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 # --------------------------------------------------------------------------- tables
@@ -289,11 +243,6 @@ NUMERIC_COLUMNS = (
     "peak mem GiB", "energy J", "power W", "GPU util", "speed-up", "noise", "detects", "GFLOP/img", "TFLOP/s", "MFU",
     "MFU (measured peak)",
 )
-
-
-def fmt_scaled(x: Optional[float], unit: float) -> str:
-    """``x / unit`` with three significant figures (GFLOP/img, TFLOP/s)."""
-    return MISSING if x is None else f"{x / unit:.3g}"
 
 
 def section_table(members: list[RunCase], figs: dict[Key, CaseFigures], many: bool,

@@ -1,4 +1,5 @@
-"""The pytest plugin behind ``benchmarks/``: options, the ``run_case`` fixture, the verdict table.
+"""The pytest plugin behind ``benchmarks/``: options, the session's hooks, the verdict table;
+the ``run_case`` fixture it registers is :mod:`speedtrain.suite.fixture`'s.
 
 Installed with the package as a ``pytest11`` entry point, so the ``--st-*`` options and
 ``run_case`` work in any repository of benchmark files. A case only describes a configuration::
@@ -8,7 +9,7 @@ Installed with the package as a ``pytest11`` entry point, so the ``--st-*`` opti
         run_case(precision=precision)
 
 ``run_case`` builds the config (see speedtrain.recipes.profiles for the order) and runs the shared
-trainer once per seed itself (:func:`run_seeds`), so ``--benchmark-disable`` and xdist never
+trainer once per seed itself (``seed_runner.run_seeds``), so ``--benchmark-disable`` and xdist never
 drop seeds. pytest-benchmark's statistics of the case are then the per-seed values of the
 figure the verdicts compare (``train_time_s``, or ``time_to_target_s`` in the full profile),
 so its table, ``--benchmark-compare`` and ``--benchmark-compare-fail`` speak of the same
@@ -22,34 +23,31 @@ stops after the current seed and keeps the finished cases as a run marked partia
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import pytest
 
 from speedtrain.records import baselines as bl
 from speedtrain.verdicts import rule as stats
 from speedtrain.config.trainconfig import TrainConfig, choices
-from speedtrain.hw.device import check_device
-from speedtrain.common.errors import ConfigError, DataError, SpeedtrainError
+from speedtrain.common.errors import ConfigError, SpeedtrainError
 from speedtrain.stats.option_rules import AUTO_RANGE, threshold_fraction
 from speedtrain.common.output_paths import check_outputs
-from speedtrain.recipes.profiles import PROFILES, Profile, base_choice, suite_base
-from speedtrain.train.progress import EpochProgress, Progress
-from speedtrain.records.record import CaseRecord
+from speedtrain.recipes.profiles import PROFILES, base_choice, suite_base
+from speedtrain.train.progress import Progress
 from speedtrain.records.saved_run import RunMeta
 from speedtrain.stats.seeding import MAX_SEEDS
 from speedtrain.suite.scaleout import visible_gpu_count
-from speedtrain.suite.seed_runner import case_identity, feed_benchmark, run_seeds
 from speedtrain.suite.output import session_steps, writer
 from speedtrain.suite.summary import failed_line, noisy_line, verdict_lines
 from speedtrain.suite.plan import case_dataset, session_estimate, will_run, worker_threads
+from speedtrain.suite.fixture import PROGRESS, STEPS, device_label, run_case, session_fields, state  # noqa: F401 (run_case: the fixture)
 from speedtrain.suite.session import (BASELINE_MODES, STATE, SuiteSession, baseline_source, catch_interrupts,
                                       check_baselines, check_data, check_doctor, choose_profile, explicit_args,
                                       judge, parse_seeds)
 from speedtrain.hw.resources import machine_limits, resource_warnings
-from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, physical_cores, pin_threads, usable_cpus
+from speedtrain.hw.runconditions import physical_cores, pin_threads
 from speedtrain.common.atomic import check_writable
 
 # pytest-xdist workers pinned to GPUs, shards, one saved run from many workers (issue 13);
@@ -135,25 +133,13 @@ def pytest_configure(config: pytest.Config) -> None:
                                        device_type=device_type, threads=opt("--st-threads"))
 
 
-def _state(config: pytest.Config) -> SuiteSession:
-    return config.stash[STATE]
-
-
-def _device_label(config: pytest.Config) -> str:
-    import torch
-
-    from speedtrain.hw.env import device_name
-
-    return device_name(torch.device(_state(config).device_type))
-
-
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    st = _state(config)
+    st = state(config)
     p = st.profile
     data = "synthetic data" if p.synthetic else f"dataset {config.getoption('--st-dataset')} from {config.getoption('--st-data-dir')}"
     return [
         f"speedtrain: profile {p.name}: {p.description}",
-        f"speedtrain: device {_device_label(config)}, {data}, seeds {st.seeds_label()}, "
+        f"speedtrain: device {device_label(config)}, {data}, seeds {st.seeds_label()}, "
         f"baselines {config.getoption('--st-baselines')} ({st.baselines_file})",
     ]
 
@@ -163,7 +149,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
     from speedtrain.hw.env import environment
 
-    st = _state(config)
+    st = state(config)
     env = environment(torch.device(st.device_type))
     info = RunMeta(
         profile=st.profile.name, device=env["device"], gpu=env["gpu"] or {}, torch=env["torch"],
@@ -196,7 +182,7 @@ def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
 
     from speedtrain.doctor.command import run_doctor
 
-    st, opt, write = _state(config), config.getoption, writer(config)
+    st, opt, write = state(config), config.getoption, writer(config)
     check_baselines(st, opt("--st-baselines"))
     choice = base_choice(st.device_type)
     st.machine["base_precision"] = {"precision": choice.precision, "reason": choice.reason}
@@ -205,7 +191,7 @@ def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
     if oversubscribed:
         write(f"speedtrain: warning: {oversubscribed}")
     st.machine["torch_threads"] = pin_threads(st.device_type, threads)
-    base_fields = {**suite_base(st.device_type), **_session_fields(config)}
+    base_fields = {**suite_base(st.device_type), **session_fields(config)}
     base = TrainConfig(**base_fields)
     for line in resource_warnings(base, machine_limits(base)):
         write(f"speedtrain: warning: {line}")
@@ -240,119 +226,13 @@ def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
     st.prepared = True
 
 
-def _session_fields(config: pytest.Config) -> dict[str, Any]:
-    steps = config.getoption("--st-breakdown-steps")
-    if steps is None:  # the profile's own count, else TrainConfig's default
-        steps = _state(config).profile.breakdown_steps
-    return {"dataset": config.getoption("--st-dataset"), "data_dir": config.getoption("--st-data-dir"),
-            "download": config.getoption("--st-download"), "device": config.getoption("--st-device"),
-            **({} if steps is None else {"breakdown_steps": steps})}
-
-
-PROGRESS = pytest.StashKey[Progress]()
-STEPS = pytest.StashKey[Optional[EpochProgress]]()
-
-
-@pytest.fixture
-def run_case(request: pytest.FixtureRequest, benchmark: Any) -> Callable[..., CaseRecord]:
-    """``run_case(**config_fields, step=None, monitor=True, metric=None, seeds=None)``: train the
-    case, record it. ``metric`` overrides the profile's compared figure (the accuracy studies pass
-    ``"final_acc"``); ``seeds`` is the case's own seed count, used when --st-seeds is not given
-    and the profile is not smoke (the 100-image study's 10)."""
-    config = request.config
-    st = _state(config)
-    profile: Profile = st.profile
-
-    def run(*, step: Optional[int] = None, monitor: bool = True, metric: Optional[str] = None,
-            seeds: Optional[int] = None, **fields: Any) -> CaseRecord:
-        if st.interrupted:
-            pytest.skip("session interrupted (Ctrl-C)")
-        try:
-            session = {**_session_fields(config), "dataset": case_dataset(request.node, config.getoption("--st-dataset"))}
-            base = TrainConfig(**{**suite_base(st.device_type), **session, **fields})
-            profile.apply(base, 0)  # the profile's changes must make a valid config too
-        except ConfigError as exc:
-            pytest.fail(f"invalid case configuration: {exc}", pytrace=False)
-        try:
-            check_device(base, st.device_type)
-        except ConfigError as exc:
-            pytest.skip(str(exc))
-
-        section, case, reference, shown = case_identity(request)
-        benchmark.group = section
-        benchmark._mode = "speedtrain run_case"  # noqa: SLF001 - used, even if training fails
-        name = request.node.name
-        stored = _baseline_of(config, name)
-        progress = config.stash.get(PROGRESS, None)
-        log = writer(config) if profile.name != "smoke" else (lambda line: None)
-        conditions = Conditions(torch_threads=_threads(), cpus=usable_cpus(), physical_cores=physical_cores(),
-                                load_before=load_average())
-        try:
-            runs = run_seeds(st, base, name=name, monitor=monitor, baseline=stored,
-                             threshold=config.getoption("--st-threshold"), log=lambda line: log("    " + line),
-                             progress=progress, seeds=own_seeds(config, st, seeds), metric=metric,
-                             steps=config.stash.get(STEPS, None), trace_dir=config.getoption("--st-trace"))
-        except DataError as exc:  # the preflight read the session's dataset: this is a case's own
-            pytest.fail(str(exc), pytrace=False)
-        finally:
-            if progress is not None:
-                progress.case_done()
-        conditions.load_after = load_average()
-        results = runs.results
-        record = CaseRecord.from_results(
-            results, section=section, case=case, reference=reference, step=step, profile=profile.name,
-            metric=metric or profile.metric, seeds=[r.config["seed"] for r in results], target_acc=base.target,
-            config=profile.apply(base, 0).to_dict(), monitor=monitor)
-        record.show_section(shown)
-        record.call_time_s = [round(t, 4) for t in runs.call_time_s]
-        record.seeds_auto, record.seeds_note = st.auto, runs.note
-        conditions.gpu_clocks = gpu_clocks(record.gpu)
-        record.conditions = conditions.to_dict()
-        record.measured_peak_flops_per_s = st.measured_peak(base.precision, gpus=base.nproc)
-        record.measured_peak_matmul_n = st.measured_peak_size(base.precision)
-        feed_benchmark(benchmark, record)
-        record.published = benchmark.extra_info.get("published")  # set by the benchmark file, if at all
-        benchmark.extra_info.update(record.to_extra_info())
-        st.records[benchmark.name] = record
-        # a noisy machine is one line over all cases at the end (suite_summary), not a warning each
-        if not record.ok:
-            warnings.warn(f"{benchmark.name}: {record.status}: {record.error}", stacklevel=2)
-        if st.interrupted:
-            config.stash[STATE].notes.append("interrupted (Ctrl-C): the finished cases were kept, "
-                                              "this run is marked partial")
-            request.session.shouldstop = "interrupted by the user (Ctrl-C)"
-        return record
-
-    return run
-
-
-def own_seeds(config: pytest.Config, st: SuiteSession, seeds: Optional[int]) -> Optional[list[int]]:
-    """A case's own seed count, unless the user chose seeds or the profile only checks plumbing."""
-    if seeds is None or config.getoption("--st-seeds") is not None or st.profile.name == "smoke":
-        return None
-    return list(range(seeds))
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def _baseline_of(config: pytest.Config, name: str) -> Optional[stats.CaseSummary]:
-    st = _state(config)
-    if st.baselines is None:
-        return None
-    return bl.lookup(st.baselines, _device_label(config), st.profile.name, name)
-
-
 # --- end of session: verdicts against the stored baselines ----------------------------------
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    st = _state(config)
+    st = state(config)
     if st.interrupted:
         session.exitstatus = pytest.ExitCode.INTERRUPTED
     mode = config.getoption("--st-baselines")
@@ -366,7 +246,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             st.error = str(exc)
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
-    machine, profile = _device_label(config), st.profile.name
+    machine, profile = device_label(config), st.profile.name
     st.verdicts = judge(st, data, machine, config.getoption("--st-threshold"))
     if mode == "update":
         _update_baselines(session, st, machine, profile, exitstatus)
@@ -396,7 +276,7 @@ def _update_baselines(session: pytest.Session, st: SuiteSession, machine: str, p
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    st = _state(config)
+    st = state(config)
     if not st.records:
         return
     tr = terminalreporter
