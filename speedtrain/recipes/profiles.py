@@ -48,6 +48,12 @@ class Profile:
     warmup_steps: Optional[int] = None
     breakdown_steps: Optional[int] = None  # steps the breakdown profiles (None: TrainConfig's default)
 
+    def scales(self) -> dict[str, Any]:
+        """How the profile shrinks every case, as a saved run keeps it (``RunMeta.profile_scales``):
+        a report then describes the run by what ran, not by the current profile."""
+        return {"epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch, "width_scale": self.width_scale,
+                "batch_scale": self.batch_scale, "test_images": self.test_images}
+
     def apply(self, cfg: TrainConfig, seed: int) -> TrainConfig:
         changes: dict[str, Any] = {"seed": seed}
         if self.epochs is not None:  # a fractional case keeps its part epoch: 9.9 -> 3.9 in quick
@@ -74,9 +80,9 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="plumbing check anywhere, CPU included: synthetic data, 2 epochs of 1 batch, "
-                    "widths x1/8, batches x1/4; its times are not measurements",
+                    "widths x1/8, batches x1/16, 64 test images; its times are not measurements",
         seeds=1, epochs=2, synthetic=True, metric="train_time_s",
-        width_scale=0.125, batch_scale=0.25, steps_per_epoch=1, test_images=128, warmup_steps=1, breakdown_steps=1,
+        width_scale=0.125, batch_scale=0.0625, steps_per_epoch=1, test_images=64, warmup_steps=1, breakdown_steps=1,
     ),
     "quick": Profile(
         name="quick",

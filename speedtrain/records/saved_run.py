@@ -34,12 +34,18 @@ class RunMeta:
     synthetic: Optional[bool] = None
     seeds: list[int] = field(default_factory=list)
     timer: dict[str, Any] = field(default_factory=dict)
+    # how the profile shrank every case (recipes.profiles.Profile.scales); empty in runs saved
+    # before runs kept it
+    profile_scales: dict[str, Any] = field(default_factory=dict)
 
     def to_machine_info(self) -> dict[str, Any]:
-        """What the plugin saves as ``machine_info["speedtrain"]`` (no timer: cases carry it)."""
+        """What the plugin saves as ``machine_info["speedtrain"]`` (no timer: cases carry it;
+        no empty ``profile_scales``, so a merge of older runs writes what they held)."""
         out = asdict(self)
         out["gpu"] = self.gpu or None
         del out["timer"]
+        if not self.profile_scales:
+            del out["profile_scales"]
         return out
 
     @classmethod
@@ -48,7 +54,8 @@ class RunMeta:
         meta = cls(profile=r.text("profile"), device=r.text("device"), gpu=r.mapping("gpu") or {},
                    torch=r.text("torch"), cuda=r.text("cuda"), cudnn=r.get("cudnn"), cpu=r.text("cpu"),
                    commit=r.text("commit"), dataset=r.text("dataset"), synthetic=r.flag("synthetic"),
-                   seeds=r.list("seeds"), timer=r.mapping("timer") or {})
+                   seeds=r.list("seeds"), timer=r.mapping("timer") or {},
+                   profile_scales=r.mapping("profile_scales") or {})
         if first is not None:
             meta.device = meta.device or first.device
             meta.profile = meta.profile or first.profile

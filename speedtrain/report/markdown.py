@@ -9,17 +9,17 @@ can share a folder.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from speedtrain.report import tables
 from speedtrain.report import study_tables as study_report
 from speedtrain.common.atomic import write_bytes_atomic, write_text_atomic
 from speedtrain.common.errors import ReportError, exception_text
 from speedtrain.common.output_paths import check_outputs
-from speedtrain.recipes.profiles import PROFILES
 from speedtrain.report.breakdown_plot import plot_breakdown
 from speedtrain.report.plots import PLOTS, SectionPlot, plot_trend
 from speedtrain.records.saved_run import RunCase
@@ -86,14 +86,20 @@ SMOKE_BANNER = (
     "smoke profile / synthetic data: these numbers prove the plumbing, "
     "they are not measurements of training speed"
 )
-# What the smoke profile changed in every case (speedtrain.recipes.profiles): the names are the recipe's.
-_SMOKE = PROFILES["smoke"]
-SMOKE_CHANGES = (
-    f"*Smoke profile:* every case trained {_SMOKE.epochs} epochs of {_SMOKE.steps_per_epoch} batch, at "
-    f"{_SMOKE.width_scale:g}x its width and {_SMOKE.batch_scale:g}x its batch (a case named `b64` trained "
-    f"batches of {round(64 * _SMOKE.batch_scale)}): case names give the recipe's values, the config columns "
-    "what ran; speed-ups are left out, as one batch of each size compares nothing."
-)
+# How the smoke profile shrank every case in runs saved before runs kept it (RunMeta.profile_scales):
+# the profile had these values from the first version until 2026-12-03.
+OLD_SMOKE_SCALES = {"epochs": 2, "steps_per_epoch": 1, "width_scale": 0.125, "batch_scale": 0.25}
+
+
+def smoke_changes(scales: Mapping[str, Any]) -> str:
+    """What the smoke profile changed in every case of a run, from the run's own record of it."""
+    s = {**OLD_SMOKE_SCALES, **{k: v for k, v in scales.items() if v is not None}}
+    return (f"*Smoke profile:* every case trained {s['epochs']} epochs of {s['steps_per_epoch']} batch, at "
+            f"{s['width_scale']:g}x its width and {s['batch_scale']:g}x its batch (a case named `b64` trained "
+            f"batches of {round(64 * s['batch_scale'])}): case names give the recipe's values, the config columns "
+            "what ran; speed-ups are left out, as one batch of each size compares nothing.")
+
+
 LEGEND = (
     "How to read the tables: *train s* is the timed training time of one run (one seed), "
     "median over seeds, with evaluation excluded (see the timer above); *spread* is min-max "
@@ -251,8 +257,9 @@ def _section(section: str, members: list[RunCase], figs: dict[tables.Key, tables
                   f"the reference is {against.removeprefix('the reference case ')}.", ""]
     else:
         parts += [f"Section `{section}`; speed-ups are against {against}.", ""]
-    if any(c.profile == "smoke" for c in members):
-        parts += [SMOKE_CHANGES, ""]
+    for scales in {json.dumps(c.meta.profile_scales, sort_keys=True): c.meta.profile_scales
+                   for c in members if c.profile == "smoke"}.values():  # one line per distinct shrink
+        parts += [smoke_changes(scales), ""]
     parts += [tables.section_table(members, figs, many, verdicts), ""]
 
     notes = tables.notes(members, many)

@@ -45,7 +45,7 @@ def seed_count(text: str, option: str = "--st-seeds") -> int | str:
         n = 0
     if not 1 <= n <= MAX_SEEDS:
         raise ConfigError(f"{option} must be a whole number from 1 to {MAX_SEEDS} (more cannot sharpen a "
-                          f"verdict: see speedtrain/seeding.py), or auto ({AUTO_RANGE} seeds by the case's "
+                          f"verdict: see speedtrain/stats/seeding.py), or auto ({AUTO_RANGE} seeds by the case's "
                           f"noise); got {text}")
     return n
 

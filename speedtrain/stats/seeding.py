@@ -17,6 +17,8 @@ until the comparison can decide a change of twice the threshold, then stops:
    enough seeds for a later run of the same size to decide.
 4. Stop at ``MAX_SEEDS`` (20) whatever happens, or at once when the baseline alone is too
    small for step 3's target whatever this run adds (re-record it with auto).
+5. In the smoke profile (``plumbing=True``) stop at ``MIN_SEEDS``: its times measure nothing,
+   so no number of them makes a verdict hold, and 20 seeds of a plumbing check only cost time.
 
 Accuracy cases (``stats.HIGHER_IS_BETTER``, the accuracy studies) run the same rule on the
 absolute accuracy (``absolute=True``): their verdict counts points against ``acc_tolerance``
@@ -78,11 +80,15 @@ def cv_upper(cv: float, dof: int, z: float = UPPER_Z) -> float:
 
 
 def next_seed(times: Sequence[Optional[float]], baseline: Sequence[float] = (),
-              threshold: float = 0.05, absolute: bool = False) -> SeedPlan:
+              threshold: float = 0.05, absolute: bool = False, plumbing: bool = False) -> SeedPlan:
     """The plan after the seeds run so far (``times``: their compared figure, None for a seed
     without one) against the baseline's per-seed figures (empty: none, or recording one).
-    ``absolute``: the figure is an accuracy and ``threshold`` the accuracy tolerance (a fraction)."""
+    ``absolute``: the figure is an accuracy and ``threshold`` the accuracy tolerance (a fraction).
+    ``plumbing``: the times measure nothing (the smoke profile): stop at ``MIN_SEEDS``."""
     timed = [t for t in times if t is not None]
+    if plumbing and len(timed) >= MIN_SEEDS:
+        return SeedPlan(False, f"auto: {len(timed)} seeds, the smoke profile's times measure nothing, "
+                               "so more seeds would not make a verdict hold")
     base = list(baseline) if len(baseline) >= 2 else []
     m = len(base) or None
     if len(timed) < MIN_SEEDS:

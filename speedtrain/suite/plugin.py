@@ -37,7 +37,7 @@ from speedtrain.common.output_paths import check_outputs
 from speedtrain.recipes.profiles import PROFILES, base_choice, suite_base
 from speedtrain.train.progress import Progress
 from speedtrain.records.saved_run import RunMeta
-from speedtrain.stats.seeding import MAX_SEEDS
+from speedtrain.stats.seeding import MAX_SEEDS, MIN_SEEDS
 from speedtrain.suite.scaleout import visible_gpu_count
 from speedtrain.suite.output import session_steps, writer
 from speedtrain.suite.summary import failed_line, noisy_line, verdict_lines
@@ -70,7 +70,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="auto, cpu or cuda (cuda: no GPU or a doctor FAIL is an error) [default: auto]")
     group.addoption("--st-seeds", default=None,
                     help=f"training runs per case, 1 to {MAX_SEEDS}, or auto: as many as the case's noise needs "
-                         f"({AUTO_RANGE}) [default: the profile's]")
+                         f"({AUTO_RANGE}), {MIN_SEEDS} in the smoke profile [default: the profile's]")
     group.addoption("--st-threads", type=int, default=None,
                     help="torch CPU threads [default: the physical cores on a CPU run, torch's own on a GPU run]")
     group.addoption("--st-baselines", choices=BASELINE_MODES, default="check",
@@ -155,6 +155,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         profile=st.profile.name, device=env["device"], gpu=env["gpu"] or {}, torch=env["torch"],
         cuda=env["cuda"], cudnn=env["cudnn"], cpu=env["cpu"], commit=env["commit"],
         dataset=config.getoption("--st-dataset"), synthetic=st.profile.synthetic, seeds=st.seeds or [],
+        profile_scales=st.profile.scales(),
     ).to_machine_info()
     info.update(st.machine)
     info["seeds_rule"] = st.seeds_label()

@@ -80,7 +80,8 @@ def run_seeds(st: SuiteSession, base: TrainConfig, *, name: str, monitor: bool =
             figure = [getattr(r, compared) for r in runs.results]
             accuracy = compared in stats.HIGHER_IS_BETTER
             plan = next_seed(figure, baseline.time_s if baseline else (),
-                             stats.ACC_TOLERANCE if accuracy else threshold, absolute=accuracy)
+                             stats.ACC_TOLERANCE if accuracy else threshold, absolute=accuracy,
+                             plumbing=st.profile.name == "smoke")
             runs.note = plan.reason
             if not plan.more:
                 break

@@ -42,6 +42,7 @@ def test_an_accuracy_study_is_ranked_and_described_by_accuracy(fake_runs, tmp_pa
 def test_a_smoke_report_says_what_smoke_changed_and_leaves_out_speed_ups(fake_runs, tmp_path):
     run = fake_runs.write("s.json", fake_runs.run(_study(fake_runs, profile="smoke"), profile="smoke", synthetic=True))
     text = Path(build_report([str(run)], str(tmp_path / "R.md"))).read_text()
+    # a run saved before runs kept the profile's scales: the values smoke had then
     assert "*Smoke profile:* every case trained 2 epochs of 1 batch, at 0.125x its width and 0.25x its batch " \
            "(a case named `b64` trained batches of 16)" in text
     assert "speed-up" not in _header(text, "## Numeric precision")
@@ -65,3 +66,16 @@ def test_a_commit_without_a_branch_shows_no_question_mark(fake_runs, tmp_path, c
     assert row[1] == "7cdd52a89745 (uncommitted changes)"
     data["commit_info"] = {"id": "7cdd52a89745aaaa", "dirty": False}
     assert _table_row(environment_table([load_run(fake_runs.write("d.json", data))]), "commit")[1] == "7cdd52a89745"
+
+
+@pytest.mark.usefixtures("no_plots")
+def test_a_smoke_report_describes_the_shrink_the_run_recorded(fake_runs, tmp_path):
+    from speedtrain.recipes.profiles import PROFILES
+
+    saved = fake_runs.run(_study(fake_runs, profile="smoke"), profile="smoke", synthetic=True)
+    saved["machine_info"]["speedtrain"]["profile_scales"] = PROFILES["smoke"].scales()
+    text = Path(build_report([str(fake_runs.write("s.json", saved))], str(tmp_path / "R.md"))).read_text()
+    smoke = PROFILES["smoke"]
+    assert (f"every case trained {smoke.epochs} epochs of 1 batch, at {smoke.width_scale:g}x its width and "
+            f"{smoke.batch_scale:g}x its batch (a case named `b64` trained batches of {round(64 * smoke.batch_scale)})") in text
+    assert smoke.batch_scale != 0.25 and "0.25x its batch" not in text  # not the older runs' description

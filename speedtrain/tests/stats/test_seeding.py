@@ -95,6 +95,15 @@ def test_next_seed_reasons():
     assert MIN_SEEDS == 3
 
 
+def test_the_smoke_profile_stops_auto_at_the_minimum_whatever_the_noise():
+    noisy = [10.0, 14.0, 7.0]  # would want more than the cap
+    assert next_seed(noisy).more
+    assert next_seed(noisy[:2], plumbing=True).more  # the minimum still runs
+    plan = next_seed(noisy, plumbing=True)
+    assert not plan.more and "smoke profile" in plan.reason
+    assert next_seed([None, 10.0, 12.0], plumbing=True).more  # three timed seeds, not three runs
+
+
 def test_noise_upper_bound_is_above_the_estimate_and_tightens():
     assert cv_upper(0.05, 2) > cv_upper(0.05, 20) > 0.05
     assert cv_upper(0.05, 200) == pytest.approx(0.05, rel=0.15)
