@@ -64,10 +64,21 @@ def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.Co
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pytest-benchmark JSON saved by a real smoke run of part of the suite."""
-    out = tmp_path_factory.mktemp("smoke") / "smoke.json"
-    proc = run_suite(*SMOKE_FILES, "--st-baselines", "off", f"--benchmark-json={out}")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    """A pytest-benchmark JSON saved by a real smoke run of part of the suite: one run for the
+    whole test session, shared by the xdist workers (the first to need it makes it)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    out = root / "smoke-run" / "smoke.json"
+    out.parent.mkdir(exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if not out.exists():
+            partial = out.with_suffix(".partial.json")
+            proc = run_suite(*SMOKE_FILES, "--st-baselines", "off", f"--benchmark-json={partial}")
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            partial.replace(out)
     return out
 
 

@@ -11,7 +11,7 @@ What the test changes, and why, so that "as written" stays honest:
 * the set-up commands' ``python3 -m venv .venv`` and ``pip install`` are not run (a test must
   not install packages); ``.venv/bin/`` then means this interpreter's folder, where the
   project is installed the same way; the install targets are checked against pyproject.toml;
-* a bare ``pytest`` (the project's test command, 15+ minutes) is collected, not run: this
+* the project's test command (:data:`TEST_COMMAND`, many minutes) is collected, not run: this
   test is part of it;
 * a ``pytest benchmarks`` line without ``-k`` gets :data:`SUBSET` (2 smoke cases rather than
   115: a plain case and a DAWNBench one, enough for every later line that reads its saved run),
@@ -37,6 +37,9 @@ GPU_MARK = "needs a gpu"
 NETWORK_MARK = "needs the network"
 SUBSET = '-k "test_precision and fp32 or test_dawnbench and 24ep-half"'
 BIN = Path(sys.executable).parent
+# The project's test command (README "Run the tests", .ci/run): two xdist workers, each test file
+# on one worker in order (this file's lines depend on each other; module fixtures are made once).
+TEST_COMMAND = "pytest -n 2 --dist loadfile"
 
 
 def shell_blocks(text: str) -> list[list[str]]:
@@ -68,7 +71,7 @@ def runnable(line: str) -> str:
     parts = [p.replace(".venv/bin/", "") for p in parts]
     out = []
     for part in parts:
-        if part == "pytest":
+        if part in ("pytest", TEST_COMMAND):
             part = "pytest --collect-only -q"
         elif part.startswith("pytest "):
             if part.startswith("pytest benchmarks") and " -k " not in f" {part} ":
@@ -93,6 +96,13 @@ def test_the_readme_has_shell_blocks_and_each_line_is_marked_or_run() -> None:
             extras = re.findall(r"\.\[(\w+)\]", command)
             pyproject = (ROOT / "pyproject.toml").read_text()
             assert all(re.search(rf"^{e} = ", pyproject, flags=re.M) for e in extras), line
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = [line for _, line in LINES if "'.[test]'" in line]
+    assert len(readme) == 1 and readme[0].endswith(f".venv/bin/{TEST_COMMAND}")
+    assert readme[0] in ci  # .ci/run calls the README's command, as written
 
 
 @pytest.fixture(scope="module")
