@@ -53,6 +53,21 @@ def temporary_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
         del os.environ["SPEEDTRAIN_CACHE"]
 
 
+XDIST_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def not_an_xdist_worker_below() -> Any:
+    """Under ``pytest -n 2`` (the test command) xdist names this process a worker in the
+    environment; the suites the tests start (subprocesses, pytester) would inherit that and
+    pytest-benchmark would take them for workers too. Their sessions are their own."""
+    saved = {name: os.environ.pop(name) for name in XDIST_VARIABLES if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
     """The benchmark suite in a fresh interpreter, exactly as a user runs it."""
     return subprocess.run(
@@ -63,13 +78,13 @@ def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.Co
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """A pytest-benchmark JSON saved by a real smoke run of part of the suite: one run for the
     whole test session, shared by the xdist workers (the first to need it makes it)."""
     from filelock import FileLock
 
     root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if hasattr(request.config, "workerinput"):  # an xdist worker
         root = root.parent  # the session's folder, above each worker's own
     out = root / "smoke-run" / "smoke.json"
     out.parent.mkdir(exist_ok=True)
