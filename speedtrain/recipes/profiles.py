@@ -43,6 +43,7 @@ class Profile:
     metric: str  # the figure verdicts compare: train_time_s or time_to_target_s
     width_scale: float = 1.0  # multiplies the case's width (smoke only: cheap models)
     batch_scale: float = 1.0  # multiplies the case's batch, kept a multiple of its ghost BN splits
+    min_batch: int = 1  # ... and at least this many images (a batch of 1 holds one class)
     steps_per_epoch: Optional[int] = None  # smoke only: train on this many batches per epoch
     test_images: Optional[int] = None
     warmup_steps: Optional[int] = None
@@ -52,7 +53,7 @@ class Profile:
         """How the profile shrinks every case, as a saved run keeps it (``RunMeta.profile_scales``):
         a report then describes the run by what ran, not by the current profile."""
         return {"epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch, "width_scale": self.width_scale,
-                "batch_scale": self.batch_scale, "test_images": self.test_images}
+                "batch_scale": self.batch_scale, "min_batch": self.min_batch, "test_images": self.test_images}
 
     def apply(self, cfg: TrainConfig, seed: int) -> TrainConfig:
         changes: dict[str, Any] = {"seed": seed}
@@ -65,7 +66,7 @@ class Profile:
         batch = cfg.batch_size
         if self.batch_scale != 1.0:
             splits = cfg.ghost_bn_splits
-            batch = max(splits, round(cfg.batch_size * self.batch_scale / splits) * splits)
+            batch = max(splits, round(max(self.min_batch, cfg.batch_size * self.batch_scale) / splits) * splits)
             changes["batch_size"] = batch
         if self.steps_per_epoch is not None:
             changes["train_subset"] = self.steps_per_epoch * batch + cfg.val_split  # held-out images are not steps
@@ -80,9 +81,9 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="plumbing check anywhere, CPU included: synthetic data, 2 epochs of 1 batch, "
-                    "widths x1/8, batches x1/16, 64 test images; its times are not measurements",
+                    "widths x1/8, batches x1/16 (8 images at least), 64 test images; its times are not measurements",
         seeds=1, epochs=2, synthetic=True, metric="train_time_s",
-        width_scale=0.125, batch_scale=0.0625, steps_per_epoch=1, test_images=64, warmup_steps=1, breakdown_steps=1,
+        width_scale=0.125, batch_scale=0.0625, min_batch=8, steps_per_epoch=1, test_images=64, warmup_steps=1, breakdown_steps=1,
     ),
     "quick": Profile(
         name="quick",

@@ -94,10 +94,12 @@ OLD_SMOKE_SCALES = {"epochs": 2, "steps_per_epoch": 1, "width_scale": 0.125, "ba
 def smoke_changes(scales: Mapping[str, Any]) -> str:
     """What the smoke profile changed in every case of a run, from the run's own record of it."""
     s = {**OLD_SMOKE_SCALES, **{k: v for k, v in scales.items() if v is not None}}
+    least = s.get("min_batch", 1)
+    batch = f"{s['batch_scale']:g}x its batch" + (f" ({least} images at least)" if least > 1 else "")
     return (f"*Smoke profile:* every case trained {s['epochs']} epochs of {s['steps_per_epoch']} batch, at "
-            f"{s['width_scale']:g}x its width and {s['batch_scale']:g}x its batch (a case named `b64` trained "
-            f"batches of {round(64 * s['batch_scale'])}): case names give the recipe's values, the config columns "
-            "what ran; speed-ups are left out, as one batch of each size compares nothing.")
+            f"{s['width_scale']:g}x its width and {batch} (a case named `b64` trained "
+            f"batches of {max(least, round(64 * s['batch_scale']))}): case names give the recipe's values, the config "
+            "columns what ran; speed-ups are left out, as one batch of each size compares nothing.")
 
 
 LEGEND = (

@@ -77,5 +77,6 @@ def test_a_smoke_report_describes_the_shrink_the_run_recorded(fake_runs, tmp_pat
     text = Path(build_report([str(fake_runs.write("s.json", saved))], str(tmp_path / "R.md"))).read_text()
     smoke = PROFILES["smoke"]
     assert (f"every case trained {smoke.epochs} epochs of 1 batch, at {smoke.width_scale:g}x its width and "
-            f"{smoke.batch_scale:g}x its batch (a case named `b64` trained batches of {round(64 * smoke.batch_scale)})") in text
+            f"{smoke.batch_scale:g}x its batch ({smoke.min_batch} images at least) (a case named `b64` trained "
+            f"batches of {max(smoke.min_batch, round(64 * smoke.batch_scale))})") in text
     assert smoke.batch_scale != 0.25 and "0.25x its batch" not in text  # not the older runs' description
