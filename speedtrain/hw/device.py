@@ -43,3 +43,10 @@ def resolve_device(cfg: TrainConfig) -> torch.device:
         device = torch.device(cfg.device)
     check_device(cfg, device.type)
     return device
+
+
+def visible_gpu_count() -> int:
+    """CUDA GPUs this process can see (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

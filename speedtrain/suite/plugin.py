@@ -38,7 +38,6 @@ from speedtrain.recipes.profiles import PROFILES, base_choice, suite_base
 from speedtrain.train.progress import Progress
 from speedtrain.records.saved_run import RunMeta
 from speedtrain.stats.seeding import MAX_SEEDS, MIN_SEEDS
-from speedtrain.suite.scaleout import visible_gpu_count
 from speedtrain.suite.output import session_steps, writer
 from speedtrain.suite.summary import failed_line, noisy_line, verdict_lines
 from speedtrain.suite.plan import case_dataset, session_estimate, will_run, worker_threads
@@ -46,6 +45,7 @@ from speedtrain.suite.fixture import PROGRESS, STEPS, device_label, run_case, se
 from speedtrain.suite.session import (BASELINE_MODES, STATE, SuiteSession, baseline_source, catch_interrupts,
                                       check_baselines, check_data, check_doctor, choose_profile, explicit_args,
                                       judge, parse_seeds)
+from speedtrain.hw.device import visible_gpu_count
 from speedtrain.hw.resources import machine_limits, resource_warnings
 from speedtrain.hw.runconditions import physical_cores, pin_threads
 from speedtrain.common.atomic import check_writable

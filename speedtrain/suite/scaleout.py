@@ -38,6 +38,7 @@ import pytest
 from speedtrain.suite.gpupin import GpuPin, pin_gpus, placement_label
 from speedtrain.records.record import CaseRecord, is_number
 from speedtrain.suite.session import STATE
+from speedtrain.hw.device import visible_gpu_count
 
 GATHER_KEY = "speedtrain_cases"  # what a worker hands back in workeroutput (a JSON string)
 GPU_ENV = "CUDA_VISIBLE_DEVICES"
@@ -89,13 +90,6 @@ def parse_gpus(text: str, visible: int) -> list[int]:
 
 
 # --- GPU pinning ---------------------------------------------------------------------------
-
-
-def visible_gpu_count() -> int:
-    """CUDA GPUs this process can see (0 without CUDA)."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _uses_cuda(config: pytest.Config) -> bool:
