@@ -212,19 +212,19 @@ def test_report_shows_flops_mfu_and_the_time_against_work_plot(fake_runs, tmp_pa
 
 @pytest.mark.slow
 def test_reduced_airbench_recipe_learns_cifar10_on_cpu():
-    """Real data: airbench94 at width 0.5 on the first 10k training images for 2 epochs (batch
-    500, fp32) reaches well above chance (10%) on 1000 test images. Measured on this CPU (2 threads):
-    60.0% on these 1000 before airbench's step-for-step schedule, weight decay and lookahead
-    copy-back; 61.3% after them (159 s of training, 2026-12-03); 40% leaves room for other numerics."""
+    """Real data: airbench94 at width 0.25 on the first 5,000 training images for 2 epochs (batch
+    500, fp32) reaches well above chance (10%) on 1000 test images. Measured on this CPU (2 threads,
+    2026-12-03): 38.4% in 31 s; 25% leaves room for other numerics. (Width 0.5 on 10,000 images
+    reached 61.3%, but took over 3 minutes of the test run.)"""
     archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
     if not archive.is_file():
         pytest.skip(f"real CIFAR-10 not found at {archive} (set SPEEDTRAIN_TEST_DATA to the folder holding cifar10-jpeg.tar.xz)")
-    cfg = TrainConfig(**{**cumulative(LADDER, len(LADDER) - 1), "data_dir": str(archive), "device": "cpu", "width": 0.5,
-                         "train_subset": 10_000, "test_subset": 1000, "epochs": 2, "batch_size": 500,
+    cfg = TrainConfig(**{**cumulative(LADDER, len(LADDER) - 1), "data_dir": str(archive), "device": "cpu", "width": 0.25,
+                         "train_subset": 5000, "test_subset": 1000, "epochs": 2, "batch_size": 500,
                          "warmup_steps": 1})
     result = train(cfg)
     assert result.status == "ok" and not result.synthetic and result.whiten_s is not None
-    assert result.final_acc >= 0.40, f"test accuracy after 2 epochs: {result.final_acc:.4f}"
+    assert result.final_acc >= 0.25, f"test accuracy after 2 epochs: {result.final_acc:.4f}"
     assert math.isclose(result.flops_per_image, flop_count(cfg).train)
 
 
