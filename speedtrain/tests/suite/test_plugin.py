@@ -70,9 +70,11 @@ def suite(pytester: pytest.Pytester):
     plugin comes from its pytest11 entry point, as in a user's own repository."""
     pytester.makepyfile(test_precision=(ROOT / "benchmarks" / "test_precision.py").read_text())
 
-    def run(*args: str, profile: str = "smoke") -> pytest.RunResult:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--st-profile", profile,
-                                             "--st-device", "cpu", "--st-threads", "1", *args, timeout=600)
+    def run(*args: str, profile: str = "smoke", inprocess: bool = False) -> pytest.RunResult:
+        common = ("-p", "no:cacheprovider", "--st-profile", profile, "--st-device", "cpu", "--st-threads", "1")
+        if inprocess:  # a session that stops in pytest_configure: no fresh interpreter (4 s) needed
+            return pytester.runpytest_inprocess(*common, *args)
+        return pytester.runpytest_subprocess(*common, *args, timeout=600)
     return run
 
 
@@ -183,7 +185,9 @@ def test_an_unreadable_data_dir_stops_the_session_with_one_line(suite, pytester)
     (["--st-trace", "traces", "--st-breakdown-steps", "0"], "*--st-trace*needs --st-breakdown-steps above 0*"),
 ])
 def test_bad_suite_options_are_usage_errors(suite, args, words):
-    result = suite("test_precision.py", *args)
+    # each is refused while the session configures, before anything runs; the exit code and the
+    # one line a user sees from a real process are checked by the subprocess tests above
+    result = suite("test_precision.py", *args, inprocess=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([words])
 
