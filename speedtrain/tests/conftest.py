@@ -37,6 +37,13 @@ SMOKE_FILES = ["benchmarks/test_precision.py", "benchmarks/test_architecture.py"
 GPU = "Tesla V100-SXM2-16GB"
 
 
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test session's temporary folder, the same for every xdist worker (each worker's own
+    basetemp is a folder inside it)."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if root.name.startswith("popen-gw") else root  # xdist names each worker's so
+
+
 @pytest.fixture(scope="session", autouse=True)
 def temporary_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Decoded datasets go to a temporary cache (speedtrain.data.imagetree.cache_dir), not the user's
@@ -46,7 +53,9 @@ def temporary_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if os.environ.get("SPEEDTRAIN_CACHE"):
         yield
         return
-    os.environ["SPEEDTRAIN_CACHE"] = str(tmp_path_factory.mktemp("speedtrain-cache"))
+    folder = shared_folder(tmp_path_factory) / "speedtrain-cache"  # one for all xdist workers
+    folder.mkdir(exist_ok=True)
+    os.environ["SPEEDTRAIN_CACHE"] = str(folder)
     try:
         yield
     finally:
@@ -78,15 +87,12 @@ def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.Co
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pytest-benchmark JSON saved by a real smoke run of part of the suite: one run for the
     whole test session, shared by the xdist workers (the first to need it makes it)."""
     from filelock import FileLock
 
-    root = tmp_path_factory.getbasetemp()
-    if hasattr(request.config, "workerinput"):  # an xdist worker
-        root = root.parent  # the session's folder, above each worker's own
-    out = root / "smoke-run" / "smoke.json"
+    out = shared_folder(tmp_path_factory) / "smoke-run" / "smoke.json"
     out.parent.mkdir(exist_ok=True)
     with FileLock(str(out) + ".lock"):
         if not out.exists():
@@ -95,6 +101,24 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
             assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
             partial.replace(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def cifar10_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real CIFAR-10 JPEG archive, decoded once for the whole test run into the shared cache
+    (the first worker to need it decodes, about 20 s; the others wait and read the cache).
+    Skips, naming the path, where the archive is absent."""
+    from filelock import FileLock
+
+    from speedtrain.data.imagetree import cache_dir, read_tree_cached
+
+    archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
+    if not archive.is_file():
+        pytest.skip(f"real CIFAR-10 not found at {archive} (set SPEEDTRAIN_TEST_DATA to the folder holding it)")
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache_dir() / "cifar10-decode.lock")):
+        read_tree_cached(archive)
+    return archive
 
 
 @pytest.fixture(scope="session")

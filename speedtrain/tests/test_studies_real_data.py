@@ -12,18 +12,13 @@ import pytest
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.stats.samples import beyond_noise
 from speedtrain.train.loop import train
-from speedtrain.tests.conftest import SHARED_DATA
-
-ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.xz"
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cifar10() -> str:
-    if not ARCHIVE.is_file():
-        pytest.skip(f"the CIFAR-10 JPEG copy is not at {ARCHIVE} (set SPEEDTRAIN_TEST_DATA to the folder holding it)")
-    return str(ARCHIVE)
+def cifar10(cifar10_archive) -> str:
+    return str(cifar10_archive)
 
 
 # The 100-image regime, made short (~3 s a run): 2 classes x 50 images, a 1/8-width ResNet-9, 10 epochs.

@@ -22,7 +22,6 @@ from speedtrain.train.flops import flop_count
 from speedtrain.recipes.profiles import PROFILES
 from speedtrain.records.record import CaseRecord
 from speedtrain.train.schedule import lr_schedule
-from speedtrain.tests.conftest import SHARED_DATA
 from speedtrain.train.loop import train
 
 TINY = dict(conftest.TINY, model="airbench", train_subset=96, test_subset=32, epochs=1, warmup_steps=0, cutout=0)
@@ -211,15 +210,12 @@ def test_report_shows_flops_mfu_and_the_time_against_work_plot(fake_runs, tmp_pa
 
 
 @pytest.mark.slow
-def test_reduced_airbench_recipe_learns_cifar10_on_cpu():
+def test_reduced_airbench_recipe_learns_cifar10_on_cpu(cifar10_archive):
     """Real data: airbench94 at width 0.25 on the first 5,000 training images for 2 epochs (batch
     500, fp32) reaches well above chance (10%) on 1000 test images. Measured on this CPU (2 threads,
     2026-12-03): 38.4% in 31 s; 25% leaves room for other numerics. (Width 0.5 on 10,000 images
     reached 61.3%, but took over 3 minutes of the test run.)"""
-    archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
-    if not archive.is_file():
-        pytest.skip(f"real CIFAR-10 not found at {archive} (set SPEEDTRAIN_TEST_DATA to the folder holding cifar10-jpeg.tar.xz)")
-    cfg = TrainConfig(**{**cumulative(LADDER, len(LADDER) - 1), "data_dir": str(archive), "device": "cpu", "width": 0.25,
+    cfg = TrainConfig(**{**cumulative(LADDER, len(LADDER) - 1), "data_dir": str(cifar10_archive), "device": "cpu", "width": 0.25,
                          "train_subset": 5000, "test_subset": 1000, "epochs": 2, "batch_size": 500,
                          "warmup_steps": 1, "breakdown_steps": 0})  # no profiled breakdown: it measures nothing here
     result = train(cfg)

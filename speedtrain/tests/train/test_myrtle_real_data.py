@@ -10,7 +10,6 @@ import pytest
 
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.recipes.myrtle import MYRTLE_FINAL
-from speedtrain.tests.conftest import SHARED_DATA
 from speedtrain.train.loop import train
 
 pytestmark = pytest.mark.slow
@@ -20,15 +19,12 @@ REDUCED = dict(precision="fp32", channels_last=False, device="cpu", width=0.25, 
                test_subset=500, batch_size=256, warmup_steps=1, breakdown_steps=0)
 
 
-def test_reduced_final_recipe_learns_cifar10_on_cpu(capsys):
+def test_reduced_final_recipe_learns_cifar10_on_cpu(cifar10_archive, capsys):
     """Measured on this project's 2-core CPU (2 threads, 2026-12-03): 36.6% top-1 on the 500 test
     images (chance 10%) in 87 s; the floor of 25% leaves room for other numerics. On the first
     5,000 images it reached 51.1%, but took 4.6 minutes of the test run. The figure is printed
     by the test."""
-    archive = SHARED_DATA / "cifar10-jpeg.tar.xz"
-    if not archive.is_file():
-        pytest.skip(f"real CIFAR-10 not found at {archive} (set SPEEDTRAIN_TEST_DATA to the folder holding cifar10-jpeg.tar.xz)")
-    cfg = TrainConfig(**{**MYRTLE_FINAL, **REDUCED, "data_dir": str(archive)})
+    cfg = TrainConfig(**{**MYRTLE_FINAL, **REDUCED, "data_dir": str(cifar10_archive)})
     result = train(cfg)
     with capsys.disabled():
         print(f"\nmyrtle final recipe, reduced (width 0.25, 3000 images, 10 epochs, flip TTA on the EMA): "
