@@ -37,15 +37,15 @@ SMOKE_FILES = ["benchmarks/test_precision.py", "benchmarks/test_architecture.py"
 GPU = "Tesla V100-SXM2-16GB"
 
 
-def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shared_folder(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Path:
     """The test session's temporary folder, the same for every xdist worker (each worker's own
     basetemp is a folder inside it)."""
     root = tmp_path_factory.getbasetemp()
-    return root.parent if root.name.startswith("popen-gw") else root  # xdist names each worker's so
+    return root.parent if hasattr(config, "workerinput") else root  # workerinput: an xdist worker
 
 
 @pytest.fixture(scope="session", autouse=True)
-def temporary_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def temporary_cache(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Any:
     """Decoded datasets go to a temporary cache (speedtrain.data.imagetree.cache_dir), not the user's
     ~/.cache/speedtrain: the tests would leave 185 MB there. A SPEEDTRAIN_CACHE the user set is
     kept (a developer may want the slow tests to reuse one); the suites the tests start in
@@ -53,7 +53,7 @@ def temporary_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if os.environ.get("SPEEDTRAIN_CACHE"):
         yield
         return
-    folder = shared_folder(tmp_path_factory) / "speedtrain-cache"  # one for all xdist workers
+    folder = shared_folder(tmp_path_factory, pytestconfig) / "speedtrain-cache"  # one for all xdist workers
     folder.mkdir(exist_ok=True)
     os.environ["SPEEDTRAIN_CACHE"] = str(folder)
     try:
@@ -87,12 +87,12 @@ def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.Co
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
     """A pytest-benchmark JSON saved by a real smoke run of part of the suite: one run for the
     whole test session, shared by the xdist workers (the first to need it makes it)."""
     from filelock import FileLock
 
-    out = shared_folder(tmp_path_factory) / "smoke-run" / "smoke.json"
+    out = shared_folder(tmp_path_factory, pytestconfig) / "smoke-run" / "smoke.json"
     out.parent.mkdir(exist_ok=True)
     with FileLock(str(out) + ".lock"):
         if not out.exists():
@@ -104,9 +104,10 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cifar10_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real CIFAR-10 JPEG archive, decoded once for the whole test run into the shared cache
-    (the first worker to need it decodes, about 20 s; the others wait and read the cache).
+def cifar10_archive(temporary_cache: None) -> Path:
+    """The real CIFAR-10 JPEG archive, decoded once for the whole test run into the cache that
+    ``temporary_cache`` shares between the xdist workers (the first worker to need it decodes,
+    about 20 s; the others wait and read the cache).
     Skips, naming the path, where the archive is absent."""
     from filelock import FileLock
 

@@ -16,11 +16,6 @@ from speedtrain.train.loop import train
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cifar10(cifar10_archive) -> str:
-    return str(cifar10_archive)
-
-
 # The 100-image regime, made short (~3 s a run): 2 classes x 50 images, a 1/8-width ResNet-9, 10 epochs.
 SMALL = dict(classes=(0, 1), per_class=50, test_subset=300, model="resnet9", width=0.125, batch_size=20,
              epochs=10, lr=0.2, crop_padding=0, flip=False, cutout=0, device="cpu", warmup_steps=0)
@@ -29,10 +24,10 @@ SMALL = dict(classes=(0, 1), per_class=50, test_subset=300, model="resnet9", wid
 SEEDS = 5  # enough to see the seeds differ and to judge flip against their noise
 
 
-def test_100_images_no_augmentation_and_flip_over_5_seeds(cifar10, capsys):
+def test_100_images_no_augmentation_and_flip_over_5_seeds(cifar10_archive, capsys):
     accs = {}
     for name, changes in (("none", {}), ("flip", {"flip": True})):
-        results = [train(TrainConfig(data_dir=cifar10, seed=seed, **{**SMALL, **changes})) for seed in range(SEEDS)]
+        results = [train(TrainConfig(data_dir=str(cifar10_archive), seed=seed, **{**SMALL, **changes})) for seed in range(SEEDS)]
         assert all(r.status == "ok" and not r.synthetic for r in results)
         assert all(len(r.evaluation.final.confusion) == 2 for r in results)  # 2 classes, relabelled 0 and 1
         accs[name] = [r.final_acc for r in results]
@@ -47,8 +42,8 @@ def test_100_images_no_augmentation_and_flip_over_5_seeds(cifar10, capsys):
         assert statistics.stdev(acc) > 0  # the seeds really differ
 
 
-def test_resnet20_learns_cifar10_above_chance_on_the_cpu(cifar10, capsys):
-    cfg = TrainConfig(data_dir=cifar10, model="resnet20", dropout=0.1, optimizer="adam", lr=2e-3, weight_decay=1e-4,
+def test_resnet20_learns_cifar10_above_chance_on_the_cpu(cifar10_archive, capsys):
+    cfg = TrainConfig(data_dir=str(cifar10_archive), model="resnet20", dropout=0.1, optimizer="adam", lr=2e-3, weight_decay=1e-4,
                       schedule="step", milestones=(2,), train_subset=1500, val_split=500, test_subset=500,
                       batch_size=50, epochs=3, cutout=0, device="cpu", warmup_steps=0)
     result = train(cfg)
