@@ -17,8 +17,9 @@ from speedtrain.data import imagetree
 from speedtrain.train import loaders
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.common.errors import DataError
+from speedtrain.tests.conftest import SHARED_DATA
 
-REAL_FASHION = Path("/work/shared/data/fashion-mnist")
+REAL_FASHION = SHARED_DATA / "fashion-mnist"  # $SPEEDTRAIN_TEST_DATA, else ../shared/data beside the checkout
 CLASSES = ["truck", "airplane", "cat"]  # sorted: airplane=0, cat=1, truck=2
 PER_CLASS = {"train": 4, "test": 2}
 
