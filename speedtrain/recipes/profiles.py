@@ -81,9 +81,9 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="plumbing check anywhere, CPU included: synthetic data, 2 epochs of 1 batch, "
-                    "widths x1/8, batches x1/16 (8 images at least), 64 test images; its times are not measurements",
+                    "widths x1/8, batches x1/16 (8 images at least), 16 test images; its times are not measurements",
         seeds=1, epochs=2, synthetic=True, metric="train_time_s",
-        width_scale=0.125, batch_scale=0.0625, min_batch=8, steps_per_epoch=1, test_images=64, warmup_steps=1, breakdown_steps=1,
+        width_scale=0.125, batch_scale=0.0625, min_batch=8, steps_per_epoch=1, test_images=16, warmup_steps=1, breakdown_steps=1,
     ),
     "quick": Profile(
         name="quick",
