@@ -6,9 +6,9 @@ shows are skipped with that reason; under ``-n`` (pytest-xdist) each worker sees
 run this file without it."""
 
 import pytest
-import torch
 
 from speedtrain import Section
+from speedtrain.hw.device import visible_gpu_count
 
 RECIPE = dict(model="resnet9", batch_size=512, epochs=24, lr=0.4, crop_padding=4, flip=True,
               cutout=8, channels_last=True, loader="gpu")
@@ -21,7 +21,7 @@ SECTION = Section("Data-parallel scaling", parameter="GPUs (DDP processes)", uni
 
 @pytest.mark.parametrize("nproc", [1, 2, 4, 8])
 def test_multigpu(run_case, benchmark, nproc):
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpus = visible_gpu_count()
     if nproc > 1 and gpus < nproc:
         pytest.skip(f"needs {nproc} GPUs, one per rank; this process sees {gpus}")
     record = run_case(nproc=nproc, **RECIPE)

@@ -38,6 +38,7 @@ from speedtrain.doctor.diagnosis import (
     matmul_verdict, monitor_overhead, nvml_checks, precision_check, timer_agreement, wheel_builds,
 )
 from speedtrain.hw.gpumonitor import nvml_environment, probe_nvml
+from speedtrain.hw.runconditions import cpu_model
 
 Log = Callable[[str], None]
 
@@ -139,8 +140,6 @@ def _cudnn_text(version: int) -> str:
 
 
 def _cpu_checks(device: torch.device, log: Log) -> list[Check]:
-    from speedtrain.hw.env import cpu_model
-
     no_gpu = "needs a CUDA GPU"
     reasons = {
         "kernels for this GPU": no_gpu, **{name: no_gpu for name in NVML_NAMES},

@@ -13,24 +13,14 @@ import torch
 
 from speedtrain.common.errors import exception_text
 from speedtrain.hw.gpumonitor import nvml_environment
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from speedtrain.hw.runconditions import cpu_device_name, cpu_model
 
 
 def device_name(device: torch.device) -> str:
     """The name baselines are keyed by: the GPU model, or ``cpu: <model>``."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu: {cpu_model()}"
+    return cpu_device_name()
 
 
 @functools.lru_cache(maxsize=1)

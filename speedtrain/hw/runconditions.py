@@ -11,7 +11,9 @@ and throttle reasons of the case are kept beside them (a throttled GPU is a nois
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -23,6 +25,23 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_device_name() -> str:
+    """A CPU's name as baselines are keyed by it (``hw.env.device_name`` of a CPU device),
+    without torch: a CPU session's header and its refusals never import it."""
+    return f"cpu: {cpu_model()}"
 
 
 def physical_cores(sysfs: Path = Path("/sys/devices/system/cpu")) -> int:

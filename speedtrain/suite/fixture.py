@@ -14,7 +14,7 @@ import pytest
 from speedtrain.common.errors import ConfigError, DataError
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.hw.device import check_device
-from speedtrain.hw.runconditions import Conditions, gpu_clocks, load_average, physical_cores, usable_cpus
+from speedtrain.hw.runconditions import Conditions, cpu_device_name, gpu_clocks, load_average, physical_cores, usable_cpus
 from speedtrain.recipes.profiles import Profile, suite_base
 from speedtrain.records import baselines as bl
 from speedtrain.records.record import CaseRecord
@@ -30,11 +30,14 @@ def state(config: pytest.Config) -> SuiteSession:
 
 
 def device_label(config: pytest.Config) -> str:
+    device_type = state(config).device_type
+    if device_type != "cuda":  # the header of a CPU session needs no torch (2-3 s to import)
+        return cpu_device_name()
     import torch
 
     from speedtrain.hw.env import device_name
 
-    return device_name(torch.device(state(config).device_type))
+    return device_name(torch.device(device_type))
 
 
 def session_fields(config: pytest.Config) -> dict[str, Any]:

@@ -179,10 +179,6 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 
 def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
-    import torch
-
-    from speedtrain.doctor.command import run_doctor
-
     st, opt, write = state(config), config.getoption, writer(config)
     check_baselines(st, opt("--st-baselines"))
     choice = base_choice(st.device_type)
@@ -191,7 +187,6 @@ def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
     threads, oversubscribed = worker_threads(st.device_type, st.threads, workers, physical_cores())
     if oversubscribed:
         write(f"speedtrain: warning: {oversubscribed}")
-    st.machine["torch_threads"] = pin_threads(st.device_type, threads)
     base_fields = {**suite_base(st.device_type), **session_fields(config)}
     base = TrainConfig(**base_fields)
     for line in resource_warnings(base, machine_limits(base)):
@@ -210,6 +205,12 @@ def _prepare(config: pytest.Config, cases: list[pytest.Item]) -> None:
     elif opt("--st-download"):
         write("speedtrain: --st-download: nothing downloaded: the smoke profile trains on synthetic data "
               "(the quick and full profiles read the dataset, and fetch it with --st-download)")
+    # torch from here on, not before: a session refused above (baselines, data) never imports it (2-3 s)
+    import torch
+
+    from speedtrain.doctor.command import run_doctor
+
+    st.machine["torch_threads"] = pin_threads(st.device_type, threads)
     report = run_doctor(torch.device(st.device_type), quick=True)
     st.machine["doctor"] = report.to_dict()
     st.matmul_peaks = report.matmul_peaks()  # each case's record carries its precision's (issue 12)

@@ -40,7 +40,6 @@ import tempfile
 import time
 from typing import Any, Callable, Iterable, Optional
 
-from speedtrain.hw.timing import synchronize
 from speedtrain.records.breakdown import CATEGORIES, LEADING_N, TOP_N, Breakdown, TopOp
 from speedtrain.common.errors import exception_text
 
@@ -197,6 +196,7 @@ def profile_steps(n_steps: int, device: Any, next_batch: Callable[[], tuple[Any,
     them; ``trace``: also write the profiler's Chrome trace there (atomically)."""
     from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
+    from speedtrain.hw.timing import synchronize
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     got: dict[str, Any] = {}

@@ -7,6 +7,8 @@ the other tests run their own small session in a pytester folder.
 import json
 import os
 import statistics
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -169,6 +171,22 @@ def test_an_unreadable_data_dir_stops_the_session_with_one_line(suite, pytester)
         folder.chmod(0o755)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cannot read CIFAR-10*"])
+
+
+def test_a_cpu_session_imports_torch_only_to_train(tmp_path):
+    """The plugin is loaded into every pytest session of the environment: collecting the whole
+    suite, or a session refused before its first case, must not pay for torch (2-3 s a process)."""
+    (tmp_path / "baselines.json").write_text('{"schema": 1, "machines": [')
+    code = textwrap.dedent(f"""
+        import sys, pytest
+        common = ["-q", "-p", "no:cacheprovider", "--st-device", "cpu", "--st-profile", "smoke"]
+        collected = pytest.main([*common, "--collect-only", {str(ROOT / "benchmarks")!r}])
+        refused = pytest.main([*common, "--st-baselines", "update", "--rootdir", {str(tmp_path)!r},
+                               "-k", "fp32", {str(ROOT / "benchmarks" / "test_precision.py")!r}])
+        print(int(collected), int(refused), "torch" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.stdout.splitlines()[-1] == f"0 {int(pytest.ExitCode.USAGE_ERROR)} False", out.stdout[-2000:] + out.stderr[-2000:]
 
 
 @pytest.mark.parametrize("args, words", [
