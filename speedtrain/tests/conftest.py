@@ -83,11 +83,13 @@ def not_an_xdist_worker_below() -> Any:
 
 
 def run_suite(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
-    """The benchmark suite in a fresh interpreter, exactly as a user runs it."""
+    """The benchmark suite in a fresh interpreter, exactly as a user runs it: without the
+    PYTEST_ADDOPTS of the test run around it (``-v`` there changed what --collect-only prints)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--st-profile", "smoke", "--st-device", "cpu",
          "--st-threads", "1", *args],  # one thread: the test machine's cores are shared
-        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
     )
 
 

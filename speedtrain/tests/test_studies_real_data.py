@@ -1,5 +1,5 @@
-"""The two accuracy studies on real data, on the CPU (slow: about a minute and a half together
-on an idle 2-core machine).
+"""The two accuracy studies on real data, on the CPU (slow: about a minute together on an idle
+2-core machine, one thread each).
 
 Needs the CIFAR-10 JPEG archive (``$SPEEDTRAIN_TEST_DATA/cifar10-jpeg.tar.xz``, by default the
 shared data folder next to the repository); skipped with the reason when it is absent.
@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 # The 100-image regime, made short (~3 s a run): 2 classes x 50 images, a 1/8-width ResNet-9, 10 epochs.
+# No profiled breakdown (breakdown_steps=0) here or below: these tests measure accuracy, not time.
 SMALL = dict(classes=(0, 1), per_class=50, test_subset=300, model="resnet9", width=0.125, batch_size=20,
-             epochs=10, lr=0.2, crop_padding=0, flip=False, cutout=0, device="cpu", warmup_steps=0)
+             epochs=10, lr=0.2, crop_padding=0, flip=False, cutout=0, device="cpu", warmup_steps=0, breakdown_steps=0)
 
 
 SEEDS = 5  # enough to see the seeds differ and to judge flip against their noise
@@ -45,7 +46,7 @@ def test_100_images_no_augmentation_and_flip_over_5_seeds(cifar10_archive, capsy
 def test_resnet20_learns_cifar10_above_chance_on_the_cpu(cifar10_archive, capsys):
     cfg = TrainConfig(data_dir=str(cifar10_archive), model="resnet20", dropout=0.1, optimizer="adam", lr=2e-3, weight_decay=1e-4,
                       schedule="step", milestones=(2,), train_subset=1500, val_split=500, test_subset=500,
-                      batch_size=50, epochs=3, cutout=0, device="cpu", warmup_steps=0)
+                      batch_size=50, epochs=3, cutout=0, device="cpu", warmup_steps=0, breakdown_steps=0)
     result = train(cfg)
     ev = result.evaluation
     with capsys.disabled():

@@ -19,7 +19,7 @@ from speedtrain.suite.scaleout import SavedBenchmark, Shard, assign_shards, pars
 from speedtrain.tests.conftest import run_suite
 
 pytest_plugins = ["pytester"]
-PRECISION = "benchmarks/test_precision.py"
+ARCHITECTURE, LADDER = "benchmarks/test_architecture.py", "test_architecture["
 
 
 def names(run: dict, prefix: str = "test_precision[") -> list[str]:
@@ -128,20 +128,21 @@ def test_xdist_run_saves_one_run_with_the_serial_runs_cases(smoke_data, tmp_path
 
 
 def test_two_shards_cover_the_selection_once_and_merge_into_the_whole_run(smoke_data, tmp_path):
+    """The architecture ladder's seven cases: fp32 on the CPU, the suite's cheapest file to train."""
     runs = []
     for k in (1, 2):
         out = tmp_path / f"shard{k}.json"
-        proc = run_suite(PRECISION, "--st-shard", f"{k}/2", "--st-baselines", "off", f"--benchmark-json={out}")
+        proc = run_suite(ARCHITECTURE, "--st-shard", f"{k}/2", "--st-baselines", "off", f"--benchmark-json={out}")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         runs.append(json.loads(out.read_text()))
-    first, second = names(runs[0]), names(runs[1])
+    first, second = names(runs[0], LADDER), names(runs[1], LADDER)
     assert first and second and not set(first) & set(second)
-    assert sorted(first + second) == sorted(names(smoke_data))
+    assert sorted(first + second) == sorted(names(smoke_data, LADDER))
     from speedtrain.cli.main import main
 
     merged = tmp_path / "merged.json"
     assert main(["merge", str(tmp_path / "shard1.json"), str(tmp_path / "shard2.json"), "-o", str(merged)]) == 0
-    assert sorted(names(json.loads(merged.read_text()))) == sorted(names(smoke_data))
+    assert sorted(names(json.loads(merged.read_text()), LADDER)) == sorted(names(smoke_data, LADDER))
 
 
 def test_shards_of_the_whole_suite_partition_its_selection():
