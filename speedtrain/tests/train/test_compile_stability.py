@@ -46,12 +46,12 @@ def test_a_compiled_airbench_run_compiles_nothing_after_its_warm_up(aot_eager):
 
 @pytest.mark.slow
 def test_each_compiled_case_starts_dynamo_afresh(aot_eager):
-    """Three compiled runs in a process each compile as a fresh process would (without the reset
-    the later runs reuse the first one's graphs and guards: 2, 0, 0 graphs; and cases of other
+    """Two compiled runs in a process each compile as a fresh process would (without the reset
+    the second run reuses the first one's graphs and guards: 2, then 0 graphs; and cases of other
     shapes pile up recompiles towards Dynamo's limit of 8, after which it runs eagerly)."""
     cfg = TrainConfig(**TINY_AIRBENCH, epochs=1, whiten_bias_epochs=0, compile=True)
-    counts = [train(cfg.replace(seed=seed)).compile_graphs for seed in range(3)]
-    assert counts[0] >= 1 and counts == [counts[0]] * 3
+    counts = [train(cfg.replace(seed=seed)).compile_graphs for seed in range(2)]
+    assert counts[0] >= 1 and counts == [counts[0]] * 2
 
 
 def test_compile_without_a_warm_up_is_refused():
