@@ -15,10 +15,36 @@ import pytest
 SESSION_FIXTURES = {"pytester", "testdir", "smoke_run", "smoke_data"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Fixtures of the real datasets: the test run's longest tests (a minute or so each on 2 cores).
+REAL_DATA_FIXTURES = {"cifar10_archive", "fashion_mnist_folder"}
+
+
+def expected_seconds(item: pytest.Item) -> float:
+    """A rough cost of one test, for ordering only (measured on the 2-core CI machine,
+    2026-12-04: real-data tests 30-90 s, session and subprocess tests 5-25 s, a smoke benchmark
+    case 1-5 s, the rest well under a second)."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if REAL_DATA_FIXTURES & fixtures:
+        return 60.0
+    if item.get_closest_marker("slow"):
+        return 10.0
+    if "run_case" in fixtures:
+        return 3.0
+    return 0.1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if SESSION_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    # Longest file first. Under `pytest -n 2 --dist loadfile` a worker takes whole files in this
+    # order (pytest_configure turns off xdist's own order, by number of tests, which put the
+    # one-test real-data files last: the myrtle test's 87 s then ran alone at the end of the run).
+    # Within a file the order is kept (the README's lines depend on it).
+    cost: dict[str, float] = {}
+    for item in items:
+        cost[item.nodeid.split("::")[0]] = cost.get(item.nodeid.split("::")[0], 0.0) + expected_seconds(item)
+    items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin gives a benchmark session's workers (speedtrain.suite.plan.worker_threads). Without
     it a worker keeps torch's default of every core, or one thread if it happened to run a
     benchmark file first: the test run oversubscribed the cores, and by chance."""
+    if hasattr(config.option, "loadscopereorder"):  # xdist's controller: keep the order made above
+        config.option.loadscopereorder = False
     if not hasattr(config, "workerinput"):
         return
     import torch

@@ -130,6 +130,15 @@ def cifar10_archive(temporary_cache: None) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fashion_mnist_folder() -> Path:
+    """The real Fashion-MNIST folder (its four idx files); skips, naming the path, where it is absent."""
+    folder = SHARED_DATA / "fashion-mnist"
+    if not folder.is_dir():
+        pytest.skip(f"real Fashion-MNIST not found at {folder} (set SPEEDTRAIN_TEST_DATA to the folder holding fashion-mnist/)")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def smoke_data(smoke_run: Path) -> dict:
     return json.loads(smoke_run.read_text())
 

@@ -9,7 +9,7 @@ from speedtrain.train import optimizers
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.common.errors import ConfigError
 from speedtrain.train.loop import RunResult, train
-from speedtrain.tests.conftest import SHARED_DATA, TINY
+from speedtrain.tests.conftest import TINY
 
 # A run small enough for a unit test: 2 steps per epoch of a tiny ResNet-9 on random data.
 
@@ -145,17 +145,14 @@ def test_a_diverged_result_still_writes_valid_json(tmp_path):
 
 
 @pytest.mark.slow
-def test_resnet9_quarter_width_learns_fashion_mnist_on_cpu():
+def test_resnet9_quarter_width_learns_fashion_mnist_on_cpu(fashion_mnist_folder):
     """Real data, real learning: 2 epochs of a width-0.25 ResNet-9 on the first 5,000 training
     images in batches of 64. Measured on this project's 2-core CPU (one thread, as an xdist worker
     has, 2026-12-04): 79.6%, 80.1% and 79.5% on 1,000 test images for seeds 0-2, about 40 s each.
     The first 10,000 images in batches of 256 reached 81.3% in 87 s; the whole 60,000 passed the
     old floor of 88% but took 7 minutes of the test run. No profiled breakdown: it measures
     nothing here."""
-    folder = SHARED_DATA / "fashion-mnist"
-    if not folder.is_dir():
-        pytest.skip(f"real Fashion-MNIST not found at {folder} (set SPEEDTRAIN_TEST_DATA to the folder holding fashion-mnist/)")
-    cfg = TrainConfig(dataset="fashion-mnist", data_dir=str(folder), width=0.25, epochs=2, batch_size=64,
+    cfg = TrainConfig(dataset="fashion-mnist", data_dir=str(fashion_mnist_folder), width=0.25, epochs=2, batch_size=64,
                       lr=0.4 * 64 / 512, cutout=0, device="cpu", train_subset=5000, test_subset=1000,
                       breakdown_steps=0)
     result = train(cfg)
