@@ -15,7 +15,7 @@ import pytest
 SESSION_FIXTURES = {"pytester", "testdir", "smoke_run", "smoke_data"}
 
 
-# Fixtures of the real datasets: the test run's longest tests (a minute or so each on 2 cores).
+# Fixtures of the real datasets: most tests that take one train for a minute or so on 2 cores.
 REAL_DATA_FIXTURES = {"cifar10_archive", "fashion_mnist_folder"}
 
 
@@ -44,8 +44,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # Within a file the order is kept (the README's lines depend on it).
     cost: dict[str, float] = {}
     for item in items:
-        cost[item.nodeid.split("::")[0]] = cost.get(item.nodeid.split("::")[0], 0.0) + expected_seconds(item)
-    items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])
+        cost[item.path] = cost.get(item.path, 0.0) + expected_seconds(item)
+    items.sort(key=lambda item: -cost[item.path])
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -15,10 +15,11 @@ spec.loader.exec_module(root_conftest)
 
 
 class Item:
-    """What the ordering reads of a pytest item: its node id, fixtures and markers."""
+    """What the ordering reads of a pytest item: its file, node id, fixtures, markers and parameters."""
 
     def __init__(self, nodeid: str, *fixtures: str, slow: bool = False, **params: Any) -> None:
         self.nodeid, self.fixturenames, self.marks = nodeid, list(fixtures), {"slow"} if slow else set()
+        self.path = ROOT / nodeid.split("::")[0]
         self.callspec = types.SimpleNamespace(params=params)
 
     def get_closest_marker(self, name: str) -> Optional[Any]:

@@ -17,9 +17,6 @@ from speedtrain.data import imagetree
 from speedtrain.train import loaders
 from speedtrain.config.trainconfig import TrainConfig
 from speedtrain.common.errors import DataError
-from speedtrain.tests.conftest import SHARED_DATA
-
-REAL_FASHION = SHARED_DATA / "fashion-mnist"  # $SPEEDTRAIN_TEST_DATA, else ../shared/data beside the checkout
 CLASSES = ["truck", "airplane", "cat"]  # sorted: airplane=0, cat=1, truck=2
 PER_CLASS = {"train": 4, "test": 2}
 
@@ -218,9 +215,8 @@ def test_fashion_idx(tmp_path, gz, raw_layout):
     assert (ds.mean, ds.std) == ((0.2860,), (0.3530,))
 
 
-@pytest.mark.skipif(not REAL_FASHION.is_dir(), reason=f"real Fashion-MNIST not present at {REAL_FASHION}")
-def test_real_fashion_mnist():
-    ds = data.load_dataset(fashion_cfg(REAL_FASHION))
+def test_real_fashion_mnist(fashion_mnist_folder):
+    ds = data.load_dataset(fashion_cfg(fashion_mnist_folder))
     assert ds.train_images.shape == (60000, 1, 28, 28) and ds.test_images.shape == (10000, 1, 28, 28)
     assert torch.bincount(ds.train_labels).tolist() == [6000] * 10
     assert torch.bincount(ds.test_labels).tolist() == [1000] * 10
