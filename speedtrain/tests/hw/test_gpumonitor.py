@@ -172,9 +172,9 @@ def test_energy_integrated_from_power_without_counter(monkeypatch: pytest.Monkey
     s = run_monitor(box, monkeypatch, seconds=0.1)
     assert s["energy_source"] == "integrated_power"
     # Constant 250 W: the trapezoid integral is 250 W times the sampled window, which spans
-    # from the first to the closing reading, so it is a little under duration_s.
-    assert s["energy_j"] == pytest.approx(250 * s["duration_s"], rel=0.2)
-    assert s["energy_j"] <= 250 * (s["duration_s"] + 1e-4)  # duration_s is rounded to 0.1 ms
+    # from the first to the closing reading, so it is a little under duration_s (how much
+    # under depends on the machine's load, hence the loose lower bound).
+    assert 0.5 * 250 * s["duration_s"] <= s["energy_j"] <= 250 * (s["duration_s"] + 1e-4)  # duration_s: 0.1 ms
 
 
 def test_paused_time_is_neither_sampled_nor_counted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,8 +214,8 @@ def test_power_integral_does_not_bridge_a_pause(monkeypatch: pytest.MonkeyPatch)
     time.sleep(0.05)
     s = mon.stop()
     assert s["energy_source"] == "integrated_power"
-    assert s["energy_j"] <= 100 * (s["duration_s"] + 1e-4)  # ~10 J, not the 40 J of wall time
-    assert s["energy_j"] == pytest.approx(100 * s["duration_s"], rel=0.3)
+    # ~10 J over the two windows, not the 40 J of wall time (the lower bound is loose for load)
+    assert 0.5 * 100 * s["duration_s"] <= s["energy_j"] <= 100 * (s["duration_s"] + 1e-4)
 
 
 def test_pause_and_resume_are_no_ops_without_a_gpu() -> None:
